@@ -1,0 +1,122 @@
+"""Entry point: global options, command groups, and the mapping of failures to exit codes.
+
+Exit codes: 0 all good, 1 the operation ran and found failed nodes, 2 bad usage or
+bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+
+import typer
+
+from clusterctl import __version__
+from clusterctl.cli import inventory as inventory_cli
+from clusterctl.cli import state as state_cli
+from clusterctl.cli.context import Settings, default_state_url
+from clusterctl.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ClusterctlError
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+app = typer.Typer(
+    name="clusterctl",
+    help="Take a GPU site from racked hardware to an accepted, burned-in training cluster.",
+    epilog="Example: clusterctl inventory check inventories/site.yaml --output json",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+app.add_typer(inventory_cli.app, name="inventory")
+state_cli.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clusterctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for scripts."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log detail (-vv for debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and results."),
+    log_json: bool = typer.Option(False, "--log-json", help="Logs as JSON lines on stderr."),
+    state: str = typer.Option(
+        None, "--state", envvar="CLUSTERCTL_STATE", show_default=False,
+        help="State store URL: sqlite:///PATH or postgresql://... [default: SQLite in ~/.local/state]",
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    from clusterctl import log
+
+    verbosity = -1 if quiet else verbose
+    ctx.obj = Settings(output=output.value, verbosity=verbosity, state_url=state or default_state_url())
+    log.setup(verbosity, json_lines=log_json)
+
+
+# Global options that ops type after the command (`clusterctl status -o json`); click only
+# accepts them before it, so they are moved to the front. These names are reserved for the
+# whole CLI: no command defines an option with the same spelling.
+_GLOBAL_WITH_VALUE = {"--output", "-o", "--state"}
+_GLOBAL_FLAGS = {"--verbose", "-v", "-vv", "-vvv", "--quiet", "-q", "--log-json"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_WITH_VALUE and "=" in arg:
+            front.append(arg)
+        elif arg in _GLOBAL_WITH_VALUE and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        elif arg in _GLOBAL_FLAGS:
+            front.extend(["-v"] * (len(arg) - 1) if arg.startswith("-vv") else [arg])
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI. With `argv` given (tests), return the exit code instead of exiting."""
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="clusterctl")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_BAD_INPUT)
+    except ClusterctlError as exc:
+        _print_error(exc)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        code = EXIT_INTERRUPTED
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _print_error(exc: ClusterctlError) -> None:
+    from clusterctl.log import scrub
+
+    sys.stderr.write(scrub(f"error: {exc}") + "\n")
+
+
+if __name__ == "__main__":
+    run()
