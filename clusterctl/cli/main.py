@@ -7,7 +7,7 @@ bad input, 130 interrupted.
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -18,7 +18,7 @@ from clusterctl.cli.context import Settings, default_state_url
 from clusterctl.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ClusterctlError
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     table = "table"
     json = "json"
 

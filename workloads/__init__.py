@@ -1,0 +1,1 @@
+"""Workloads that clusterctl ships to nodes: runnable standalone with torchrun."""

@@ -1,0 +1,5 @@
+import sys
+
+from workloads.transformer.train import main
+
+sys.exit(main())
