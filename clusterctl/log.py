@@ -20,7 +20,9 @@ _lock = threading.Lock()
 _PATTERNS = [
     re.compile(r"(?i)(x-auth-token[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"),
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer)\s+)([^\s\"',}]+)"),
-    re.compile(r"(?i)([\"']?password[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"),
+    # Quoted values ("password": "x") and key=value pairs; prose such as "password: use env:NAME" is left alone.
+    re.compile(r"(?i)([\"']?password[\"']?\s*[:=]\s*[\"'])([^\"']+)"),
+    re.compile(r"(?i)(\bpassword=)([^\s&,;]+)"),
 ]
 MASK = "***"
 

@@ -1,0 +1,110 @@
+"""The inventory as an Ansible inventory, so playbooks see the same nodes and facts.
+
+Hosts are grouped by rack, role, node group and GPU model; host variables carry the
+SSH connection and what clusterctl expects of the node (`clusterctl_*`). Secrets
+never appear: a `file:` key reference becomes `ansible_ssh_private_key_file`,
+which is a path, not the key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from clusterctl.inventory.site import Inventory, Node
+
+_INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def group_name(prefix: str, value: str) -> str:
+    """Ansible's rule: letters, digits and underscores, not starting with a digit."""
+    return _INVALID.sub("_", f"{prefix}_{value}").lower()
+
+
+def hostvars(inventory: Inventory, node: Node) -> dict[str, Any]:
+    ssh, hw = node.ssh, node.hardware
+    facts: dict[str, Any] = {
+        "ansible_host": ssh.address,
+        "ansible_port": ssh.port,
+        "ansible_user": ssh.user,
+    }
+    if ssh.key is not None and ssh.key.scheme == "file":
+        facts["ansible_ssh_private_key_file"] = str(ssh.key.path(inventory.base_dir))
+    if ssh.known_hosts:
+        known = inventory.resolve_path(ssh.known_hosts)
+        facts["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
+    facts.update(
+        {
+            "clusterctl_site": inventory.site.name,
+            "clusterctl_group": node.group,
+            "clusterctl_role": node.role,
+            "clusterctl_hall": node.hall,
+            "clusterctl_row": node.row,
+            "clusterctl_rack": node.rack,
+            "clusterctl_slot": node.slot,
+            "clusterctl_bmc_address": node.bmc.address,
+            "clusterctl_bmc_port": node.bmc.port,
+            "clusterctl_bmc_vendor": node.bmc.vendor,
+            "clusterctl_hardware_model": hw.model,
+            "clusterctl_gpu_model": hw.gpu.model if hw.gpu else None,
+            "clusterctl_gpu_count": hw.gpu_count,
+            "clusterctl_nvlink": bool(hw.gpu and hw.gpu.nvlink),
+            "clusterctl_ib_hcas": hw.infiniband.hcas if hw.infiniband else 0,
+            "clusterctl_ib_rate_gbps": hw.infiniband.rate_gbps if hw.infiniband else None,
+            "clusterctl_psus": hw.psus,
+            "clusterctl_max_power_w": hw.max_power_w,
+            "clusterctl_software": node.software.model_dump(exclude_none=True),
+            "clusterctl_firmware": {c: t.version for c, t in node.firmware.items()},
+            "clusterctl_bios_profile": node.bios_profile,
+            "clusterctl_slurm_partition": node.scheduler.slurm.partition,
+            "clusterctl_kubernetes_labels": dict(node.scheduler.kubernetes.labels),
+        }
+    )
+    return facts
+
+
+def ansible_inventory(inventory: Inventory, nodes: list[Node] | None = None) -> dict[str, Any]:
+    chosen = list(inventory.nodes.values()) if nodes is None else nodes
+    children: dict[str, dict[str, Any]] = {}
+
+    def member(group: str, host: str) -> None:
+        children.setdefault(group, {"hosts": {}})["hosts"][host] = None
+
+    for node in chosen:
+        member(group_name("rack", node.rack), node.name)
+        member(group_name("role", node.role), node.name)
+        member(group_name("group", node.group), node.name)
+        if node.hardware.gpu is not None:
+            member(group_name("gpu", node.hardware.gpu.model), node.name)
+    return {
+        "all": {
+            "vars": {"clusterctl_site": inventory.site.name},
+            "hosts": {node.name: hostvars(inventory, node) for node in chosen},
+            "children": children,
+        }
+    }
+
+
+def render(inventory: Inventory, fmt: str = "yaml", nodes: list[Node] | None = None) -> str:
+    data = ansible_inventory(inventory, nodes)
+    if fmt == "json":
+        return json.dumps(data, indent=1) + "\n"
+    return _yaml_dump(data)
+
+
+def _yaml_dump(data: dict[str, Any]) -> str:
+    """PyYAML's C dumper when present (ansible-core depends on PyYAML): ruamel's pure one is slow."""
+    try:
+        import yaml
+
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, width=200)
+    except ImportError:
+        import io
+
+        from ruamel.yaml import YAML
+
+        out = io.StringIO()
+        YAML(typ="safe", pure=True).dump(data, out)
+        return out.getvalue()
