@@ -1,0 +1,1 @@
+"""One module per schema revision; `schema.HEAD_REVISION` names the newest."""

@@ -1,0 +1,158 @@
+"""The tables of the state store, as SQLAlchemy Core metadata.
+
+Times are stored as UTC seconds since the epoch in a double column: SQLite has no
+timezone-aware datetime type and PostgreSQL's `timestamptz` comes back as a different
+Python type per driver, while a float compares, sorts and round-trips the same on both.
+Convert at the edges (`datetime.fromtimestamp(ts, UTC)`).
+
+The Alembic migrations under `migrations/versions/` create exactly these tables; a test
+compares the two so they cannot drift. Change a table here *and* add a migration.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+# The newest migration this code knows. `Store.open` compares the store's
+# `alembic_version` with it to skip importing Alembic when nothing needs doing.
+HEAD_REVISION = "0001"
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
+class StageStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class CheckStatus(StrEnum):
+    pass_ = "pass"  # noqa: S105 - a check result, not a password
+    warn = "warn"
+    fail = "fail"
+
+
+def _one_of(column: str, values: type[StrEnum]) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+# SQLite only makes a rowid alias (and so a cheap, monotonic key) of an INTEGER primary key.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Epoch: sa.Double[float] = sa.Double()
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),  # provision | validate | burnin | ...
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", Epoch, nullable=False),
+    sa.Column("finished_at", Epoch, nullable=True),
+    sa.Column("inventory", sa.Text, nullable=True),
+    sa.Column("args", sa.JSON, nullable=True),
+    sa.Column("summary", sa.JSON, nullable=True),
+    _one_of("status", RunStatus),
+    sqlite_autoincrement=True,
+)
+
+node_stages = sa.Table(
+    "node_stages",
+    metadata,
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("stage", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True, index=True),
+    # How many times the stage has been started on this node (incremented on `running`).
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Column("updated_at", Epoch, nullable=False),
+    # The `stage.<status>` event written in the same transaction as this row.
+    sa.Column("event_id", BigId, nullable=False),
+    _one_of("status", StageStatus),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ts", Epoch, nullable=False),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True, index=True),
+    sa.Column("node", sa.String(255), nullable=True, index=True),
+    sa.Column("stage", sa.String(64), nullable=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    # AUTOINCREMENT: ids are never reused, even after the newest row is deleted.
+    sqlite_autoincrement=True,
+)
+
+checks = sa.Table(
+    "checks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True, index=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("check", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("data", sa.JSON, nullable=True),
+    sa.Column("ts", Epoch, nullable=False),
+    _one_of("status", CheckStatus),
+    sa.Index(None, "node", "ts"),
+    sqlite_autoincrement=True,
+)
+
+telemetry = sa.Table(
+    "telemetry",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("ts", Epoch, nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    # NULL means "no reading": NaN and infinities are stored as NULL on both backends.
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("labels", sa.JSON, nullable=True),
+    sa.Index(None, "node", "metric", "ts"),
+)
+
+burnin_results = sa.Table(
+    "burnin_results",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True, index=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=True),
+    sa.Column("metrics", sa.JSON, nullable=True),
+    sa.Column("ts", Epoch, nullable=False),
+)
+
+node_flags = sa.Table(
+    "node_flags",
+    metadata,
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("quarantined", sa.Boolean(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("since", Epoch, nullable=False),
+    sa.Column("source", sa.String(128), nullable=True),
+)
