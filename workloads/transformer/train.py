@@ -110,6 +110,19 @@ def setup_distributed() -> tuple[int, int, int, torch.device]:
     return rank, world, local_rank, device
 
 
+def node_name(rank: int) -> str:
+    """The inventory name of this rank's node.
+
+    CLUSTERCTL_RANK_NODES (comma-separated, indexed by rank) lets one machine stand in
+    for several nodes, as the local launcher and the tests do; launchers on real nodes
+    set CLUSTERCTL_NODE.
+    """
+    per_rank = [n for n in os.environ.get("CLUSTERCTL_RANK_NODES", "").split(",") if n]
+    if rank < len(per_rank):
+        return per_rank[rank]
+    return os.environ.get("CLUSTERCTL_NODE") or socket.gethostname()
+
+
 def peak_flops(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
@@ -124,7 +137,7 @@ def train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, local_rank, device = setup_distributed()
-    node = os.environ.get("CLUSTERCTL_NODE") or socket.gethostname()
+    node = node_name(rank)
     report = Reporter(rank, world, node, os.environ.get("CLUSTERCTL_RUN", "adhoc"))
     fault = faults.from_env(rank, node)
     telemetry.init(local_rank)

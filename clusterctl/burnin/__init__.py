@@ -1,0 +1,1 @@
+"""Burn-in: launch the workload on the fleet, turn what every rank reports into per-node verdicts."""

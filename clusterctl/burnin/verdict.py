@@ -1,0 +1,196 @@
+"""Per-node burn-in verdicts from the JSON lines every rank reports.
+
+A node passes only if all of its ranks finished, trained (finite, falling loss), kept
+parameters bit-identical to the other replicas, stayed unthrottled, and were not slow.
+Slowness is judged two ways: against a floor from the ruleset for the GPU model, and
+against the node's peers by the median absolute deviation, because a GPU running at a
+third of its speed can pass every fixed diagnostic (FIELD-NOTES: DCGM issue 122).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# NVML clock-event reasons that mean the hardware, not the job, held the clocks down:
+# HW slowdown, SW thermal, HW thermal, HW power brake. Power-cap (0x4) and idle are not faults.
+BAD_THROTTLE = {0x8: "HW slowdown", 0x20: "SW thermal slowdown", 0x40: "HW thermal slowdown",
+                0x80: "HW power brake"}
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_local_tokens_per_s: float | None = None  # floor per rank, from the GPU model's ruleset
+    straggler_mads: float = 4.0  # how many MADs below the median makes a straggler...
+    straggler_ratio: float = 0.85  # ...and it must also be this far below the median
+    min_loss_drop: float = 0.0  # the late loss must be below the early loss by more than this
+    min_steps: int = 1
+
+
+@dataclass
+class NodeVerdict:
+    node: str
+    status: str = "pass"  # pass | fail
+    reasons: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, reason: str) -> None:
+        self.status = "fail"
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "status": self.status, "reasons": self.reasons, "metrics": self.metrics}
+
+
+@dataclass
+class _Rank:
+    rank: int
+    node: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    checksums: dict[int, str] = field(default_factory=dict)
+    ended: bool = False
+    started: bool = False
+
+
+def judge(records: Iterable[Mapping[str, Any]], expected_nodes: Iterable[str], world_size: int | None = None,
+          rules: Rules = Rules()) -> list[NodeVerdict]:
+    ranks: dict[int, _Rank] = {}
+    for rec in records:
+        if rec.get("clusterctl") != "burnin/v1":
+            continue
+        r = ranks.setdefault(int(rec["rank"]), _Rank(int(rec["rank"]), str(rec["node"])))
+        event = rec.get("event")
+        if event == "start":
+            r.started = True
+        elif event == "step":
+            r.steps.append(dict(rec))
+        elif event == "checksum":
+            r.checksums[int(rec["step"])] = str(rec["checksum"])
+        elif event == "end":
+            r.ended = True
+
+    verdicts = {name: NodeVerdict(name) for name in expected_nodes}
+    by_node: dict[str, list[_Rank]] = defaultdict(list)
+    for r in ranks.values():
+        verdicts.setdefault(r.node, NodeVerdict(r.node))
+        by_node[r.node].append(r)
+
+    for name, verdict in verdicts.items():
+        if not by_node.get(name):
+            verdict.fail("no rank reported from this node (launch failed or the node is unreachable)")
+    expected_ranks = range(world_size) if world_size else ()
+    missing = [i for i in expected_ranks if i not in ranks]
+    if missing:
+        for verdict in verdicts.values():
+            verdict.metrics["missing_ranks"] = missing
+
+    _judge_completion(by_node, verdicts, rules)
+    _judge_loss(by_node, verdicts, rules)
+    _judge_checksums(ranks, verdicts)
+    _judge_speed(by_node, verdicts, rules)
+    _judge_throttle(by_node, verdicts)
+    return sorted(verdicts.values(), key=lambda v: v.node)
+
+
+def _judge_completion(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdict], rules: Rules) -> None:
+    for node, ranks in by_node.items():
+        for r in ranks:
+            if not r.ended:
+                last = r.steps[-1]["step"] if r.steps else 0
+                verdicts[node].fail(f"rank {r.rank} stopped reporting after step {last} (crash or hang)")
+            elif len(r.steps) < rules.min_steps:
+                verdicts[node].fail(f"rank {r.rank} reported {len(r.steps)} steps, fewer than {rules.min_steps}")
+
+
+def _loss(step: Mapping[str, Any]) -> float:
+    value = step.get("loss")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _judge_loss(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdict], rules: Rules) -> None:
+    for node, ranks in by_node.items():
+        for r in ranks:
+            losses = [_loss(s) for s in r.steps]
+            bad = next((s["step"] for s, loss in zip(r.steps, losses, strict=True) if not math.isfinite(loss)), None)
+            if bad is not None:
+                verdicts[node].fail(f"rank {r.rank}: loss not finite at step {bad}")
+                continue
+            if len(losses) >= 3:
+                third = max(1, len(losses) // 3)
+                early, late = statistics.fmean(losses[:third]), statistics.fmean(losses[-third:])
+                verdicts[node].metrics.setdefault("loss_last", losses[-1])
+                if not late < early - rules.min_loss_drop:
+                    verdicts[node].fail(f"rank {r.rank}: loss not falling ({early:.3f} → {late:.3f})")
+
+
+def _judge_checksums(ranks: dict[int, _Rank], verdicts: dict[str, NodeVerdict]) -> None:
+    steps = sorted({s for r in ranks.values() for s in r.checksums})
+    for step in steps:
+        values = Counter(r.checksums[step] for r in ranks.values() if step in r.checksums)
+        if len(values) < 2:
+            continue
+        majority, count = values.most_common(1)[0]
+        if count * 2 <= sum(values.values()):
+            # No majority: every replica is suspect, name them all rather than guess.
+            majority = None
+        for r in ranks.values():
+            if step in r.checksums and r.checksums[step] != majority:
+                verdicts[r.node].fail(
+                    f"rank {r.rank}: parameter checksum differs from the other replicas at step {step} "
+                    "(silent data corruption suspected)")
+
+
+def _rank_speed(r: _Rank) -> float | None:
+    # Skip the first report: it includes warm-up (allocation, compilation, caches).
+    speeds = [s["local_tokens_per_s"] for s in r.steps[1:] if s.get("local_tokens_per_s")]
+    speeds = speeds or [s["local_tokens_per_s"] for s in r.steps if s.get("local_tokens_per_s")]
+    return statistics.median(speeds) if speeds else None
+
+
+def _judge_speed(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdict], rules: Rules) -> None:
+    speeds: dict[tuple[str, int], float] = {}
+    for node, ranks in by_node.items():
+        for r in ranks:
+            speed = _rank_speed(r)
+            if speed is not None:
+                speeds[(node, r.rank)] = speed
+        node_speeds = [speeds[(node, r.rank)] for r in ranks if (node, r.rank) in speeds]
+        if node_speeds:
+            verdicts[node].metrics["local_tokens_per_s"] = round(min(node_speeds), 1)
+    if not speeds:
+        return
+    values = list(speeds.values())
+    median = statistics.median(values)
+    mad = statistics.median(abs(v - median) for v in values)
+    few = len(values) < 5
+    for (node, rank), speed in speeds.items():
+        if rules.min_local_tokens_per_s and speed < rules.min_local_tokens_per_s:
+            verdicts[node].fail(f"rank {rank}: {speed:,.0f} tokens/s is below the floor of "
+                                f"{rules.min_local_tokens_per_s:,.0f} for this GPU model")
+        if len(values) < 2:
+            continue
+        # With few ranks the fleet median includes the suspect itself: compare with the others.
+        reference = statistics.median(v for k, v in speeds.items() if k != (node, rank)) if few else median
+        slow = speed < reference * rules.straggler_ratio
+        if slow and (few or speed < median - rules.straggler_mads * mad):
+            verdicts[node].fail(f"rank {rank}: straggler, {speed:,.0f} tokens/s against a median of "
+                                f"{reference:,.0f} for its peers ({speed / reference:.0%})")
+
+
+def _judge_throttle(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdict]) -> None:
+    for node, ranks in by_node.items():
+        for r in ranks:
+            seen = 0
+            for s in r.steps:
+                seen |= int(s.get("gpu_throttle_reasons") or 0)
+            names = [name for bit, name in BAD_THROTTLE.items() if seen & bit]
+            if names:
+                verdicts[node].fail(f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})")

@@ -1,0 +1,92 @@
+"""Verdict rules on rank reports: recorded-shape records, and a real torchrun job with a slowed rank."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clusterctl.burnin.verdict import Rules, judge
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _job(nodes: list[str], steps: int = 6, speed: dict[str, float] | None = None,
+         loss: dict[str, list[float]] | None = None, checksum: dict[str, str] | None = None,
+         unfinished: set[str] = frozenset(), throttle: dict[str, int] | None = None) -> list[dict]:
+    records = []
+    for rank, node in enumerate(nodes):
+        base = {"clusterctl": "burnin/v1", "node": node, "rank": rank, "world_size": len(nodes)}
+        records.append({**base, "event": "start"})
+        for i in range(steps):
+            losses = (loss or {}).get(node) or [6.0 - 0.3 * j for j in range(steps)]
+            records.append({**base, "event": "step", "step": (i + 1) * 10, "loss": losses[i],
+                            "local_tokens_per_s": (speed or {}).get(node, 1000.0) * (1 + 0.01 * (i % 3)),
+                            "gpu_throttle_reasons": (throttle or {}).get(node, 0)})
+        if node in unfinished:
+            continue
+        records.append({**base, "event": "checksum", "step": steps * 10,
+                        "checksum": (checksum or {}).get(node, "abc")})
+        records.append({**base, "event": "end", "status": "done"})
+    return records
+
+
+def _failed(verdicts) -> dict[str, list[str]]:
+    return {v.node: v.reasons for v in verdicts if v.status == "fail"}
+
+
+NODES = [f"gpu{i:04d}" for i in range(1, 9)]
+
+
+def test_healthy_fleet_passes() -> None:
+    assert _failed(judge(_job(NODES), NODES, world_size=8)) == {}
+
+
+def test_straggler_named_by_peer_comparison() -> None:
+    failed = _failed(judge(_job(NODES, speed={"gpu0005": 400.0}), NODES))
+    assert list(failed) == ["gpu0005"] and "straggler" in failed["gpu0005"][0]
+
+
+def test_each_failure_kind_names_the_right_node_and_reason() -> None:
+    records = _job(NODES, loss={"gpu0002": [6, 6, float("nan"), 6, 6, 6], "gpu0003": [6, 6.1, 6.2, 6.3, 6.4, 6.5]},
+                   checksum={"gpu0004": "bad"}, unfinished={"gpu0006"}, throttle={"gpu0007": 0x40})
+    failed = _failed(judge(records, [*NODES, "gpu0099"], rules=Rules(min_local_tokens_per_s=500)))
+    assert sorted(failed) == ["gpu0002", "gpu0003", "gpu0004", "gpu0006", "gpu0007", "gpu0099"]
+    assert "not finite" in failed["gpu0002"][0]
+    assert "not falling" in failed["gpu0003"][0]
+    assert "checksum differs" in failed["gpu0004"][0]
+    assert "stopped reporting" in failed["gpu0006"][0]
+    assert "thermal" in failed["gpu0007"][0]
+    assert "no rank reported" in failed["gpu0099"][0]
+
+
+def test_power_cap_throttling_is_not_a_fault() -> None:
+    assert _failed(judge(_job(NODES, throttle={"gpu0001": 0x4}), NODES)) == {}
+
+
+def test_throughput_floor_from_rules() -> None:
+    failed = _failed(judge(_job(NODES), NODES, rules=Rules(min_local_tokens_per_s=5000)))
+    assert sorted(failed) == NODES and "below the floor" in failed["gpu0001"][0]
+
+
+@pytest.mark.parametrize("nproc,slow_rank", [(4, 2)])
+def test_real_torchrun_job_names_the_slowed_node(nproc: int, slow_rank: int) -> None:
+    pytest.importorskip("torch")
+    nodes = [f"gpu{i:04d}" for i in range(1, nproc + 1)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CLUSTERCTL_RANK_NODES": ",".join(nodes),
+           "CLUSTERCTL_BURNIN_FAULT": f"slow:rank={slow_rank}:factor=4"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+         "-m", "workloads.transformer", "--model", "transformer-tiny", "--threads", "1",
+         "--steps", "40", "--log-every", "5", "--checksum-every", "20"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"clusterctl"')]
+    # Four processes share two CPU cores here, so healthy ranks differ by up to ~20%;
+    # the injected fault makes one rank 4x slower.
+    failed = _failed(judge(records, nodes, world_size=nproc, rules=Rules(straggler_ratio=0.6)))
+    assert list(failed) == [nodes[slow_rank]], failed
