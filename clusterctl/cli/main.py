@@ -12,6 +12,7 @@ from enum import StrEnum
 import typer
 
 from clusterctl import __version__
+from clusterctl.cli import bmc as bmc_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import state as state_cli
 from clusterctl.cli.context import Settings, default_state_url
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(inventory_cli.app, name="inventory")
+app.add_typer(bmc_cli.app, name="bmc")
 state_cli.register(app)
 
 

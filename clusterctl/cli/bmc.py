@@ -1,0 +1,535 @@
+"""`clusterctl bmc ...`: read and drive BMCs over Redfish, for one ad hoc BMC or an inventory selection.
+
+Thin by design: pick targets, run one Redfish operation per BMC through `run_fleet`, draw the
+results. A BMC that fails is a row with its error and makes the exit code 1; it never stops the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from clusterctl.cli.context import Settings, settings
+from clusterctl.errors import ClusterctlError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from clusterctl.redfish import BMCTarget, FleetResult, RedfishClient
+
+app = typer.Typer(
+    help="Read and drive BMCs over Redfish: inventory, firmware, BIOS, telemetry, logs, power.",
+    no_args_is_help=True,
+)
+
+PROGRESS_FROM = 20  # a progress bar below this many BMCs is noise
+
+FILE = typer.Argument(None, help="Inventory file; omit with --target.", show_default=False)
+LIMIT = typer.Option(None, "--limit", "-l", help="Hostlist/group pattern selecting inventory nodes.")
+TARGET = typer.Option(None, "--target", help="One BMC, ad hoc: https://HOST[:PORT].")
+USER = typer.Option("root", "--user", help="BMC user for --target.")
+PASSWORD_ENV = typer.Option(
+    "BMC_PASSWORD", "--password-env", help="Environment variable holding the --target password."
+)
+CA = typer.Option(None, "--ca", help="CA bundle (PEM) that signed the --target certificate.")
+INSECURE = typer.Option(False, "--insecure", help="Skip TLS verification for --target (lab use only).")
+VENDOR = typer.Option("redfish", "--vendor", help="redfish (generic DMTF) or idrac (Dell extensions).")
+PARALLEL = typer.Option(256, "--parallel", min=1, help="BMCs worked on at once.")
+ATTR = typer.Option(None, "--attr", help="Only these attributes (repeatable).")
+ATTEMPTS = typer.Option(5, "--attempts", min=1, max=20, help="Tries per request (busy or unreachable BMC).")
+TIMEOUT = typer.Option(300.0, "--timeout", min=1.0, help="Seconds allowed per BMC.")
+
+
+class BadTargetOptions(ClusterctlError):
+    """The BMC selection options contradict each other or are incomplete."""
+
+
+def targets_from_inventory(path: Path, limit: str | None) -> list[BMCTarget]:
+    """THE seam between the inventory and Redfish: inventory nodes -> BMC targets.
+
+    The inventory has no URL scheme for BMCs; Redfish is HTTPS-only in DSP0266, so https it is.
+    """
+    from clusterctl.inventory import load_inventory
+    from clusterctl.redfish import BMCTarget
+
+    inventory = load_inventory(path)
+    targets = []
+    for node in inventory.select(limit):
+        bmc = node.bmc
+        if not bmc.address:
+            raise BadTargetOptions(f"{node.name}: no BMC address in the inventory")
+        verify: bool | str = True
+        if bmc.insecure:
+            verify = False
+        elif bmc.ca_file:
+            verify = str(inventory.resolve_path(bmc.ca_file))
+        targets.append(
+            BMCTarget(
+                name=node.name,
+                base_url=f"https://{bmc.endpoint}",
+                username=bmc.user,
+                password=bmc.password.resolve(inventory.base_dir),
+                verify=verify,
+                vendor=bmc.vendor,
+            )
+        )
+    return targets
+
+
+def _targets(
+    file: Path | None,
+    limit: str | None,
+    target: str | None,
+    user: str,
+    password_env: str,
+    ca: Path | None,
+    insecure: bool,
+    vendor: str,
+) -> list[BMCTarget]:
+    from clusterctl import log
+    from clusterctl.redfish import BMCTarget
+
+    if vendor not in ("redfish", "idrac"):
+        raise BadTargetOptions(f"--vendor {vendor!r}: use redfish or idrac")
+    if file is not None and target is not None:
+        raise BadTargetOptions("give an inventory FILE or --target, not both")
+    if file is not None:
+        if not file.is_file():
+            raise BadTargetOptions(f"{file}: no such inventory file")
+        return targets_from_inventory(file, limit)
+    if target is None:
+        raise BadTargetOptions("no BMC given: pass an inventory FILE (with --limit) or --target https://HOST")
+    if ca is not None and insecure:
+        raise BadTargetOptions("--ca and --insecure contradict each other; keep one")
+    if ca is not None and not ca.is_file():
+        raise BadTargetOptions(f"--ca {ca}: no such file")
+    password = os.environ.get(password_env)
+    if not password:
+        raise BadTargetOptions(f"--password-env {password_env}: the environment variable is not set or empty")
+    log.redact(password)
+    host = urlsplit(target if "://" in target else f"https://{target}")
+    return [
+        BMCTarget(
+            name=host.netloc or target,
+            base_url=f"{host.scheme}://{host.netloc}",
+            username=user,
+            password=password,
+            verify=False if insecure else (str(ca) if ca else True),
+            vendor=vendor,  # type: ignore[arg-type]
+        )
+    ]
+
+
+def _run(
+    s: Settings,
+    targets: list[BMCTarget],
+    op: Callable[[RedfishClient], Awaitable[Any]],
+    *,
+    parallel: int,
+    timeout: float,
+    attempts: int,
+) -> list[FleetResult[Any]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from clusterctl.redfish import RetryPolicy, run_fleet
+
+    retry = RetryPolicy(attempts=attempts)
+
+    async def go(on_done: Callable[[Any], None] | None) -> list[FleetResult[Any]]:
+        return await run_fleet(targets, op, max_bmcs=parallel, per_bmc_timeout=timeout, retry=retry, on_done=on_done)
+
+    if len(targets) <= PROGRESS_FROM or s.verbosity < 0:
+        return asyncio.run(go(None))
+    columns = (TextColumn("BMCs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=s.err, transient=True) as progress:
+        bar = progress.add_task("bmc", total=len(targets))
+        return asyncio.run(go(lambda _r: progress.advance(bar)))
+
+
+def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Console], None]) -> None:
+    s.emit([r.as_dict() for r in results], draw)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        if not s.json:
+            s.note(f"{len(failed)} of {len(results)} BMC(s) failed")
+        raise typer.Exit(1)
+
+
+def _errors_table(console: Console, results: list[FleetResult[Any]]) -> None:
+    from rich.table import Table
+
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return
+    table = Table(title="failed", title_justify="left")
+    for col in ("BMC", "error"):
+        table.add_column(col)
+    for r in failed:
+        table.add_row(r.bmc, f"{r.error_type}: {r.error}")
+    console.print(table)
+
+
+def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@app.command(epilog="Example: clusterctl bmc show --target https://10.0.0.5 --user root --ca site-ca.pem")
+def show(
+    ctx: typer.Context,
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+) -> None:
+    """What each BMC says its server is: model, serial, power, health, BIOS and BMC firmware."""
+    from clusterctl.redfish.resources.managers import list_managers
+    from clusterctl.redfish.resources.systems import get_system
+
+    async def op(client: RedfishClient) -> dict[str, Any]:
+        system, managers = await asyncio.gather(get_system(client), list_managers(client))
+        bmc_fw = managers[0].firmware_version if managers else None
+        return {**system.summary(), "bmc_firmware": bmc_fw, "auth": client.auth_mode}
+
+    s = settings(ctx)
+    results = _run(
+        s,
+        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
+        op,
+        parallel=parallel,
+        timeout=timeout,
+        attempts=attempts,
+    )
+
+    def draw(console: Console) -> None:
+        cols = [
+            "BMC",
+            "model",
+            "serial",
+            "power",
+            "health",
+            "BIOS",
+            "BMC fw",
+            "CPUs",
+            "mem GiB",
+            "boot override",
+        ]
+        rows = [
+            [
+                r.bmc,
+                v["model"],
+                v["serial"],
+                v["power_state"],
+                v["health"],
+                v["bios_version"],
+                v["bmc_firmware"],
+                v["cpus"],
+                v["memory_gib"],
+                v["boot_override"],
+            ]
+            for r in results
+            if r.ok and (v := r.value)
+        ]
+        _table(console, cols, rows)
+        _errors_table(console, results)
+
+    _finish(s, results, draw)
+
+
+@app.command(epilog="Example: clusterctl bmc firmware inventories/site.yaml --limit 'a01-r01-[01-08]'")
+def firmware(
+    ctx: typer.Context,
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+) -> None:
+    """Installed firmware components and versions (UpdateService FirmwareInventory)."""
+    from clusterctl.redfish.resources.update import firmware_inventory
+
+    async def op(client: RedfishClient) -> list[dict[str, Any]]:
+        return [c.summary() for c in await firmware_inventory(client)]
+
+    s = settings(ctx)
+    results = _run(
+        s,
+        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
+        op,
+        parallel=parallel,
+        timeout=timeout,
+        attempts=attempts,
+    )
+
+    def draw(console: Console) -> None:
+        rows = [
+            [r.bmc, c["name"], c["version"], c["updateable"], c["health"]]
+            for r in results
+            if r.ok
+            for c in r.value or []
+        ]
+        _table(console, ["BMC", "component", "version", "updateable", "health"], rows)
+        _errors_table(console, results)
+
+    _finish(s, results, draw)
+
+
+@app.command(epilog="Example: clusterctl bmc bios --target https://10.0.0.5 --attr ProcTurboMode --attr SysProfile")
+def bios(
+    ctx: typer.Context,
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+    attr: list[str] = ATTR,
+) -> None:
+    """Current BIOS attributes and the changes pending in the settings object."""
+    from clusterctl.redfish.resources.bios import pending, read_bios
+    from clusterctl.redfish.resources.systems import get_system
+
+    wanted = set(attr or [])
+
+    async def op(client: RedfishClient) -> dict[str, Any]:
+        current = await read_bios(client, await get_system(client))
+        staged = await pending(client, current)
+        attrs = {k: v for k, v in current.attributes.items() if not wanted or k in wanted}
+        return {
+            "attributes": attrs,
+            "pending": {k: v for k, v in staged.items() if not wanted or k in wanted},
+        }
+
+    s = settings(ctx)
+    results = _run(
+        s,
+        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
+        op,
+        parallel=parallel,
+        timeout=timeout,
+        attempts=attempts,
+    )
+
+    def draw(console: Console) -> None:
+        rows = [
+            [r.bmc, k, v, (r.value or {})["pending"].get(k)]
+            for r in results
+            if r.ok
+            for k, v in sorted((r.value or {})["attributes"].items())
+        ]
+        _table(console, ["BMC", "attribute", "current", "pending"], rows)
+        _errors_table(console, results)
+
+    _finish(s, results, draw)
+
+
+@app.command(epilog="Example: clusterctl bmc telemetry inventories/site.yaml --limit a01 -o json")
+def telemetry(
+    ctx: typer.Context,
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+) -> None:
+    """Power draw and limit, inlet/exhaust temperatures, PSU and fan health, per chassis."""
+    from clusterctl.redfish.resources.chassis import list_chassis
+    from clusterctl.redfish.resources.telemetry import telemetry as read_telemetry
+
+    async def op(client: RedfishClient) -> list[dict[str, Any]]:
+        chassis = await list_chassis(client)
+        # Only chassis that report power or thermal data: enclosures and backplanes add nothing.
+        useful = [c for c in chassis if c.power or c.thermal or c.power_subsystem or c.thermal_subsystem]
+        found = await asyncio.gather(*(read_telemetry(client, c) for c in useful))
+        return [t.model_dump() for t in found]
+
+    s = settings(ctx)
+    results = _run(
+        s,
+        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
+        op,
+        parallel=parallel,
+        timeout=timeout,
+        attempts=attempts,
+    )
+
+    def draw(console: Console) -> None:
+        rows = []
+        for r in results:
+            for t in (r.value or []) if r.ok else []:
+                psus_ok = sum(1 for p in t["psus"] if p["health"] == "OK")
+                rpms = [f["rpm"] for f in t["fans"] if f["rpm"] is not None]
+                bad_fans = sum(1 for f in t["fans"] if f["health"] not in ("OK", None))
+                rows.append(
+                    [
+                        r.bmc,
+                        t["chassis"],
+                        t["power_watts"],
+                        t["power_limit_watts"],
+                        t["inlet_c"],
+                        t["exhaust_c"],
+                        f"{psus_ok}/{len(t['psus'])}",
+                        f"{min(rpms):.0f}" if rpms else None,
+                        bad_fans,
+                    ]
+                )
+        _table(
+            console,
+            [
+                "BMC",
+                "chassis",
+                "power W",
+                "limit W",
+                "inlet °C",
+                "exhaust °C",
+                "PSUs OK",
+                "min fan RPM",
+                "fans not OK",
+            ],
+            rows,
+        )
+        _errors_table(console, results)
+
+    _finish(s, results, draw)
+
+
+@app.command(epilog="Example: clusterctl bmc logs --target https://10.0.0.5 --entries 50")
+def logs(
+    ctx: typer.Context,
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+    service: str = typer.Option(None, "--service", help="Log service Id (e.g. Sel, Lclog); default: all."),
+    entries: int = typer.Option(20, "--entries", min=1, max=10000, help="Entries per log service."),
+) -> None:
+    """Recent entries of the system and manager log services (SEL, lifecycle log)."""
+    from clusterctl.redfish.resources.logs import entries as read_entries
+    from clusterctl.redfish.resources.logs import log_services
+    from clusterctl.redfish.resources.managers import list_managers
+    from clusterctl.redfish.resources.systems import get_system
+
+    async def op(client: RedfishClient) -> list[dict[str, Any]]:
+        owners = [(await get_system(client)).model_dump(by_alias=True)]
+        owners += [m.model_dump(by_alias=True) for m in await list_managers(client)]
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for owner in owners:
+            for svc in await log_services(client, owner):
+                if svc.odata_id in seen or (service and svc.id != service):
+                    continue
+                seen.add(svc.odata_id or "")
+                for entry in await read_entries(client, svc, limit=entries):
+                    out.append({"service": svc.id, **entry.summary()})
+        return out
+
+    s = settings(ctx)
+    results = _run(
+        s,
+        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
+        op,
+        parallel=parallel,
+        timeout=timeout,
+        attempts=attempts,
+    )
+
+    def draw(console: Console) -> None:
+        rows = [
+            [r.bmc, e["service"], e["created"], e["severity"], e["message_id"], e["message"]]
+            for r in results
+            if r.ok
+            for e in r.value or []
+        ]
+        _table(console, ["BMC", "log", "created", "severity", "id", "message"], rows)
+        _errors_table(console, results)
+
+    _finish(s, results, draw)
+
+
+@app.command(epilog="Example: clusterctl bmc power cycle inventories/site.yaml --limit a01-r01-03 --yes")
+def power(
+    ctx: typer.Context,
+    action: str = typer.Argument(..., help="on, off or cycle."),
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+    yes: bool = typer.Option(False, "--yes", help="Needed to power off or cycle more than one server."),
+) -> None:
+    """Power servers on, off (forced) or cycle them, using the ResetType each BMC allows."""
+    from clusterctl.redfish.resources.systems import get_system
+    from clusterctl.redfish.resources.systems import power as set_power
+
+    if action not in ("on", "off", "cycle"):
+        raise BadTargetOptions(f"power {action!r}: use on, off or cycle")
+    targets = _targets(file, limit, target, user, password_env, ca, insecure, vendor)
+    if action != "on" and len(targets) > 1 and not yes:
+        raise BadTargetOptions(f"power {action} of {len(targets)} servers needs --yes")
+
+    async def op(client: RedfishClient) -> dict[str, Any]:
+        system = await get_system(client)
+        sent = await set_power(client, system, action)
+        return {"before": system.power_state, "reset_type": sent}
+
+    s = settings(ctx)
+    results = _run(s, targets, op, parallel=parallel, timeout=timeout, attempts=attempts)
+
+    def draw(console: Console) -> None:
+        rows = [[r.bmc, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
+        _table(console, ["BMC", "power before", "sent"], rows)
+        _errors_table(console, results)
+
+    _finish(s, results, draw)

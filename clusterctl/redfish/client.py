@@ -1,0 +1,280 @@
+"""An asyncio Redfish client for one BMC: session, limits, retries, paging, ETags, task monitors.
+
+Built for fleets: a client never outlives its `async with` block, and the session it opened is
+deleted on the way out whatever happened inside (error, timeout, cancellation), because BMCs
+keep only a handful of sessions and a leaked one locks the next run out for its idle timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from clusterctl import log
+from clusterctl.errors import BMCAuthFailed, BMCRequestFailed, BMCUnreachable
+from clusterctl.redfish.limits import Limits
+from clusterctl.redfish.messages import error_for
+from clusterctl.redfish.retry import RetryableStatus, RetryPolicy, is_tls_verification_error, retrying
+from clusterctl.redfish.target import BMCTarget
+
+_log = log.get("redfish")
+
+SERVICE_ROOT = "/redfish/v1/"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_PAGES = 1000  # a collection that pages further than this is a BMC bug, not data
+LOGOUT_TIMEOUT = 10.0
+
+
+def odata_id(ref: Any) -> str | None:
+    """The URI of a `{"@odata.id": ...}` reference, or None."""
+    if isinstance(ref, dict):
+        value = ref.get("@odata.id")
+        return str(value) if value else None
+    return None
+
+
+class RedfishClient:
+    """One BMC, one session. Use as `async with RedfishClient(target) as bmc:`."""
+
+    def __init__(
+        self,
+        target: BMCTarget,
+        *,
+        limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        use_sessions: bool = True,
+    ) -> None:
+        self.target = target
+        self.limits = limits or Limits()
+        self.retry = retry or RetryPolicy()
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._transport = transport
+        self._use_sessions = use_sessions
+        self._http: httpx.AsyncClient | None = None
+        self._session_uri: str | None = None
+        self._token: str | None = None
+        self.root: dict[str, Any] = {}
+        log.redact(target.password)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def auth_mode(self) -> str:
+        return "session" if self._token else "basic"
+
+    async def __aenter__(self) -> RedfishClient:
+        self._http = httpx.AsyncClient(
+            base_url=self.target.base_url,
+            verify=self.target.ssl_context() if self.target.base_url.startswith("https") else True,
+            timeout=self._timeout,
+            transport=self._transport,
+            headers={"Accept": "application/json", "OData-Version": "4.0"},
+            limits=httpx.Limits(max_connections=self.limits.per_bmc, max_keepalive_connections=self.limits.per_bmc),
+        )
+        try:
+            await self._login()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        # Shielded: a cancelled caller still gets its session deleted; if the caller is
+        # cancelled again while waiting, the logout task finishes on its own.
+        closing = asyncio.ensure_future(self._logout_and_close())
+        await asyncio.shield(closing)
+
+    async def _logout_and_close(self) -> None:
+        http, self._http = self._http, None
+        if http is None:
+            return
+        try:
+            if self._session_uri and self._token:
+                try:
+                    resp = await asyncio.wait_for(http.delete(self._session_uri), LOGOUT_TIMEOUT)
+                    if resp.status_code >= 400 and resp.status_code != 404:
+                        _log.warning("%s: logout answered %s", self.name, resp.status_code)
+                except (httpx.HTTPError, TimeoutError) as exc:
+                    _log.warning("%s: logout failed: %s", self.name, type(exc).__name__)
+        finally:
+            self._session_uri = self._token = None
+            http.headers.pop("X-Auth-Token", None)
+            await http.aclose()
+
+    async def _login(self) -> None:
+        """Session auth when the service offers it; basic auth otherwise (DSP0266 allows both)."""
+        assert self._http is not None
+        basic = httpx.BasicAuth(self.target.username, self.target.password)
+        resp = await self._send("GET", SERVICE_ROOT, idempotent=True)
+        if resp.status_code == 401:  # a few BMCs protect even the service root
+            self._http.auth = basic
+            resp = await self._send("GET", SERVICE_ROOT, idempotent=True)
+        self._raise_for(resp)
+        self.root = resp.json()
+        sessions = odata_id(self.root.get("Links", {}).get("Sessions"))
+        if not sessions and self.root.get("SessionService"):
+            sessions = "/redfish/v1/SessionService/Sessions"
+        if not (self._use_sessions and sessions):
+            self._http.auth = basic
+            return
+        resp = await self._send(
+            "POST",
+            sessions,
+            idempotent=False,
+            json={"UserName": self.target.username, "Password": self.target.password},
+            auth=None,
+        )
+        if resp.status_code in (404, 405, 501):
+            self._http.auth = basic
+            return
+        if resp.status_code in (401, 403):
+            raise BMCAuthFailed(f"session login refused ({resp.status_code}): check user and password", bmc=self.name)
+        # Anything else (e.g. 400/503 with SessionLimitExceeded) keeps the BMC's own explanation.
+        self._raise_for(resp)
+        token = resp.headers.get("X-Auth-Token")
+        if not token:
+            self._http.auth = basic
+            return
+        log.redact(token)
+        self._token = token
+        self._session_uri = resp.headers.get("Location") or odata_id(_json_or_none(resp))
+        self._http.auth = None  # type: ignore[assignment]  # httpx accepts None: no auth, the token suffices
+        self._http.headers["X-Auth-Token"] = token
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
+        """One request with limits and retries; transport failures become BMCUnreachable."""
+        assert self._http is not None, "use RedfishClient inside `async with`"
+        http = self._http
+        try:
+            async for attempt in retrying(self.retry, idempotent=idempotent):
+                with attempt:
+                    async with self.limits.slot(self.name):
+                        resp = await http.request(method, path, **kwargs)
+                    if resp.status_code in (429, 502, 503, 504):
+                        raise RetryableStatus(resp)
+                    return resp
+        except RetryableStatus as exc:
+            return exc.response
+        except httpx.TransportError as exc:
+            if is_tls_verification_error(exc):
+                raise BMCUnreachable(
+                    "TLS certificate not trusted (pass the site CA: --ca or ca_file; or --insecure)",
+                    bmc=self.name,
+                ) from exc
+            raise BMCUnreachable(f"{method} {path}: {type(exc).__name__}: {exc or 'no detail'}", bmc=self.name) from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _raise_for(self, resp: httpx.Response) -> None:
+        if resp.status_code >= 400:
+            raise error_for(resp, self.name)
+
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """A request that must succeed (2xx/3xx); a session that expired is renewed once."""
+        idempotent = method.upper() != "POST"
+        resp = await self._send(method, path, idempotent=idempotent, headers=headers, **kwargs)
+        if resp.status_code == 401 and self._token:
+            _log.info("%s: session expired, logging in again", self.name)
+            self._token = self._session_uri = None
+            assert self._http is not None
+            self._http.headers.pop("X-Auth-Token", None)
+            await self._login()
+            resp = await self._send(method, path, idempotent=idempotent, headers=headers, **kwargs)
+        self._raise_for(resp)
+        return resp
+
+    async def get(self, path: str) -> dict[str, Any]:
+        resp = await self.request("GET", path)
+        body = _json_or_none(resp)
+        if not isinstance(body, dict):
+            raise BMCRequestFailed(f"GET {path}: answer is not a JSON object", bmc=self.name, status=resp.status_code)
+        return body
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.request("POST", path, json=body if body is not None else {})
+
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.request("DELETE", path)
+
+    async def patch(self, path: str, body: dict[str, Any], *, etag: str | None = None) -> httpx.Response:
+        """PATCH with `If-Match` when an ETag is known, so a concurrent change is refused (412), not lost."""
+        headers = {"If-Match": etag} if etag else None
+        return await self.request("PATCH", path, json=body, headers=headers)
+
+    async def patch_fresh(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """Read the resource's current ETag (header or @odata.etag), then PATCH with If-Match."""
+        resp = await self.request("GET", path)
+        etag = resp.headers.get("ETag") or (_json_or_none(resp) or {}).get("@odata.etag")
+        return await self.patch(path, body, etag=etag)
+
+    # -- collections -----------------------------------------------------------------------
+
+    async def member_uris(self, collection: str) -> AsyncIterator[str]:
+        """Member URIs of a collection, following `Members@odata.nextLink` page by page."""
+        async for member in self.members_raw(collection):
+            uri = odata_id(member)
+            if uri:
+                yield uri
+
+    async def members_raw(self, collection: str) -> AsyncIterator[dict[str, Any]]:
+        """Members as listed (a reference, or the whole member where the BMC expands it)."""
+        page: str | None = collection
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            if page is None or page in seen:
+                return
+            seen.add(page)
+            body = await self.get(page)
+            for member in body.get("Members", []) or []:
+                if isinstance(member, dict):
+                    yield member
+            page = body.get("Members@odata.nextLink")
+        _log.warning("%s: %s has more than %d pages; stopped", self.name, collection, MAX_PAGES)
+
+    async def members(self, collection: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every member in full, fetched concurrently (the per-BMC limit keeps this polite)."""
+        listed: list[dict[str, Any]] = []
+        async for member in self.members_raw(collection):
+            listed.append(member)
+            if limit is not None and len(listed) >= limit:
+                break
+
+        async def full(member: dict[str, Any]) -> dict[str, Any]:
+            uri = odata_id(member)
+            if uri and set(member) <= {"@odata.id", "@odata.type", "@odata.etag"}:
+                return await self.get(uri)
+            return member
+
+        return list(await asyncio.gather(*(full(m) for m in listed)))
+
+    async def link(self, resource: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """Follow `resource[key]` when it is a reference; None when the BMC does not offer it."""
+        uri = odata_id(resource.get(key))
+        return await self.get(uri) if uri else None
+
+
+def _json_or_none(resp: httpx.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return None

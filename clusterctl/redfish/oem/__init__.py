@@ -1,0 +1,1 @@
+"""Vendor extensions, one module per vendor; generic code never imports them."""

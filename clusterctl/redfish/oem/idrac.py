@@ -1,0 +1,238 @@
+"""Dell iDRAC9 extensions: the Lifecycle Controller job queue, LC readiness, BIOS configuration
+jobs and Server Configuration Profile (SCP) export/import.
+
+Only code that knows it talks to an iDRAC imports this; the generic resources never do.
+URIs and payload shapes follow Dell's iDRAC9 Redfish API guide and dell/iDRAC-Redfish-Scripting:
+  - jobs:      /redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/Jobs/<JID> (DellJob: JobState,
+               PercentComplete, Message, MessageId); config jobs are created by
+               POST .../iDRAC.Embedded.1/Jobs with TargetSettingsURI, answered with the job URI in Location;
+  - LC status: DellLCService.GetRemoteServicesAPIStatus (POST {}) -> LCStatus/RTStatus/Status "Ready",
+               ServerStatus (OutOfPOST, InPOST, PoweredOff, ...); older firmware: under /redfish/v1/Dell/;
+  - SCP:       Actions/Oem/EID_674_Manager.{Export,Import}SystemConfiguration, answered 202 + a task/job
+               Location; a local export returns the profile itself from the task URI once complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import Field
+
+from clusterctl import log
+from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
+from clusterctl.redfish.client import RedfishClient
+from clusterctl.redfish.resources.bios import read_bios, stage_attributes
+from clusterctl.redfish.resources.common import RedfishModel
+from clusterctl.redfish.resources.systems import ComputerSystem
+from clusterctl.redfish.resources.tasks import task_location, wait_task
+
+_log = log.get("redfish.idrac")
+
+MANAGER = "/redfish/v1/Managers/iDRAC.Embedded.1"
+JOBS = f"{MANAGER}/Oem/Dell/Jobs"
+CREATE_JOB = f"{MANAGER}/Jobs"
+LC_STATUS_URIS = (
+    f"{MANAGER}/Oem/Dell/DellLCService/Actions/DellLCService.GetRemoteServicesAPIStatus",
+    "/redfish/v1/Dell/Managers/iDRAC.Embedded.1/DellLCService/Actions/DellLCService.GetRemoteServicesAPIStatus",
+)
+SCP_ACTIONS = f"{MANAGER}/Actions/Oem"
+
+JOB_DONE = {"Completed"}
+JOB_FAILED = {"Failed", "CompletedWithErrors", "Cancelled", "Canceled"}
+# A BIOS config job waits as Scheduled until the host reboots: a caller that reboots later stops there.
+JOB_SCHEDULED = {"Scheduled"}
+
+
+class DellJob(RedfishModel):
+    id: str | None = Field(default=None, alias="Id")
+    name: str | None = Field(default=None, alias="Name")
+    job_type: str | None = Field(default=None, alias="JobType")
+    job_state: str | None = Field(default=None, alias="JobState")
+    percent: int | None = Field(default=None, alias="PercentComplete")
+    message: str | None = Field(default=None, alias="Message")
+    message_id: str | None = Field(default=None, alias="MessageId")
+    start_time: str | None = Field(default=None, alias="StartTime")
+    end_time: str | None = Field(default=None, alias="EndTime")
+    completion_time: str | None = Field(default=None, alias="CompletionTime")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.job_type,
+            "state": self.job_state,
+            "percent": self.percent,
+            "message_id": self.message_id,
+            "message": self.message,
+        }
+
+
+class LCStatus(RedfishModel):
+    lc_status: str | None = Field(default=None, alias="LCStatus")
+    rt_status: str | None = Field(default=None, alias="RTStatus")
+    server_status: str | None = Field(default=None, alias="ServerStatus")
+    status: str | None = Field(default=None, alias="Status")
+
+    @property
+    def ready(self) -> bool:
+        """Jobs are accepted only when the LC and the real-time service are both Ready."""
+        return self.lc_status == "Ready" and self.rt_status == "Ready" and self.status in (None, "Ready")
+
+
+def job_id_from(location: str) -> str:
+    """`JID_...` from a job or task URI (iDRAC answers either form)."""
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+async def jobs(client: RedfishClient, *, limit: int = 200) -> list[DellJob]:
+    return [DellJob.model_validate(m) for m in await client.members(JOBS, limit=limit)]
+
+
+async def job(client: RedfishClient, job_id: str) -> DellJob:
+    return DellJob.model_validate(await client.get(f"{JOBS}/{job_id}"))
+
+
+async def wait_job(
+    client: RedfishClient,
+    job_id: str,
+    *,
+    deadline_s: float = 1200.0,  # OpenManage's idrac_bios default; SCP imports with reboots need more
+    poll_s: float = 10.0,
+    stop_at: Literal["completed", "scheduled"] = "completed",
+) -> DellJob:
+    """Poll the job until it completes (or is scheduled); the iDRAC may reset meanwhile, so
+    unreachable polls are waited out until the deadline."""
+    deadline = time.monotonic() + deadline_s
+    done = JOB_DONE | (JOB_SCHEDULED if stop_at == "scheduled" else set())
+    last: DellJob | None = None
+    while True:
+        try:
+            last = await job(client, job_id)
+        except BMCUnreachable as exc:
+            _log.info("%s: job %s: iDRAC unreachable, still waiting (%s)", client.name, job_id, exc)
+        if last is not None:
+            if last.job_state in JOB_FAILED:
+                raise TaskFailed(
+                    f"job {job_id} {last.job_state}: {last.message_id or ''} {last.message or ''}".strip(),
+                    bmc=client.name,
+                )
+            if last.job_state in done:
+                return last
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            state = last.job_state if last else "unknown"
+            raise TaskFailed(f"job {job_id} still {state} after {deadline_s:.0f} s", bmc=client.name)
+        await asyncio.sleep(min(poll_s, remaining))
+
+
+async def lc_status(client: RedfishClient) -> LCStatus:
+    last_error: BMCRequestFailed | None = None
+    for uri in LC_STATUS_URIS:
+        try:
+            resp = await client.post(uri, {})
+        except BMCRequestFailed as exc:
+            if exc.status in (404, 405):
+                last_error = exc
+                continue
+            raise
+        return LCStatus.model_validate(resp.json())
+    assert last_error is not None
+    raise last_error
+
+
+async def wait_lc_ready(client: RedfishClient, *, deadline_s: float = 600.0, poll_s: float = 15.0) -> LCStatus:
+    """Before any job: the LC refuses work while it is collecting inventory after a reboot."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        status: LCStatus | None = None
+        try:
+            status = await lc_status(client)
+            if status.ready:
+                return status
+        except BMCUnreachable:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            what = f"LC {status.lc_status}, RT {status.rt_status}" if status else "unreachable"
+            raise TaskFailed(f"Lifecycle Controller not ready after {deadline_s:.0f} s ({what})", bmc=client.name)
+        await asyncio.sleep(min(poll_s, remaining))
+
+
+async def create_config_job(client: RedfishClient, settings_uri: str, *, reboot: bool = False) -> str:
+    """Queue a configuration job for staged settings; returns its JID."""
+    body: dict[str, Any] = {"TargetSettingsURI": settings_uri}
+    if reboot:
+        body["RebootJobType"] = "GracefulRebootWithForcedShutdown"
+    resp = await client.post(CREATE_JOB, body)
+    location = resp.headers.get("Location")
+    if not location:
+        raise BMCRequestFailed("job creation answered without a Location", bmc=client.name, status=resp.status_code)
+    return job_id_from(location)
+
+
+async def configure_bios(
+    client: RedfishClient, system: ComputerSystem, desired: dict[str, Any], *, reboot: bool = False
+) -> tuple[dict[str, Any], str | None]:
+    """Stage the BIOS attributes that differ and queue the config job; (change, JID or None if no change)."""
+    await wait_lc_ready(client)
+    bios = await read_bios(client, system)
+    change = await stage_attributes(client, bios, desired)
+    if not change:
+        return {}, None
+    settings_uri = bios.settings_uri() or f"{bios.odata_id}/Settings"
+    return change, await create_config_job(client, settings_uri, reboot=reboot)
+
+
+async def _scp_action(client: RedfishClient, name: str) -> str:
+    """The SCP action URI as the manager advertises it (the OEM action key differs across versions)."""
+    manager = await client.get(MANAGER)
+    oem_actions = (manager.get("Actions") or {}).get("Oem") or {}
+    for key, action in oem_actions.items():
+        if key.endswith(f".{name}") and isinstance(action, dict) and action.get("target"):
+            return str(action["target"])
+    return f"{SCP_ACTIONS}/EID_674_Manager.{name}"
+
+
+async def export_scp(client: RedfishClient, *, target: str = "ALL", fmt: Literal["JSON", "XML"] = "JSON") -> str:
+    """Start a local SCP export; returns the task URI to wait on (its final body is the profile)."""
+    uri = await _scp_action(client, "ExportSystemConfiguration")
+    resp = await client.post(uri, {"ExportFormat": fmt, "ShareParameters": {"Target": target}})
+    location = task_location(resp)
+    if not location:
+        raise BMCRequestFailed("SCP export answered without a task", bmc=client.name, status=resp.status_code)
+    return location
+
+
+async def export_scp_and_wait(
+    client: RedfishClient, *, target: str = "ALL", deadline_s: float = 600.0, poll_s: float = 5.0
+) -> dict[str, Any]:
+    location = await export_scp(client, target=target, fmt="JSON")
+    return await wait_task(client, location, deadline_s=deadline_s, poll_s=poll_s)
+
+
+async def import_scp(
+    client: RedfishClient,
+    profile: dict[str, Any] | str,
+    *,
+    target: str = "ALL",
+    shutdown: Literal["Graceful", "Forced", "NoReboot"] = "Graceful",
+    host_power: Literal["On", "Off"] = "On",
+) -> str:
+    """Start an SCP import from a profile held here; returns the job ID to wait on with `wait_job`."""
+    uri = await _scp_action(client, "ImportSystemConfiguration")
+    buffer = profile if isinstance(profile, str) else json.dumps(profile)
+    resp = await client.post(
+        uri,
+        {
+            "ImportBuffer": buffer,
+            "ShareParameters": {"Target": target},
+            "ShutdownType": shutdown,
+            "HostPowerState": host_power,
+        },
+    )
+    location = task_location(resp) or resp.headers.get("Location")
+    if not location:
+        raise BMCRequestFailed("SCP import answered without a job", bmc=client.name, status=resp.status_code)
+    return job_id_from(location)

@@ -1,0 +1,58 @@
+"""Where a BMC is and how to trust it: the one input every Redfish call starts from.
+
+Kept independent of the inventory so the client can be used ad hoc (`clusterctl bmc --target`)
+and tested alone; the inventory adapts its nodes into `BMCTarget`s.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from clusterctl.errors import ClusterctlError
+
+
+class BMCTargetError(ClusterctlError):
+    """A BMC target is unusable as given (bad URL, missing CA file)."""
+
+
+@dataclass(frozen=True)
+class BMCTarget:
+    """One BMC. `verify` is True (system trust store), a CA bundle path, or False (insecure, opt-in)."""
+
+    name: str
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    verify: bool | str = True
+    vendor: Literal["idrac", "redfish"] = "redfish"
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BMCTargetError(f"{self.name}: BMC URL {self.base_url!r} is not http(s)://HOST[:PORT]")
+        object.__setattr__(self, "base_url", f"{parts.scheme}://{parts.netloc}")
+
+    @property
+    def insecure(self) -> bool:
+        return self.verify is False
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A per-target context: a site CA must not widen trust for every other BMC."""
+        if self.verify is False:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        if self.verify is True:
+            return ssl.create_default_context()
+        ca = Path(self.verify)
+        if not ca.is_file():
+            raise BMCTargetError(f"{self.name}: CA file {str(ca)!r} does not exist")
+        try:
+            return ssl.create_default_context(cafile=str(ca))
+        except ssl.SSLError as exc:
+            raise BMCTargetError(f"{self.name}: CA file {str(ca)!r} is not a PEM certificate: {exc}") from exc
