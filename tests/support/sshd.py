@@ -1,0 +1,112 @@
+"""Real OpenSSH servers on loopback addresses, one per simulated test host.
+
+Each host gets its own address in 127.0.0.0/8 (so inventories can list distinct host
+addresses), its own host key, and a known_hosts file that clients must check against:
+tests exercise host-key verification, not a policy that accepts anything. The client
+logs in as the user running the tests, with a key made for the session.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+@dataclass(frozen=True)
+class SSHHost:
+    name: str
+    address: str
+    port: int
+    user: str
+    key_file: Path  # the client's private key
+    known_hosts: Path  # holds this host's key (and every other host of the same fleet)
+    host_key_line: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+class SSHFleet:
+    """Starts `count` sshd processes on 127.0.<subnet>.1..count; stop() ends them all."""
+
+    def __init__(self, workdir: Path, count: int, subnet: int = 77, prefix: str = "host") -> None:
+        if not Path(SSHD).exists():
+            raise RuntimeError("sshd is not installed (Debian: openssh-server); run tools/system-deps.sh")
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.chmod(0o700)
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+        self.user = getpass.getuser()
+        self.client_key = workdir / "id_ed25519"
+        _keygen(self.client_key)
+        self.known_hosts = workdir / "known_hosts"
+        self.hosts: list[SSHHost] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
+        lines = []
+        for i in range(1, count + 1):
+            lines.append(self._start(f"{prefix}{i:02d}", f"127.0.{subnet}.{i}"))
+        self.known_hosts.write_text("".join(lines))
+        for host in self.hosts:
+            self._wait(host)
+
+    def _start(self, name: str, address: str) -> str:
+        hdir = self.workdir / name
+        hdir.mkdir()
+        _keygen(hdir / "host_ed25519")
+        port = _free_port(address)
+        authorized = hdir / "authorized_keys"
+        shutil.copy(self.client_key.with_suffix(".pub"), authorized)
+        config = hdir / "sshd_config"
+        config.write_text(
+            f"ListenAddress {address}\nPort {port}\nHostKey {hdir / 'host_ed25519'}\n"
+            f"AuthorizedKeysFile {authorized}\nPidFile {hdir / 'sshd.pid'}\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            "UsePAM no\nStrictModes no\nPrintMotd no\nMaxStartups 100:30:200\nMaxSessions 50\n"
+            "Subsystem sftp internal-sftp\nAcceptEnv CLUSTERCTL_*\nLogLevel ERROR\n"
+        )
+        log = open(hdir / "sshd.log", "wb")  # noqa: SIM115 - kept open for the process's life
+        self._procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log))
+        key = (hdir / "host_ed25519.pub").read_text().split()
+        host_line = f"[{address}]:{port} {key[0]} {key[1]}\n"
+        self.hosts.append(SSHHost(name, address, port, self.user, self.client_key, self.known_hosts, host_line))
+        return host_line
+
+    @staticmethod
+    def _wait(host: SSHHost, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((host.address, host.port), timeout=1) as s:
+                    if s.recv(4).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd for {host.name} did not answer on {host.endpoint}")
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
