@@ -32,7 +32,8 @@ class Settings:
     output: str = "table"
     verbosity: int = 0
     state_url: str = field(default_factory=default_state_url)
-    out: Console = field(default_factory=lambda: Console(soft_wrap=False))
+    # Piped output (logs, CI, `| less`) gets wide tables instead of Rich's 80-column default.
+    out: Console = field(default_factory=lambda: Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     @property

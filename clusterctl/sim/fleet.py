@@ -1,0 +1,252 @@
+"""The lab process: the fleet of simulated servers, its sockets, TLS, and serving them with uvicorn.
+
+`Fleet` is the in-memory model (also used directly by tests); `main` is the process
+entry (`python -m clusterctl.sim`): one listening socket per BMC address
+(node i -> the i-th host address after --base-address, port --port), plus a
+control socket on 127.0.0.1, all served by one uvicorn server with the lab cert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import resource
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from clusterctl.sim import labdir
+from clusterctl.sim.bmc import BMC
+from clusterctl.sim.clock import SimClock
+from clusterctl.sim.errors import FaultError
+from clusterctl.sim.faults import Fault, load_fault_file
+from clusterctl.sim.node import NodeHardware
+
+DEFAULT_BASE = "127.1.0.0"
+DEFAULT_PORT = 8443
+MAX_NODES = 9999  # names are gpu0001..gpu9999
+NODES_PER_RACK = 8
+
+
+def node_name(i: int) -> str:
+    return f"gpu{i + 1:04d}"
+
+
+def rack_name(i: int) -> str:
+    return f"lab-r{i // NODES_PER_RACK + 1:02d}"
+
+
+def bmc_address(i: int, base: str = DEFAULT_BASE) -> str:
+    return str(ipaddress.IPv4Address(base) + i + 1)
+
+
+class Fleet:
+    def __init__(
+        self,
+        nodes: int,
+        password: str,
+        clock: SimClock,
+        *,
+        base_address: str = DEFAULT_BASE,
+        port: int = DEFAULT_PORT,
+    ) -> None:
+        self.clock = clock
+        self.port = port
+        self.bmcs: list[BMC] = []
+        for i in range(nodes):
+            hw = NodeHardware(name=node_name(i), index=i)
+            self.bmcs.append(BMC(hw, clock, address=bmc_address(i, base_address), password=password))
+        self.by_address = {b.address: b for b in self.bmcs}
+        self.by_name = {b.hw.name: b for b in self.bmcs}
+        self.activity = 0  # requests and fault changes so far; the journal flush skips idle periods
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.by_name)
+
+    def add_fault(self, fault: Fault) -> None:
+        bmc = self.by_name.get(fault.node)
+        if bmc is None:
+            raise FaultError(f"unknown node {fault.node!r} in the lab")
+        bmc.settle()
+        self.activity += 1
+        bmc.hw.faults.append(fault)
+        bmc.on_fault(fault.kind, fault.params)
+
+    def clear_faults(self, node: str | None = None, kind: str | None = None) -> int:
+        if node is not None and node not in self.by_name:
+            raise FaultError(f"unknown node {node!r} in the lab")
+        cleared = 0
+        self.activity += 1
+        for bmc in [self.by_name[node]] if node else self.bmcs:
+            keep = [f for f in bmc.hw.faults if kind is not None and f.kind != kind]
+            cleared += len(bmc.hw.faults) - len(keep)
+            bmc.hw.faults = keep
+        return cleared
+
+    def faults(self) -> list[dict[str, Any]]:
+        return [f.as_dict() for b in self.bmcs for f in b.hw.faults]
+
+    def report(self) -> list[dict[str, Any]]:
+        return [dict(b.report(), rack=rack_name(i)) for i, b in enumerate(self.bmcs)]
+
+
+# --- process entry ------------------------------------------------------------------------------------
+def _raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _bind(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot bind {address}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+async def _journal_loop(fleet: Fleet, path: Path, stop: asyncio.Event) -> None:
+    """Flush what was done to each server to the lab dir every few seconds and at the end.
+
+    Skipped while no BMC was asked anything: rendering 2,000 reports is not free on 2 cores.
+    """
+    last, seen = "", -1
+    while True:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=3.0)
+        if fleet.activity == seen and not stop.is_set():
+            continue
+        seen = fleet.activity
+        text = json.dumps(fleet.report(), default=str)
+        if text != last:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            last = text
+        if stop.is_set():
+            return
+
+
+def _quiet_server_class() -> type:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after serving, which would kill us before the journal is flushed;
+        the lab handles its signals itself."""
+
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            return contextlib.nullcontext()
+
+    return QuietServer
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m clusterctl.sim", description="Serve the clusterctl lab.")
+    p.add_argument("--lab-dir", type=Path, default=None)
+    p.add_argument("--nodes", type=int, default=16)
+    p.add_argument("--time-scale", type=float, default=60.0)
+    p.add_argument("--latency-ms", type=float, default=50.0)
+    p.add_argument("--faults", type=Path, default=None)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--base-address", default=DEFAULT_BASE)
+    p.add_argument(
+        "--http",
+        choices=["h11", "httptools"],
+        default="h11",
+        help="uvicorn HTTP parser; httptools is faster but answers 400 to unknown methods",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    from clusterctl.sim.app import LabApp
+    from clusterctl.sim.certs import issue_server_cert
+    from clusterctl.sim.control import ControlAPI
+
+    args = parse_args(argv)
+    lab_dir = labdir.ensure_lab_dir(args.lab_dir or labdir.default_lab_dir())
+    if not 1 <= args.nodes <= MAX_NODES:
+        raise SystemExit(f"--nodes must be between 1 and {MAX_NODES}")
+    _raise_fd_limit(args.nodes + 512)
+    password = labdir.ensure_secret(lab_dir / labdir.PASSWORD_FILE)
+    token = labdir.ensure_secret(lab_dir / labdir.TOKEN_FILE, 24)
+    clock = SimClock(args.time_scale)
+    fleet = Fleet(args.nodes, password, clock, base_address=args.base_address, port=args.port)
+    if args.faults:
+        for fault in load_fault_file(args.faults, fleet.names):
+            fleet.add_fault(fault)
+    sockets = [_bind(b.address, args.port) for b in fleet.bmcs]
+    control_sock = _bind("127.0.0.1", 0)
+    control_addr = ("127.0.0.1", control_sock.getsockname()[1])
+    cert, key = issue_server_cert(lab_dir, [b.address for b in fleet.bmcs] + ["127.0.0.1"])
+    control_url = f"https://127.0.0.1:{control_addr[1]}"
+    info = {
+        "pid": os.getpid(),
+        "control": control_url,
+        "nodes": args.nodes,
+        "time_scale": args.time_scale,
+        "latency_ms": args.latency_ms,
+        "port": args.port,
+        "base_address": args.base_address,
+        "lab_dir": str(lab_dir),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    control = ControlAPI(fleet, token, info)
+    app = LabApp(fleet, latency_ms=args.latency_ms, control=control, control_address=control_addr)
+    config = uvicorn.Config(
+        app,
+        proxy_headers=False,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        http=args.http,
+        loop="asyncio",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=30,
+        server_header=False,
+        date_header=True,
+    )
+    server = _quiet_server_class()(config)
+    (lab_dir / labdir.PID_FILE).write_text(f"{os.getpid()}\n")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        stop = asyncio.Event()
+        journal = asyncio.create_task(_journal_loop(fleet, lab_dir / labdir.JOURNAL_FILE, stop))
+        serve = asyncio.create_task(server.serve(sockets=[*sockets, control_sock]))
+        for _ in range(600):  # announce only once every socket listens
+            if server.started or serve.done():
+                break
+            await asyncio.sleep(0.05)
+        if server.started:
+            labdir.write_json(lab_dir / labdir.INFO_FILE, info)
+        await serve
+        stop.set()
+        await journal
+
+    try:
+        asyncio.run(run())
+    finally:
+        for name in (labdir.INFO_FILE, labdir.PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                if name != labdir.PID_FILE or labdir.read_pid(lab_dir) == os.getpid():
+                    (lab_dir / name).unlink()
+    return 0
