@@ -12,23 +12,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from workloads.transformer.configs import CONFIGS, PAPER_PARAMS, get_config  # noqa: E402
-from workloads.transformer.model import Transformer, count_parameters, sequence_loss  # noqa: E402
+from workloads.transformer.configs import PAPER_PARAMS, get_config  # noqa: E402
+from workloads.transformer.model import Transformer, sequence_loss  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
 def test_parameter_count_matches_the_paper(name: str) -> None:
-    with torch.device("meta"):
-        params = count_parameters(Transformer(CONFIGS[name]))
+    # In a subprocess: other tests import ansible, whose sys.intern patch breaks torch's meta-device mode.
+    out = subprocess.run([sys.executable, "-m", "workloads.transformer", "--model", name, "--params-only"],
+                         capture_output=True, text=True, cwd=REPO, check=True, timeout=120)
+    params = int(out.stdout.strip())
     assert abs(params - PAPER_PARAMS[name]) / PAPER_PARAMS[name] <= 0.03, params
-
-
-def test_params_only_cli_prints_the_count() -> None:
-    out = subprocess.run([sys.executable, "-m", "workloads.transformer", "--model", "transformer-big",
-                          "--params-only"], capture_output=True, text=True, cwd=REPO, check=True, timeout=120)
-    assert abs(int(out.stdout.strip()) - 213_000_000) < 0.03 * 213_000_000
 
 
 def test_embeddings_are_shared_and_decoder_is_causal() -> None:
