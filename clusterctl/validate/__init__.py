@@ -1,0 +1,1 @@
+"""Node validation: the agent shipped over SSH, the versioned rulesets, and per-node verdicts."""

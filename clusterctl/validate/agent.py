@@ -1,0 +1,393 @@
+"""Node-side validation agent: collects GPU, XID, InfiniBand and software facts and prints ONE JSON document.
+
+Shipped over SSH as source and run with `python3 - [options]`, so it must stay a single file
+that needs only the standard library and `pynvml`, and runs on the oldest python3 a GPU node
+ships (3.8). It judges nothing: the controller's rules turn these facts into verdicts, so a
+rule change never needs a new agent on the nodes. Every part degrades on its own: a node
+without a driver still reports its fabric and software, and no failure prints a traceback.
+
+Options (for tests and the embedded lab; the defaults read the real node):
+  --sysfs-root DIR   prefix for /sys paths           --kernel-log FILE   read XIDs from FILE
+  --root DIR         prefix for /usr paths (software versions)
+"""
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+AGENT_VERSION = 1
+# "NVRM: Xid (PCI:0000:18:00): 79, pid=..., GPU has fallen off the bus." (NVIDIA XID catalog)
+XID_RE = re.compile(r"NVRM: Xid \(PCI:([0-9A-Fa-f:.]+)\): (\d+),?\s*(.*)")
+MAX_XID_EVENTS = 500
+# nvmlClocksThrottleReason* bits (nvml.h); the agent reports names so rules never see masks.
+THROTTLE_BITS = (
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal"),
+    (0x40, "hw_thermal"),
+    (0x80, "hw_power_brake"),
+    (0x100, "display_clocks"),
+)
+IB_COUNTERS = (
+    "symbol_error",
+    "link_downed",
+    "link_error_recovery",
+    "port_rcv_errors",
+    "local_link_integrity_errors",
+    "excessive_buffer_overrun_errors",
+    "port_xmit_discards",
+)
+LIB_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/usr/local/cuda/lib64",
+    "/usr/local/nccl/lib",
+)
+COMMAND_TIMEOUT = 15
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="clusterctl-agent")
+    parser.add_argument("--sysfs-root", default="/sys")
+    parser.add_argument("--kernel-log", default=None)
+    parser.add_argument("--root", default="/")
+    args = parser.parse_args(argv)
+    doc = {"agent": AGENT_VERSION, "hostname": socket.gethostname()}
+    doc["gpu"] = guarded(collect_gpus)
+    doc["xid"] = guarded(collect_xids, args.kernel_log)
+    doc["infiniband"] = guarded(collect_infiniband, args.sysfs_root)
+    doc["software"] = guarded(collect_software, args.root, args.sysfs_root, doc["gpu"])
+    sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
+    return 0
+
+
+def guarded(fn, *args):
+    """One part failing becomes that part's error, so the rest of the report still arrives."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the agent must always print its document
+        return {"error": f"agent could not collect this: {type(exc).__name__}: {exc}"}
+
+
+def text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+# -- GPUs (NVML) ------------------------------------------------------------------------------------------
+
+
+def collect_gpus():
+    try:
+        import pynvml
+    except ImportError:
+        return {"error": "no NVIDIA driver", "detail": "the pynvml module is not installed"}
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # noqa: BLE001 - NVMLError subclasses differ between pynvml versions
+        return {"error": "no NVIDIA driver", "detail": f"NVML: {exc}"}
+    try:
+        out = {"driver": text(pynvml.nvmlSystemGetDriverVersion())}
+        cuda = optional(pynvml, "nvmlSystemGetCudaDriverVersion")
+        out["cuda_driver"] = None if cuda is None else f"{cuda // 1000}.{(cuda % 1000) // 10}"
+        count = pynvml.nvmlDeviceGetCount()
+        out["count"] = count
+        out["devices"] = [collect_device(pynvml, i) for i in range(count)]
+        return out
+    finally:
+        with contextlib.suppress(Exception):  # nothing useful to do about a failed shutdown
+            pynvml.nvmlShutdown()
+
+
+def optional(nvml, name, *args):
+    """An NVML call that a GPU may not support: None instead of an error."""
+    fn = getattr(nvml, name, None)
+    if fn is None:
+        return None
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends
+        return None
+
+
+def pci_address(bus_id):
+    """NVML's 00000000:18:00.0 and the kernel's 0000:18:00 name the same device: 0000:18:00.0."""
+    parts = text(bus_id).strip().lower().split(":")
+    if len(parts) != 3:
+        return text(bus_id).strip().lower()
+    return f"{parts[0][-4:].rjust(4, '0')}:{parts[1]}:{parts[2]}"
+
+
+def collect_device(nvml, index):
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception as exc:  # noqa: BLE001 - a lost GPU is data
+        return {"index": index, "error": str(exc) or type(exc).__name__}
+    pci = optional(nvml, "nvmlDeviceGetPciInfo", handle)
+    dev = {
+        "index": index,
+        "name": text(optional(nvml, "nvmlDeviceGetName", handle) or ""),
+        "uuid": text(optional(nvml, "nvmlDeviceGetUUID", handle) or ""),
+        "pci_bus_id": pci_address(pci.busId) if pci is not None else None,
+    }
+    persistence = optional(nvml, "nvmlDeviceGetPersistenceMode", handle)
+    dev["persistence_mode"] = None if persistence is None else persistence == 1
+    dev["ecc"] = collect_ecc(nvml, handle)
+    dev["retired_pages"] = collect_retired_pages(nvml, handle)
+    rows = optional(nvml, "nvmlDeviceGetRemappedRows", handle)
+    dev["remapped_rows"] = None if rows is None else {
+        "correctable": int(rows[0]), "uncorrectable": int(rows[1]),
+        "pending": bool(rows[2]), "failure": bool(rows[3]),
+    }
+    dev["pcie"] = {
+        "gen_cur": optional(nvml, "nvmlDeviceGetCurrPcieLinkGeneration", handle),
+        "gen_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle),
+        "width_cur": optional(nvml, "nvmlDeviceGetCurrPcieLinkWidth", handle),
+        "width_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle),
+    }
+    dev["nvlink"] = collect_nvlink(nvml, handle)
+    sm, mem = getattr(nvml, "NVML_CLOCK_SM", 1), getattr(nvml, "NVML_CLOCK_MEM", 2)
+    dev["clocks"] = {
+        "sm": optional(nvml, "nvmlDeviceGetClockInfo", handle, sm),
+        "sm_max": optional(nvml, "nvmlDeviceGetMaxClockInfo", handle, sm),
+        "mem": optional(nvml, "nvmlDeviceGetClockInfo", handle, mem),
+        "mem_max": optional(nvml, "nvmlDeviceGetMaxClockInfo", handle, mem),
+    }
+    mask = optional(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+    if mask is None:
+        mask = optional(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)
+    dev["throttle"] = None if mask is None else {
+        "mask": int(mask), "reasons": [name for bit, name in THROTTLE_BITS if int(mask) & bit],
+    }
+    dev["temperature_c"] = optional(nvml, "nvmlDeviceGetTemperature", handle, getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
+    dev["temperature_slowdown_c"] = optional(
+        nvml, "nvmlDeviceGetTemperatureThreshold", handle, getattr(nvml, "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN", 1)
+    )
+    dev["temperature_shutdown_c"] = optional(
+        nvml, "nvmlDeviceGetTemperatureThreshold", handle, getattr(nvml, "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN", 0)
+    )
+    power = optional(nvml, "nvmlDeviceGetPowerUsage", handle)
+    limit = optional(nvml, "nvmlDeviceGetEnforcedPowerLimit", handle)
+    dev["power_w"] = None if power is None else power / 1000.0
+    dev["power_limit_w"] = None if limit is None else limit / 1000.0
+    return dev
+
+
+def collect_ecc(nvml, handle):
+    mode = optional(nvml, "nvmlDeviceGetEccMode", handle)
+    unc = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
+    cor = getattr(nvml, "NVML_MEMORY_ERROR_TYPE_CORRECTED", 0)
+    vol = getattr(nvml, "NVML_VOLATILE_ECC", 0)
+    agg = getattr(nvml, "NVML_AGGREGATE_ECC", 1)
+    return {
+        "enabled": None if mode is None else mode[0] == 1,
+        "pending_enabled": None if mode is None else mode[1] == 1,
+        "volatile_uncorrected": optional(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, vol),
+        "aggregate_uncorrected": optional(nvml, "nvmlDeviceGetTotalEccErrors", handle, unc, agg),
+        "volatile_corrected": optional(nvml, "nvmlDeviceGetTotalEccErrors", handle, cor, vol),
+        "aggregate_corrected": optional(nvml, "nvmlDeviceGetTotalEccErrors", handle, cor, agg),
+    }
+
+
+def collect_retired_pages(nvml, handle):
+    """Page retirement is the pre-Ampere mechanism; Ampere and later remap rows instead (None here)."""
+    sbe = optional(nvml, "nvmlDeviceGetRetiredPages", handle, 0)
+    dbe = optional(nvml, "nvmlDeviceGetRetiredPages", handle, 1)
+    if sbe is None and dbe is None:
+        return None
+    pending = optional(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)
+    return {"sbe": len(sbe or []), "dbe": len(dbe or []), "pending": bool(pending)}
+
+
+def collect_nvlink(nvml, handle):
+    links = []
+    for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
+        state = optional(nvml, "nvmlDeviceGetNvLinkState", handle, link)
+        if state is None:
+            break
+        entry = {"link": link, "active": state == 1}
+        for counter, name in enumerate(("replay", "recovery", "crc_flit", "crc_data")):
+            entry[name] = optional(nvml, "nvmlDeviceGetNvLinkErrorCounter", handle, link, counter)
+        links.append(entry)
+    return links
+
+
+# -- XIDs from the kernel log -----------------------------------------------------------------------------
+
+
+def collect_xids(path):
+    source, lines = kernel_log(path)
+    if lines is None:
+        return {"error": f"cannot read the kernel log: {source}"}
+    events = []
+    counts = {}
+    for line in lines:
+        match = XID_RE.search(line)
+        if not match:
+            continue
+        xid = int(match.group(2))
+        counts[str(xid)] = counts.get(str(xid), 0) + 1
+        events.append({"xid": xid, "pci": pci_address(match.group(1)), "text": match.group(3).strip()[:200]})
+    return {"source": source, "counts": counts, "events": events[-MAX_XID_EVENTS:]}
+
+
+def kernel_log(path):
+    """Lines since boot: the given file, else journalctl -k -b, else dmesg. (source, lines|None)."""
+    if path:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return path, f.read().splitlines()
+        except OSError as exc:
+            return f"{path}: {exc.strerror}", None
+    tried = []
+    for argv in (["journalctl", "-k", "-b", "-o", "cat", "--no-pager"], ["dmesg"]):
+        output = run(argv)
+        if output is not None:
+            return " ".join(argv), output.splitlines()
+        tried.append(argv[0])
+    return "neither " + " nor ".join(tried) + " worked", None
+
+
+def run(argv):
+    """A command's stdout, or None when it is missing, fails or hangs."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              timeout=COMMAND_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", "replace")
+
+
+# -- InfiniBand (sysfs) -----------------------------------------------------------------------------------
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def enum_value(raw):
+    """sysfs writes '4: ACTIVE' and '5: LinkUp': the name is what people read."""
+    if raw is None:
+        return None
+    return raw.split(":", 1)[1].strip() if ":" in raw else raw
+
+
+def rate_gbps(raw):
+    """'400 Gb/sec (4X NDR)' -> 400.0."""
+    match = re.match(r"\s*([\d.]+)\s*Gb/sec", raw or "")
+    return float(match.group(1)) if match else None
+
+
+def collect_infiniband(sysfs_root):
+    base = os.path.join(sysfs_root, "class", "infiniband")
+    if not os.path.isdir(base):
+        return {"hcas": []}
+    hcas = []
+    for hca in sorted(os.listdir(base)):
+        ports_dir = os.path.join(base, hca, "ports")
+        ports = []
+        for port in sorted(os.listdir(ports_dir), key=lambda p: int(p) if p.isdigit() else 0) if os.path.isdir(
+            ports_dir
+        ) else []:
+            pdir = os.path.join(ports_dir, port)
+            counters = {}
+            for name in IB_COUNTERS:
+                value = read(os.path.join(pdir, "counters", name))
+                if value is not None and value.isdigit():
+                    counters[name] = int(value)
+            raw_rate = read(os.path.join(pdir, "rate"))
+            ports.append({
+                "port": int(port) if port.isdigit() else port,
+                "state": enum_value(read(os.path.join(pdir, "state"))),
+                "phys_state": enum_value(read(os.path.join(pdir, "phys_state"))),
+                "rate": raw_rate,
+                "rate_gbps": rate_gbps(raw_rate),
+                "link_layer": read(os.path.join(pdir, "link_layer")),
+                "counters": counters,
+            })
+        hcas.append({"name": hca, "fw_ver": read(os.path.join(base, hca, "fw_ver")), "ports": ports})
+    return {"hcas": hcas}
+
+
+# -- software versions ------------------------------------------------------------------------------------
+
+
+def under(root, path):
+    return os.path.join(root, path.lstrip("/"))
+
+
+def collect_software(root, sysfs_root, gpu):
+    driver = gpu.get("driver") if isinstance(gpu, dict) else None
+    return {
+        "driver": driver or read(os.path.join(sysfs_root, "module", "nvidia", "version")),
+        "cuda": cuda_version(root) or (gpu.get("cuda_driver") if isinstance(gpu, dict) else None),
+        "nccl": nccl_version(root),
+        "ofed": ofed_version(),
+        "fabricmanager": first_version(run(["nv-fabricmanager", "--version"])),
+        "dcgm": first_version(run(["dcgmi", "--version"])),
+    }
+
+
+def cuda_version(root):
+    raw = read(under(root, "/usr/local/cuda/version.json"))
+    if raw:
+        try:
+            return json.loads(raw)["cuda"]["version"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    return first_version(read(under(root, "/usr/local/cuda/version.txt")))
+
+
+def nccl_version(root):
+    found = []
+    for directory in LIB_DIRS:
+        for path in glob.glob(os.path.join(under(root, directory), "libnccl.so.*.*.*")):
+            match = re.search(r"libnccl\.so\.(\d+\.\d+\.\d+)$", path)
+            if match:
+                found.append(tuple(int(x) for x in match.group(1).split(".")))
+    if found:
+        return ".".join(str(x) for x in max(found))
+    header = read(under(root, "/usr/include/nccl.h"))
+    if header:
+        parts = [re.search(r"#define NCCL_" + k + r"\s+(\d+)", header) for k in ("MAJOR", "MINOR", "PATCH")]
+        if all(parts):
+            return ".".join(p.group(1) for p in parts)
+    return None
+
+
+def ofed_version():
+    """`ofed_info -s` prints 'MLNX_OFED_LINUX-23.10-1.1.9.0:'; the version is what follows the dash."""
+    raw = run(["ofed_info", "-s"])
+    if not raw:
+        return None
+    line = raw.strip().splitlines()[0].rstrip(":")
+    return line.split("-", 1)[1] if line.startswith("MLNX_OFED_LINUX-") else line
+
+
+def first_version(raw):
+    match = re.search(r"(\d+\.\d+(?:\.\d+)*)", raw or "")
+    return match.group(1) if match else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

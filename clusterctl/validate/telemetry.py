@@ -1,0 +1,40 @@
+"""Gather each node's Redfish telemetry for the power and cooling checks, through `run_fleet`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+    from clusterctl.redfish import BMCTarget, RedfishClient
+    from clusterctl.redfish.resources.telemetry import Telemetry
+
+
+async def _node_telemetry(client: RedfishClient) -> Telemetry:
+    from clusterctl.redfish.resources.chassis import list_chassis
+    from clusterctl.redfish.resources.telemetry import telemetry
+    from clusterctl.validate.power import merge_telemetry
+
+    chassis = await list_chassis(client)
+    # Enclosures and backplanes report nothing about power or cooling.
+    useful = [c for c in chassis if c.power or c.thermal or c.power_subsystem or c.thermal_subsystem]
+    return merge_telemetry(await asyncio.gather(*(telemetry(client, c) for c in useful)))
+
+
+def gather_telemetry(
+    targets: Sequence[BMCTarget],
+    *,
+    max_bmcs: int = 64,
+    per_bmc_timeout: float = 120.0,
+    transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+) -> dict[str, tuple[Telemetry | None, str | None]]:
+    """Per node name: (telemetry, None) or (None, the BMC's error)."""
+    from clusterctl.redfish import run_fleet
+
+    results = asyncio.run(run_fleet(targets, _node_telemetry, max_bmcs=max_bmcs, per_bmc_timeout=per_bmc_timeout,
+                                    transport_for=transport_for, on_done=on_done))
+    return {r.bmc: (r.value, r.error) for r in results}
