@@ -137,10 +137,9 @@ def _judge_checksums(ranks: dict[int, _Rank], verdicts: dict[str, NodeVerdict]) 
         values = Counter(r.checksums[step] for r in ranks.values() if step in r.checksums)
         if len(values) < 2:
             continue
-        majority, count = values.most_common(1)[0]
-        if count * 2 <= sum(values.values()):
-            # No majority: every replica is suspect, name them all rather than guess.
-            majority = None
+        top, count = values.most_common(1)[0]
+        # No majority: every replica is suspect, name them all rather than guess.
+        majority: str | None = top if count * 2 > sum(values.values()) else None
         for r in ranks.values():
             if step in r.checksums and r.checksums[step] != majority:
                 verdicts[r.node].fail(

@@ -13,9 +13,11 @@ import typer
 
 from clusterctl import __version__
 from clusterctl.cli import bmc as bmc_cli
+from clusterctl.cli import burnin as burnin_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import lab as lab_cli
 from clusterctl.cli import state as state_cli
+from clusterctl.cli import validate as validate_cli
 from clusterctl.cli.context import Settings, default_state_url
 from clusterctl.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ClusterctlError
 
@@ -39,6 +41,8 @@ app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(bmc_cli.app, name="bmc")
 app.add_typer(lab_cli.app, name="lab")
 state_cli.register(app)
+validate_cli.register(app)
+burnin_cli.register(app)
 
 
 def _version(value: bool) -> None:

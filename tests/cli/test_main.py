@@ -33,7 +33,10 @@ def test_global_options_may_follow_the_command() -> None:
     assert hoist_global_options(["events", "--", "-o", "x"]) == ["events", "--", "-o", "x"]
 
 
-@pytest.mark.parametrize("argv", [["--help"], *([group, "--help"] for group in ("inventory", "status", "bmc", "lab"))])
+GROUPS = ("inventory", "status", "bmc", "lab", "validate", "burnin")
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([group, "--help"] for group in GROUPS)])
 def test_help_does_not_import_heavy_modules(argv: list[str], clusterctl_bin: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "clusterctl", *argv],

@@ -1,0 +1,155 @@
+"""Burn-in through Slurm: an sbatch script (one task per node, torchrun in each), followed to its end.
+
+The job is followed with `scontrol show job` (state and exit code), which needs no
+accounting database; `sacct` is asked only once the controller has forgotten the job
+(MinJobAge). Every call passes the configured SLURM_CONF, so one machine can drive a
+cluster other than its default. Polling is bounded by the run's deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
+from clusterctl.burnin.launchers.torchrun import root_causes
+from clusterctl.burnin.templates import render
+from clusterctl.errors import ClusterctlError
+
+POLL_S = 1.0
+COMMAND_TIMEOUT_S = 30
+RUNNING = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
+           "STAGE_OUT"}
+
+
+class SlurmError(ClusterctlError):
+    """sbatch/scontrol failed or is missing."""
+
+
+class SlurmLauncher:
+    name = "slurm"
+
+    def __init__(self, slurm_conf: str | None = None, partition: str | None = None,
+                 gpus_per_node: int | None = None, rdzv_port: int | None = None) -> None:
+        self.slurm_conf = slurm_conf
+        self.partition = partition
+        self.gpus_per_node = gpus_per_node
+        self.rdzv_port = rdzv_port
+
+    def expected_nodes(self, spec: BurninSpec) -> list[str]:
+        if not spec.nodes:
+            raise ClusterctlError("the slurm launcher needs the nodes to burn in: --nodes (and an inventory)")
+        return list(spec.nodes)
+
+    def world_size(self, spec: BurninSpec) -> int:
+        return len(self.expected_nodes(spec)) * spec.nproc
+
+    # -- protocol ----------------------------------------------------------------------------------------
+
+    def render(self, spec: BurninSpec, outdir: Path | None = None) -> dict[str, str]:
+        from clusterctl.inventory.hostlist import fold
+
+        nodes = self.expected_nodes(spec)
+        outdir = outdir or spec.workdir_out or Path("/tmp/clusterctl-burnin")  # noqa: S108 - shown only
+        limit_min = max(1, math.ceil(spec.timeout_s / 60))
+        values: dict[str, Any] = {
+            "run_id": spec.run_id, "nodes": nodes, "nodelist": fold(nodes), "partition": self.partition,
+            "gpus_per_node": self.gpus_per_node, "time_limit": limit_min, "outdir": str(outdir),
+            "rdzv_port": self.rdzv_port, "env": spec.env(), "workdir": str(spec.workdir),
+            "python": spec.python, "nproc": spec.nproc, "workload": spec.workload_command(),
+        }
+        return {"burnin.sbatch": render("sbatch.sh.j2", **values), "task.sh": render("task.sh.j2", **values)}
+
+    def submit(self, spec: BurninSpec) -> Submission:
+        outdir = spec.workdir_out or Path(tempfile.mkdtemp(prefix=f"clusterctl-burnin-{spec.run_id}-"))
+        outdir.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for name, text in self.render(spec, outdir).items():
+            files[name] = outdir / name
+            files[name].write_text(text)
+        out = self._run(["sbatch", "--parsable", str(files["burnin.sbatch"])])
+        job_id = out.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise SlurmError(f"sbatch answered {out.strip()!r}, not a job id")
+        return Submission(self.name, job_id, files={"outdir": outdir, **files})
+
+    def watch(self, submission: Submission, deadline: float) -> Outcome:
+        while time.monotonic() < deadline:
+            state, code, reason = self.state(submission.ref)
+            if state and state not in RUNNING:
+                if state == "COMPLETED" and code == 0:
+                    return Outcome("completed", 0)
+                errors = Path(submission.files["outdir"]).glob(f"rank-{submission.ref}-*.err")
+                return Outcome("cancelled" if state == "CANCELLED" else "failed", code,
+                               f"Slurm job {submission.ref} {state} (exit {code}) {reason}".strip(),
+                               root_causes(p.read_text(errors="replace") for p in errors))
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        return Outcome("timeout", None, f"Slurm job {submission.ref} passed the run's timeout")
+
+    def collect(self, submission: Submission) -> list[str]:
+        outdir = Path(submission.files["outdir"])
+        lines: list[str] = []
+        for path in sorted(outdir.glob(f"rank-{submission.ref}-*.out")):
+            lines.extend(path.read_text(errors="replace").splitlines())
+        return lines
+
+    def cancel(self, submission: Submission) -> None:
+        state, _, _ = self.state(submission.ref)
+        if state in RUNNING:
+            self._run(["scancel", submission.ref])
+            deadline = time.monotonic() + COMMAND_TIMEOUT_S
+            while self.state(submission.ref)[0] in RUNNING and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+
+    # -- Slurm commands ----------------------------------------------------------------------------------
+
+    def state(self, job_id: str) -> tuple[str | None, int | None, str]:
+        """(JobState, exit code of the batch script, Reason) — from scontrol, else sacct."""
+        proc = self._call(["scontrol", "show", "job", "-o", job_id])
+        if proc.returncode == 0 and proc.stdout.strip():
+            fields = dict(f.split("=", 1) for f in proc.stdout.split() if "=" in f)
+            state = fields.get("JobState")
+            code = fields.get("ExitCode", "")
+            reason = fields.get("Reason", "None")
+            return state, _exit_code(code), "" if reason == "None" else reason
+        proc = self._call(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State,ExitCode"])
+        if proc.returncode == 0 and proc.stdout.strip():
+            state, code = proc.stdout.strip().splitlines()[0].split("|")[:2]
+            return state.split()[0], _exit_code(code), ""
+        return None, None, ""
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
+        return env
+
+    def _call(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(args, env=self._env(), capture_output=True, text=True,  # noqa: S603
+                                  timeout=COMMAND_TIMEOUT_S, check=False)
+        except FileNotFoundError:
+            raise SlurmError(f"{args[0]} is not installed on this machine (Slurm client commands)") from None
+        except subprocess.TimeoutExpired:
+            raise SlurmError(f"{args[0]} did not answer within {COMMAND_TIMEOUT_S}s") from None
+
+    def _run(self, args: list[str]) -> str:
+        proc = self._call(args)
+        if proc.returncode:
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            raise SlurmError(f"{args[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        return proc.stdout
+
+
+def _exit_code(text: str) -> int | None:
+    """Slurm's ExitCode is `code:signal`; a signal counts as failure (128 + signal)."""
+    try:
+        code, _, sig = text.partition(":")
+        return int(code) or (128 + int(sig) if sig and int(sig) else 0)
+    except ValueError:
+        return None

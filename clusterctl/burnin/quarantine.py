@@ -1,0 +1,179 @@
+"""Keep failed nodes away from jobs, in the scheduler that places them, and let them back.
+
+Slurm drains the node with the reason (`sinfo -R` shows it); Kubernetes cordons it and
+adds the taint `clusterctl.io/burnin=failed:NoSchedule`. Either way the store gets the
+flag and a `quarantine.applied` event recording the mechanism and how it was reached,
+so `release` undoes exactly what was done without being told which scheduler it was.
+Used by `clusterctl burnin --quarantine` and `clusterctl validate --quarantine`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from clusterctl import log
+from clusterctl.errors import ClusterctlError
+
+if TYPE_CHECKING:
+    from clusterctl.state.store import Store
+
+_log = log.get("burnin.quarantine")
+VIA = ("slurm", "kubernetes")
+TAINT_KEY = "clusterctl.io/burnin"
+TAINT = {"key": TAINT_KEY, "value": "failed", "effect": "NoSchedule"}
+APPLIED = "quarantine.applied"
+RELEASED = "quarantine.released"
+SCONTROL_TIMEOUT_S = 30
+MAX_REASON = 200  # Slurm keeps the reason in a fixed-size field shown by sinfo -R
+
+
+class QuarantineError(ClusterctlError):
+    """The scheduler refused to drain/cordon or resume/uncordon a node."""
+
+
+@dataclass(frozen=True)
+class Action:
+    node: str
+    via: str
+    action: str  # "quarantined" | "released"
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "via": self.via, "action": self.action, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Schedulers:
+    """How to reach the schedulers: SLURM_CONF for scontrol, kubeconfig/context or a ready ApiClient."""
+
+    slurm_conf: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    kube_api: Any = None
+
+    def reach(self, via: str) -> dict[str, str]:
+        """What to record so that `release` can come back the same way (no secrets: paths and names)."""
+        if via == "slurm":
+            return {"slurm_conf": self.slurm_conf} if self.slurm_conf else {}
+        return {k: v for k, v in (("kubeconfig", self.kubeconfig), ("context", self.context)) if v}
+
+
+def _reason_text(source: str, reasons: str | Sequence[str]) -> str:
+    text = reasons if isinstance(reasons, str) else "; ".join(reasons)
+    return " ".join(f"{source} failed: {text}".split())[:MAX_REASON]
+
+
+def quarantine(nodes_with_reasons: Mapping[str, str | Sequence[str]], *, via: str, store: Store | None,
+               source: str, schedulers: Schedulers = Schedulers(), run_id: int | None = None) -> list[Action]:
+    """Drain (Slurm) or cordon and taint (Kubernetes) each node; a node the scheduler refuses is
+    reported with ok=False and not flagged, the others still are."""
+    if via not in VIA:
+        raise ClusterctlError(f"cannot quarantine via {via!r}; choose one of {', '.join(VIA)}")
+    actions = []
+    for node, reasons in nodes_with_reasons.items():
+        reason = _reason_text(source, reasons)
+        try:
+            if via == "slurm":
+                _scontrol(["update", f"nodename={node}", "state=drain", f"reason={reason}"], schedulers)
+            else:
+                _kube_quarantine(node, schedulers)
+        except ClusterctlError as exc:  # the scheduler refused, or cannot be reached at all
+            _log.error("%s: not quarantined: %s", node, exc)
+            actions.append(Action(node, via, "quarantined", False, str(exc)))
+            continue
+        if store is not None:
+            with store.transaction() as tx:
+                tx.set_flag(node, quarantined=True, reason=reason, source=f"{source}:{via}")
+                tx.event(APPLIED, node=node, run_id=run_id,
+                         payload={"via": via, "reason": reason, "source": source, **schedulers.reach(via)})
+        actions.append(Action(node, via, "quarantined", True, reason))
+    return actions
+
+
+def release(node: str, *, store: Store, schedulers: Schedulers | None = None, via: str | None = None) -> Action:
+    """Undo `quarantine` for one node, by the mechanism recorded for it (or `via` when given)."""
+    applied = store.events(node=node, kind=APPLIED, limit=1, newest=True)
+    recorded: dict[str, Any] = dict(applied[0].payload or {}) if applied else {}
+    via = via or recorded.get("via") or _via_from_flag(store, node)
+    if via not in VIA:
+        raise ClusterctlError(f"{node} has no quarantine recorded in {store.url}; "
+                              "name the scheduler with --via slurm|kubernetes")
+    given = schedulers or Schedulers()
+    reach = Schedulers(slurm_conf=given.slurm_conf or recorded.get("slurm_conf"),
+                       kubeconfig=given.kubeconfig or recorded.get("kubeconfig"),
+                       context=given.context or recorded.get("context"), kube_api=given.kube_api)
+    if via == "slurm":
+        _scontrol(["update", f"nodename={node}", "state=resume"], reach)
+    else:
+        _kube_release(node, reach)
+    with store.transaction() as tx:
+        tx.set_flag(node, quarantined=False, reason="released", source=f"release:{via}")
+        tx.event(RELEASED, node=node, payload={"via": via})
+    return Action(node, via, "released", True)
+
+
+def _via_from_flag(store: Store, node: str) -> str | None:
+    for flag in store.flags(quarantined_only=True):
+        if flag.node == node and flag.source and ":" in flag.source:
+            return flag.source.rsplit(":", 1)[1]
+    return None
+
+
+def _scontrol(args: list[str], schedulers: Schedulers) -> None:
+    env = dict(os.environ)
+    if schedulers.slurm_conf:
+        env["SLURM_CONF"] = schedulers.slurm_conf
+    try:
+        proc = subprocess.run(["scontrol", *args], env=env, capture_output=True, text=True,  # noqa: S603,S607
+                              timeout=SCONTROL_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        raise QuarantineError("scontrol is not installed on this machine") from None
+    except subprocess.TimeoutExpired:
+        raise QuarantineError(f"scontrol did not answer within {SCONTROL_TIMEOUT_S}s") from None
+    if proc.returncode:
+        message = (proc.stderr or proc.stdout).strip().splitlines()
+        raise QuarantineError(f"scontrol {args[0]} {args[1]}: {message[-1] if message else f'exit {proc.returncode}'}")
+
+
+def _core_api(schedulers: Schedulers) -> Any:
+    from kubernetes import client
+
+    from clusterctl.burnin.launchers.kubernetes import api_client
+
+    return client.CoreV1Api(schedulers.kube_api or api_client(schedulers.kubeconfig, schedulers.context))
+
+
+def _kube_call(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return call(*args, **kwargs)
+    except ApiException as exc:
+        raise QuarantineError(f"{what}: Kubernetes answered {exc.status} {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise QuarantineError(f"{what}: {exc}") from None
+
+
+def _taints(node_obj: Any) -> list[dict[str, Any]]:
+    taints = (node_obj.spec.taints if node_obj.spec else None) or []
+    return [{"key": t.key, "value": t.value, "effect": t.effect} for t in taints]
+
+
+def _kube_quarantine(node: str, schedulers: Schedulers) -> None:
+    api = _core_api(schedulers)
+    current = _kube_call(f"read node {node}", api.read_node, node)
+    taints = [t for t in _taints(current) if t["key"] != TAINT_KEY] + [TAINT]
+    _kube_call(f"cordon {node}", api.patch_node, node, {"spec": {"unschedulable": True, "taints": taints}})
+
+
+def _kube_release(node: str, schedulers: Schedulers) -> None:
+    api = _core_api(schedulers)
+    current = _kube_call(f"read node {node}", api.read_node, node)
+    taints = [t for t in _taints(current) if t["key"] != TAINT_KEY]
+    _kube_call(f"uncordon {node}", api.patch_node, node, {"spec": {"unschedulable": False, "taints": taints}})

@@ -1,0 +1,154 @@
+"""One burn-in from start to verdict: launch, follow to the deadline, collect, judge, store.
+
+The backend's own view of the job (exit codes, states) only explains; the verdict comes
+from what each rank reported, so a rank that crashed or hung is named by the node it ran
+on ("stopped reporting"), whichever backend ran it. Per-step figures go to the telemetry
+table (metric `burnin.<field>`, labels run/rank/step) so the dashboard can plot them; the
+per-node summary goes to the burn-in results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from clusterctl import log
+from clusterctl.burnin.launchers.protocol import BurninSpec, Launcher, Outcome
+from clusterctl.burnin.verdict import NodeVerdict, Rules, judge
+
+if TYPE_CHECKING:
+    from clusterctl.state.store import Store
+
+_log = log.get("burnin")
+INCOMPLETE = "incomplete"
+STEP_METRICS = ("loss", "local_tokens_per_s", "tokens_per_s", "step_time_s", "mfu", "grad_norm", "mem_bytes",
+                "gpu_temp_c", "gpu_power_w", "gpu_sm_clock_mhz", "gpu_throttle_reasons")
+
+
+@dataclass
+class BurninReport:
+    run_id: int | None
+    launcher: str
+    ref: str
+    outcome: Outcome
+    verdicts: list[NodeVerdict]
+    records: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> dict[str, list[str]]:
+        """Every node that did not pass (failed or incomplete): any of them makes the command exit 1."""
+        return {v.node: v.reasons for v in self.verdicts if v.status != "pass"}
+
+    @property
+    def to_quarantine(self) -> dict[str, list[str]]:
+        """Only the nodes found at fault; an incomplete node was stopped by another's failure."""
+        return {v.node: v.reasons for v in self.verdicts if v.status == "fail"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id, "launcher": self.launcher, "job": self.ref,
+            "job_state": self.outcome.state, "job_exit_code": self.outcome.exit_code,
+            "job_message": self.outcome.message, "records": self.records, "files": self.files,
+            "nodes": [v.as_dict() for v in self.verdicts],
+            "passed": sum(v.status == "pass" for v in self.verdicts), "failed": len(self.failed),
+        }
+
+
+def parse_records(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The rank reports among any other output (srun prefixes, kubectl logs, torchrun chatter)."""
+    records = []
+    for line in lines:
+        start = line.find('{"clusterctl"')
+        if start < 0:
+            continue
+        try:
+            rec = json.loads(line[start:])
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        if isinstance(rec, dict) and rec.get("clusterctl") == "burnin/v1":
+            records.append(rec)
+    return records
+
+
+def samples(records: Iterable[Mapping[str, Any]], run_id: int | None) -> list[Any]:
+    from clusterctl.state.records import Sample
+
+    found = []
+    for rec in records:
+        if rec.get("event") != "step":
+            continue
+        labels = {"run": run_id, "rank": rec.get("rank"), "step": rec.get("step")}
+        for metric in STEP_METRICS:
+            value = rec.get(metric)
+            if isinstance(value, int | float):
+                found.append(Sample(str(rec["node"]), f"burnin.{metric}", float(value), rec.get("time"), labels))
+    return found
+
+
+def execute(launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], world_size: int,
+            rules: Rules = Rules(), store: Store | None = None, run_id: int | None = None) -> BurninReport:
+    """Run the job to its end or its timeout and judge it; results land in `store` under `run_id`."""
+    submission = launcher.submit(spec)
+    _log.info("burn-in %s submitted through %s as %s", spec.run_id, launcher.name, submission.ref)
+    if store is not None and run_id is not None:
+        store.event("burnin.submitted", run_id=run_id,
+                    payload={"launcher": launcher.name, "job": submission.ref, "nodes": expected_nodes})
+    try:
+        outcome = launcher.watch(submission, time.monotonic() + spec.timeout_s)
+        if outcome.state == "timeout":
+            _log.warning("burn-in %s passed its timeout of %ss; cancelling", spec.run_id, spec.timeout_s)
+        # Collected before cancelling: cancelling may take the output with it (Kubernetes pods and their logs).
+        records = parse_records(launcher.collect(submission))
+    finally:
+        # Cancelling a finished job is a no-op; an interrupted or timed-out one must not keep the nodes.
+        launcher.cancel(submission)
+    verdicts = judge(records, expected_nodes, world_size=world_size, rules=rules)
+    blame(verdicts, records, outcome.root_causes)
+    if outcome.state == "timeout":
+        for verdict in verdicts:
+            verdict.metrics["timed_out_after_s"] = spec.timeout_s
+    report = BurninReport(run_id, launcher.name, submission.ref, outcome, verdicts, len(records),
+                          {k: str(v) for k, v in submission.files.items()})
+    if store is not None and run_id is not None:
+        save(store, report, records)
+    return report
+
+
+def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_causes: Mapping[int, int]) -> None:
+    """Name the rank that failed first, and stop blaming the nodes that were only stopped because of it.
+
+    When one rank exits, torchrun and srun stop all the others, so every node "stopped
+    reporting". A node whose only fault is that, beside a node whose rank failed first, is
+    `incomplete`: not passed, but not to be quarantined either.
+    """
+    node_of = {int(r["rank"]): str(r["node"]) for r in records if r.get("event") == "start"}
+    culprits: dict[str, list[str]] = {}
+    for rank, code in sorted(root_causes.items()):
+        if rank in node_of:
+            culprits.setdefault(node_of[rank], []).append(
+                f"rank {rank} exited with status {code}, the first failure of the job")
+    if not culprits:
+        return
+    for verdict in verdicts:
+        if verdict.node in culprits:
+            for reason in culprits[verdict.node]:
+                verdict.fail(reason)
+        elif verdict.status == "fail" and all("stopped reporting" in r for r in verdict.reasons):
+            verdict.status = INCOMPLETE
+            verdict.reasons.append(f"stopped because {', '.join(sorted(culprits))} failed first; "
+                                   "burn in again to judge this node")
+
+
+def save(store: Store, report: BurninReport, records: list[dict[str, Any]]) -> None:
+    with store.transaction() as tx:
+        for verdict in report.verdicts:
+            tx.record_burnin(verdict.node, verdict.status, run_id=report.run_id, reasons=verdict.reasons,
+                             metrics=verdict.metrics)
+            if verdict.status != "pass":
+                tx.event("burnin.failed", node=verdict.node, run_id=report.run_id,
+                         payload={"reasons": verdict.reasons})
+        tx.record_telemetry(samples(records, report.run_id))

@@ -1,0 +1,284 @@
+"""`clusterctl burnin`: train the Transformer on the chosen nodes, judge every node, quarantine the failed.
+
+`clusterctl burnin [FILE] --model transformer-big --launcher slurm --nodes 'gpu[001-064]'`
+runs; `clusterctl burnin release NODE` lets a quarantined node back. Exit 1 when any node
+failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from typer.core import TyperGroup
+
+from clusterctl.cli.context import settings
+from clusterctl.errors import ClusterctlError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from clusterctl.burnin.run import BurninReport
+    from clusterctl.inventory import Inventory
+
+RUN_EPILOG = (
+    "Examples:\n\n"
+    "  clusterctl burnin --launcher local --nproc 2 --model transformer-tiny --steps 50\n\n"
+    "  clusterctl burnin inventories/site.yaml --launcher slurm --nodes 'gpu[0001-0064]' --duration 30m "
+    "--quarantine\n\n"
+    "  clusterctl burnin site.yaml --launcher kubernetes --image registry/clusterctl-burnin:1 --nodes rack-a01\n\n"
+    "Exit code 1 when any node failed the burn-in."
+)
+
+
+class _RunByDefault(TyperGroup):
+    """`clusterctl burnin [FILE] ...` runs a burn-in; `clusterctl burnin release NODE` is the one subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored click.Context
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_RunByDefault, help="Burn in nodes with a real training job; judge and quarantine them.",
+                  no_args_is_help=False, rich_markup_mode="rich")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="burnin")
+
+
+def parse_duration(text: str, option: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
+    if not match:
+        raise ClusterctlError(f"{option}: {text!r} is not a duration (examples: 90s, 30m, 2h)")
+    value = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if value <= 0:
+        raise ClusterctlError(f"{option}: must be more than zero")
+    return value
+
+
+@app.command("run", epilog=RUN_EPILOG)
+def run(
+    ctx: typer.Context,
+    file: Path = typer.Argument(None, help="The site inventory (optional for --launcher local).",
+                                show_default=False),
+    model: str = typer.Option("transformer-big", "--model", help="transformer-big|base|small|tiny."),
+    launcher: str = typer.Option("local", "--launcher", help="local, ssh, slurm or kubernetes."),
+    nodes: str = typer.Option(None, "--nodes", "-n", help="Nodes to burn in: names, hostlists, racks or groups."),
+    duration: str = typer.Option(None, "--duration", help="Train this long, e.g. 30m (or use --steps)."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Train this many steps."),
+    nproc: int = typer.Option(None, "--nproc", min=1,
+                              help="Ranks per node \\[default: GPUs per node from the inventory, else 1]; "
+                                   "local: ranks in all."),
+    quarantine: bool = typer.Option(False, "--quarantine", help="Drain (Slurm) or cordon+taint (Kubernetes) "
+                                    "the nodes that fail."),
+    quarantine_via: str = typer.Option(None, "--quarantine-via", help="slurm or kubernetes \\[default: the "
+                                       "launcher's scheduler]."),
+    timeout: str = typer.Option(None, "--timeout", help="Kill the job after this long \\[default: duration + 10m, "
+                                "or 30m]; hung ranks fail their nodes."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads per rank (CPU runs)."),
+    log_every: int = typer.Option(10, "--log-every", min=1, help="Report every this many steps."),
+    checksum_every: int = typer.Option(50, "--checksum-every", min=1, help="Compare replicas every N steps."),
+    straggler_ratio: float = typer.Option(0.85, "--straggler-ratio", min=0.05, max=1.0,
+                                          help="A rank slower than this fraction of its peers fails."),
+    fault: str = typer.Option(None, "--fault", help="Inject a fault, e.g. slow:rank=1:factor=4 "
+                              "(to prove the verdict; see workloads/transformer/faults.py)."),
+    slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm.conf for sbatch/scontrol."),
+    partition: str = typer.Option(None, "--partition", help="Slurm partition \\[default: the nodes' from the "
+                                  "inventory]."),
+    kubeconfig: Path = typer.Option(None, "--kubeconfig", help="kubeconfig \\[default: ~/.kube/config or "
+                                    "in-cluster]."),
+    context: str = typer.Option(None, "--context", help="kubeconfig context."),
+    namespace: str = typer.Option("default", "--namespace", help="Kubernetes namespace for the Job."),
+    image: str = typer.Option(None, "--image", help="Container image with torch and the workload (kubernetes)."),
+    kube_workload: str = typer.Option("auto", "--kube-workload", help="job, jobset, or auto: a JobSet when "
+                                      "the cluster serves the JobSet API, else an Indexed Job."),
+    python: str = typer.Option(None, "--python", help="Python on the nodes \\[default: this interpreter]."),
+    workdir: Path = typer.Option(None, "--workdir", help="Directory holding workloads/ on the nodes "
+                                 "\\[default: this checkout]."),
+    outdir: Path = typer.Option(None, "--outdir", help="Where job files and rank output go \\[default: a temp "
+                                "dir]; must be shared with the nodes for slurm."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job files and stop."),
+) -> None:
+    """Run the burn-in, judge every node (pass/fail with reasons), store it, and print a summary."""
+    from clusterctl.burnin import launchers
+    from clusterctl.burnin.launchers.protocol import BurninSpec
+    from clusterctl.burnin.verdict import Rules
+
+    cfg = settings(ctx)
+    if steps is not None and duration is not None:
+        raise ClusterctlError("--steps and --duration: give one of them")
+    if launcher not in launchers.NAMES:
+        raise ClusterctlError(f"--launcher: unknown {launcher!r}; choose one of {', '.join(launchers.NAMES)}")
+    duration_s = parse_duration(duration, "--duration") if duration is not None else None
+    timeout_s = parse_duration(timeout, "--timeout") if timeout else ((duration_s or 0) + 600 if duration_s
+                                                                      else 1800.0)
+    inventory = _load(file, launcher)
+    chosen = _nodes(inventory, nodes)
+    gpus = _gpus_per_node(inventory, chosen)
+    via = quarantine_via or ("slurm" if launcher == "slurm" else "kubernetes" if launcher == "kubernetes" else None)
+    if quarantine and via not in ("slurm", "kubernetes"):
+        raise ClusterctlError("--quarantine: the local launcher has no scheduler; add --quarantine-via "
+                              "slurm|kubernetes")
+    spec = BurninSpec(
+        run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
+        duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
+        checksum_every=checksum_every, fault=fault, python=python or BurninSpec.python,
+        workdir=workdir or BurninSpec.workdir, workdir_out=outdir)
+    options = _launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
+                                gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace, image=image,
+                                kube_workload=kube_workload)
+    job = launchers.create(launcher, **options)
+    if dry_run:
+        files = job.render(spec)
+        cfg.emit({"files": files}, lambda console: _draw_files(console, files))
+        return
+    expected = job.expected_nodes(spec)
+    world = job.world_size(spec)
+    rules = Rules(straggler_ratio=straggler_ratio)
+    report, actions = _execute(cfg, job, spec, expected, world, rules, file, launcher,
+                               quarantine_via=via if quarantine else None,
+                               slurm_conf=slurm_conf, kubeconfig=kubeconfig, context=context)
+    data = {**report.as_dict(), "quarantine": [a.as_dict() for a in actions]}
+    cfg.emit(data, lambda console: _draw_report(console, data))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _execute(cfg: Any, job: Any, spec: Any, expected: list[str], world: int, rules: Any, file: Path | None,
+             launcher: str, *, quarantine_via: str | None, slurm_conf: Path | None, kubeconfig: Path | None,
+             context: str | None) -> tuple[BurninReport, list[Any]]:
+    from clusterctl.burnin import quarantine as quarantine_mod
+    from clusterctl.burnin.run import execute
+
+    with cfg.open_store() as store:
+        run_id = store.start_run("burnin", inventory=str(file) if file else None,
+                                 args={"launcher": launcher, "model": spec.model, "nodes": expected,
+                                       "nproc": spec.nproc, "steps": spec.steps, "duration_s": spec.duration_s,
+                                       "timeout_s": spec.timeout_s, "fault": spec.fault, "job_run": spec.run_id})
+        cfg.note(f"burn-in run {run_id}: {spec.model} on {len(expected)} node(s), {world} rank(s), "
+                 f"through {launcher}")
+        try:
+            report = execute(job, spec, expected_nodes=expected, world_size=world, rules=rules, store=store,
+                             run_id=run_id)
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.finish_run(run_id, status, {"error": str(exc)[:300]})
+            raise
+        actions = []
+        if quarantine_via and report.to_quarantine:
+            reach = quarantine_mod.Schedulers(
+                slurm_conf=str(slurm_conf) if slurm_conf else None,
+                kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
+            actions = quarantine_mod.quarantine(report.to_quarantine, via=quarantine_via, store=store, source="burnin",
+                                                schedulers=reach, run_id=run_id)
+        store.finish_run(run_id, "failed" if report.failed else "succeeded",
+                         {"passed": len(report.verdicts) - len(report.failed), "failed": sorted(report.failed),
+                          "job": report.ref, "job_state": report.outcome.state})
+    return report, actions
+
+
+def _load(file: Path | None, launcher: str) -> Inventory | None:
+    if file is None:
+        if launcher == "kubernetes":
+            raise ClusterctlError("the kubernetes launcher needs the inventory FILE (node names and labels)")
+        return None
+    from clusterctl.inventory import load_inventory
+
+    return load_inventory(file)
+
+
+def _nodes(inventory: Inventory | None, pattern: str | None) -> list[str]:
+    if inventory is not None:
+        return [n.name for n in inventory.select(pattern)]
+    if not pattern:
+        return []
+    from clusterctl.inventory.hostlist import HostlistError, expand
+
+    try:
+        return expand(pattern)
+    except HostlistError as exc:
+        raise ClusterctlError(f"--nodes: {exc}") from None
+
+
+def _gpus_per_node(inventory: Inventory | None, nodes: list[str]) -> int | None:
+    if inventory is None or not nodes:
+        return None
+    counts = {inventory.nodes[n].gpus for n in nodes}
+    if len(counts) > 1:
+        raise ClusterctlError(f"--nodes mixes nodes with {sorted(counts)} GPUs; burn them in separately "
+                              "or give --nproc")
+    return counts.pop() or None
+
+
+def _launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str], *, slurm_conf: Path | None,
+                      partition: str | None, gpus: int | None, kubeconfig: Path | None, context: str | None,
+                      namespace: str, image: str | None, kube_workload: str = "auto") -> dict[str, Any]:
+    if launcher == "slurm":
+        if partition is None and inventory is not None:
+            found = {inventory.nodes[n].scheduler.slurm.partition for n in nodes} - {None}
+            partition = found.pop() if len(found) == 1 else None
+        return {"slurm_conf": str(slurm_conf) if slurm_conf else None, "partition": partition,
+                "gpus_per_node": gpus}
+    if launcher == "kubernetes":
+        if not image:
+            raise ClusterctlError("--image: the kubernetes launcher needs a container image with torch and the "
+                                  "workload")
+        labels: dict[str, str] = {}
+        if inventory is not None and nodes:
+            label_sets = [inventory.nodes[n].scheduler.kubernetes.labels for n in nodes]
+            labels = {k: v for k, v in label_sets[0].items() if all(s.get(k) == v for s in label_sets)}
+        return {"kubeconfig": str(kubeconfig) if kubeconfig else None, "context": context, "namespace": namespace,
+                "image": image, "gpus_per_node": gpus, "node_labels": labels, "workload": kube_workload}
+    return {}
+
+
+def _draw_files(console: Console, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        console.rule(name)
+        console.print(text, markup=False, highlight=False)
+
+
+def _draw_report(console: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"burn-in run {data['run']} ({data['launcher']} job {data['job']}: {data['job_state']})")
+    for column in ("node", "status", "tokens/s per rank (min)", "last loss", "reasons"):
+        table.add_column(column)
+    for node in data["nodes"]:
+        metrics = node["metrics"]
+        color = {"pass": "green", "fail": "red"}.get(node["status"], "yellow")
+        status = f"[{color}]{node['status']}[/]"
+        loss = metrics.get("loss_last")
+        table.add_row(node["node"], status, f"{metrics.get('local_tokens_per_s', '-')}",
+                      f"{loss:.3f}" if isinstance(loss, float) else "-", "; ".join(node["reasons"]))
+    console.print(table)
+    for action in data["quarantine"]:
+        mark = "quarantined" if action["ok"] else "NOT quarantined"
+        console.print(f"{action['node']}: {mark} via {action['via']}: {action['detail']}", highlight=False)
+    console.print(f"{data['passed']} passed, {data['failed']} did not pass")
+
+
+@app.command("release")
+def release(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="The quarantined node."),
+    via: str = typer.Option(None, "--via", help="slurm or kubernetes \\[default: as recorded at quarantine]."),
+    slurm_conf: Path = typer.Option(None, "--slurm-conf", help="slurm.conf \\[default: as recorded]."),
+    kubeconfig: Path = typer.Option(None, "--kubeconfig", help="kubeconfig \\[default: as recorded]."),
+    context: str = typer.Option(None, "--context", help="kubeconfig context \\[default: as recorded]."),
+) -> None:
+    """Let a quarantined node take jobs again: Slurm resume, or uncordon and remove the burn-in taint."""
+    from clusterctl.burnin.quarantine import Schedulers
+    from clusterctl.burnin.quarantine import release as do_release
+
+    cfg = settings(ctx)
+    reach = Schedulers(slurm_conf=str(slurm_conf) if slurm_conf else None,
+                       kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
+    with cfg.open_store() as store:
+        action = do_release(node, store=store, schedulers=reach, via=via)
+    cfg.emit(action.as_dict(), lambda console: console.print(f"{node}: released via {action.via}"))

@@ -1,0 +1,76 @@
+"""The Slurm launcher against a real Slurm cluster on this machine (slurmctld, three slurmds, munge).
+
+The ranks all run on this host, but each through its own slurmd as node1..node3, so the
+verdict, the drain and the resume are exactly what a real cluster would see.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clusterctl.burnin.launchers.protocol import BurninSpec
+from clusterctl.burnin.launchers.slurm import SlurmLauncher, _exit_code
+from clusterctl.state.store import Store
+
+
+def _slurm(cluster, outdir: Path) -> list[str]:
+    return ["burnin", "--launcher", "slurm", "--slurm-conf", cluster.conf, "--nproc", "1", "--outdir", outdir,
+            "--straggler-ratio", "0.6", "--timeout", "3m", "-o", "json"]
+
+
+def test_two_node_burnin_through_sbatch_passes(cli, tiny, slurm_cluster, outdir: Path) -> None:
+    result = cli(*_slurm(slurm_cluster, outdir), "--nodes", "node[1-2]", *tiny)
+    assert result.code == 0, result.out + result.err
+    data = result.json()
+    assert data["job_state"] == "completed" and data["job_exit_code"] == 0
+    assert [(n["node"], n["status"]) for n in data["nodes"]] == [("node1", "pass"), ("node2", "pass")]
+    # One output file per Slurm task, each naming its own node.
+    outputs = sorted(outdir.glob(f"rank-{data['job']}-*.out"))
+    assert len(outputs) == 2
+    assert {'"node": "node1"' in p.read_text() for p in outputs} == {True, False}
+    assert slurm_cluster.node_states() == {"node1": "idle", "node2": "idle", "node3": "idle"}
+
+
+def test_slow_node_is_drained_with_its_reason_and_released(cli, tiny, slurm_cluster, outdir: Path) -> None:
+    result = cli(*_slurm(slurm_cluster, outdir), "--nodes", "node[1-3]", *tiny,
+                 "--fault", "slow:node=node2:factor=4", "--quarantine")
+    assert result.code == 1, result.out + result.err
+    data = result.json()
+    assert {n["node"]: n["status"] for n in data["nodes"]} == {"node1": "pass", "node2": "fail", "node3": "pass"}
+    assert [(a["node"], a["ok"]) for a in data["quarantine"]] == [("node2", True)]
+    reasons = slurm_cluster.drain_reasons()
+    assert list(reasons) == ["node2"] and "straggler" in reasons["node2"]
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        flag = next(f for f in store.flags(quarantined_only=True) if f.node == "node2")
+        assert flag.source == "burnin:slurm" and "straggler" in (flag.reason or "")
+        event = store.events(node="node2", kind="quarantine.applied")[-1]
+        assert event.payload["slurm_conf"] == str(slurm_cluster.conf)
+
+    # Release finds the mechanism and the cluster from the store: no --slurm-conf needed.
+    released = cli("burnin", "release", "node2", "-o", "json")
+    assert released.code == 0, released.err
+    assert released.json()["via"] == "slurm"
+    assert slurm_cluster.drain_reasons() == {}
+    slurm_cluster.wait_idle(timeout_s=20)
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        assert not [f for f in store.flags(quarantined_only=True) if f.node == "node2"]
+
+
+def test_rendered_script_runs_one_task_per_node_with_c10d(tmp_path: Path) -> None:
+    spec = BurninSpec(run_id="r1", model="transformer-tiny", nodes=("gpu01", "gpu02", "gpu03"), nproc=8,
+                      steps=10, timeout_s=90)
+    files = SlurmLauncher(partition="gpu", gpus_per_node=8).render(spec, tmp_path)
+    script, task = files["burnin.sbatch"], files["task.sh"]
+    assert "#SBATCH --nodelist=gpu[01-03]" in script and "#SBATCH --nodes=3" in script
+    assert "#SBATCH --partition=gpu" in script and "#SBATCH --gpus-per-node=8" in script
+    assert "#SBATCH --time=2" in script and "--ntasks-per-node=1" in script
+    assert "--rdzv-backend=c10d" in task and "--nproc-per-node=8" in task and "--nnodes=3" in task
+    assert 'CLUSTERCTL_NODE="$SLURMD_NODENAME"' in task
+
+
+def test_slurm_exit_codes() -> None:
+    assert _exit_code("0:0") == 0
+    assert _exit_code("3:0") == 3
+    assert _exit_code("0:9") == 137
+    assert _exit_code("") is None
