@@ -257,12 +257,14 @@ class RedfishClient:
             if limit is not None and len(listed) >= limit:
                 break
 
-        async def full(member: dict[str, Any]) -> dict[str, Any]:
-            uri = odata_id(member)
-            if uri and set(member) <= {"@odata.id", "@odata.type", "@odata.etag"}:
-                return await self.get(uri)
-            return member
+        def is_reference(member: dict[str, Any]) -> bool:
+            return bool(odata_id(member)) and set(member) <= {"@odata.id", "@odata.type", "@odata.etag"}
 
+        async def full(member: dict[str, Any]) -> dict[str, Any]:
+            return await self.get(odata_id(member) or "") if is_reference(member) else member
+
+        if not any(is_reference(m) for m in listed):
+            return listed  # expanded by the BMC (`$expand`): no task per member, across a fleet it adds up
         return list(await asyncio.gather(*(full(m) for m in listed)))
 
     async def link(self, resource: dict[str, Any], key: str) -> dict[str, Any] | None:

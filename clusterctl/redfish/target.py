@@ -6,6 +6,7 @@ and tested alone; the inventory adapts its nodes into `BMCTarget`s.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,18 +42,29 @@ class BMCTarget:
         return self.verify is False
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A per-target context: a site CA must not widen trust for every other BMC."""
+        """A context that trusts exactly this target's CA: a site CA must not widen trust for every other BMC.
+
+        Targets that trust the same CA file (or the system store) share one context: loading
+        trust anchors costs ~0.5 ms (the system store far more), which adds up across thousands of BMCs.
+        """
         if self.verify is False:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             return ctx
         if self.verify is True:
-            return ssl.create_default_context()
+            return _trusting(None, 0, 0)
         ca = Path(self.verify)
         if not ca.is_file():
             raise BMCTargetError(f"{self.name}: CA file {str(ca)!r} does not exist")
         try:
-            return ssl.create_default_context(cafile=str(ca))
+            seen = ca.stat()  # a replaced CA file gets a new context
+            return _trusting(str(ca.resolve()), seen.st_mtime_ns, seen.st_size)
         except ssl.SSLError as exc:
             raise BMCTargetError(f"{self.name}: CA file {str(ca)!r} is not a PEM certificate: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=32)
+def _trusting(cafile: str | None, mtime_ns: int, size: int) -> ssl.SSLContext:
+    """The verifying context for one CA file (None: the system store); errors are not cached."""
+    return ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 
 from clusterctl import log
 from clusterctl.sim.bmc import BMC, ActionError
+from clusterctl.sim.expand import EXPAND, expand_members, valid_expand, wants_expand
 from clusterctl.sim.protocol import Request, Response, err, error_body, etag_of, missing, normalize
 from clusterctl.sim.resources import V1
 from clusterctl.sim.routes import find_route
@@ -181,9 +182,15 @@ class LabApp:
                     "The OData-Version requested is not supported; this service supports 4.0.",
                 ),
             )
+        expand = wants_expand(req) if method == "get" else None
         if method == "get":
             bad = sorted(
-                k for k in req.query if k in UNSUPPORTED_QUERY or k.startswith("$") and k not in SUPPORTED_QUERY
+                k
+                for k in req.query
+                if k in UNSUPPORTED_QUERY
+                or k.startswith("$")
+                and k not in SUPPORTED_QUERY
+                and not (k == EXPAND and expand is not None and valid_expand(expand))
             )
             if bad:
                 return Response(
@@ -197,6 +204,17 @@ class LabApp:
         result = handler(req, **params)
         if result is None:
             return missing(req)
+        if expand is not None:
+            if not (isinstance(result, dict) and isinstance(result.get("Members"), list)):
+                return Response(
+                    501,
+                    error_body(
+                        "Base.1.12.QueryNotSupported",
+                        f"The query parameter {EXPAND} is not supported.",
+                        [EXPAND],
+                    ),
+                )
+            result = expand_members(req, result, expand, self._member)
         response = result if isinstance(result, Response) else Response(200, result)
         response.headers.setdefault("Allow", route.allow)
         if method == "get" and isinstance(response.body, dict) and response.status == 200:
@@ -208,6 +226,12 @@ class LabApp:
             kind = response.body["@odata.type"].lstrip("#").split(".")[0]
             response.headers.setdefault("Link", f"<http://redfish.dmtf.org/schemas/v1/{kind}.json>; rel=describedby")
         return response
+
+    def _member(self, req: Request) -> dict[str, Any] | Response | None:
+        """A collection member as a GET of its own URI would answer it (for `$expand`)."""
+        found = find_route(req.path)
+        handler = found[0].get if found else None
+        return handler(req, **found[1]) if handler is not None and found is not None else None
 
     def _authorized(self, req: Request) -> bool:
         token = req.headers.get("x-auth-token")
