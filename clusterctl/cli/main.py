@@ -14,6 +14,7 @@ import typer
 from clusterctl import __version__
 from clusterctl.cli import bmc as bmc_cli
 from clusterctl.cli import burnin as burnin_cli
+from clusterctl.cli import dashboard as dashboard_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import lab as lab_cli
 from clusterctl.cli import state as state_cli
@@ -43,6 +44,7 @@ app.add_typer(lab_cli.app, name="lab")
 state_cli.register(app)
 validate_cli.register(app)
 burnin_cli.register(app)
+dashboard_cli.register(app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,99 @@
+"""Who may read the dashboard: one bearer token, given by header or by a cookie that /login sets.
+
+The token is a capability, like a Jupyter token: generated at first start (printed once, kept
+0600 in the state directory), or supplied by `--token-file` / CLUSTERCTL_DASHBOARD_TOKEN so several
+operators can share one. The cookie holds an HMAC of the token, not the token, so a cookie copied
+from a browser profile does not reveal what to type into `Authorization:`. Every comparison is
+constant-time (`hmac.compare_digest`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from clusterctl import log
+from clusterctl.errors import ClusterctlError
+
+TOKEN_ENV = "CLUSTERCTL_DASHBOARD_TOKEN"  # noqa: S105 - the variable's name, not a token
+COOKIE = "clusterctl_dashboard"
+MIN_LENGTH = 16
+
+
+class TokenError(ClusterctlError):
+    """The dashboard token cannot be read or is unusable."""
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    source: str  # "file:PATH", "env", "generated:PATH", "stored:PATH"
+
+    @property
+    def generated(self) -> bool:
+        return self.source.startswith("generated:")
+
+    def cookie_value(self) -> str:
+        return hmac.new(self.value.encode(), b"clusterctl-dashboard-cookie", hashlib.sha256).hexdigest()
+
+    def accepts_bearer(self, header: str | None) -> bool:
+        if not header:
+            return False
+        scheme, _, given = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.value.encode())
+
+    def accepts_cookie(self, value: str | None) -> bool:
+        return bool(value) and hmac.compare_digest(str(value).encode(), self.cookie_value().encode())
+
+    def accepts(self, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(str(given).encode(), self.value.encode())
+
+
+def default_token_path() -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "clusterctl" / "dashboard-token"
+
+
+def load_token(token_file: Path | None = None, stored: Path | None = None) -> Token:
+    """--token-file, then the environment, then the stored token, else a new one stored 0600."""
+    if token_file is not None:
+        return _remember(Token(_read(token_file), f"file:{token_file}"))
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        return _remember(Token(_checked(env, TOKEN_ENV), "env"))
+    stored = stored or default_token_path()
+    if stored.exists():
+        return _remember(Token(_read(stored), f"stored:{stored}"))
+    value = secrets.token_urlsafe(32)
+    try:
+        stored.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value + "\n")
+    except OSError as exc:
+        raise TokenError(f"cannot store the dashboard token at {stored}: {exc.strerror}") from exc
+    return _remember(Token(value, f"generated:{stored}"))
+
+
+def _read(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise TokenError(f"cannot read the dashboard token file {path}: {exc.strerror}") from exc
+    return _checked(text, str(path))
+
+
+def _checked(value: str, where: str) -> str:
+    if len(value) < MIN_LENGTH or any(c.isspace() for c in value):
+        raise TokenError(f"the dashboard token in {where} must be at least {MIN_LENGTH} characters, without spaces")
+    return value
+
+
+def _remember(token: Token) -> Token:
+    log.redact(token.value)
+    log.redact(token.cookie_value())
+    return token

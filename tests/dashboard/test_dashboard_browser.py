@@ -1,0 +1,241 @@
+"""End to end: a real lab, a real `clusterctl monitor --once`, the dashboard served by uvicorn, Chromium clicking.
+
+Real: the lab's Redfish BMCs, the monitor's sweep into telemetry (power, temperatures, fans, PSUs, GPU
+temperatures), the store, uvicorn, FastAPI, the page scripts in Chromium. Synthetic (written through the
+store API because their commands are still being written): provision stages, validate checks, burn-in
+results and loss curves, the quarantine flag and `gpu.xid` events (see conftest.fill).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dashboard_support import AUTH, TOKEN, fill, screenshot  # type: ignore[import-not-found]
+from prometheus_client.parser import text_string_to_metric_families
+
+from clusterctl.dashboard.app import create_app
+from clusterctl.inventory import load_inventory
+from clusterctl.state.store import Store
+
+CLI = Callable[..., tuple[int, Any, str]]
+LAB_PORT = 18643
+NODES = 16
+FAIL_RGB = [0xD2, 0x3C, 0x3C]
+QUARANTINED_RGB = [0x7B, 0x3F, 0xB8]
+# {node: [r, g, b]} at the centre of each node's square, or null when the heatmap does not show it.
+PIXELS = """names => Object.fromEntries(names.map(name => {
+  const spot = window.locateNode(name);
+  if (!spot) return [name, null];
+  const canvas = document.querySelector(`canvas.heatmap[data-hall="${spot.hall}"]`);
+  const scale = canvas.width / canvas.clientWidth;
+  const px = canvas.getContext("2d").getImageData(Math.floor(spot.x * scale), Math.floor(spot.y * scale), 1, 1).data;
+  return [name, [px[0], px[1], px[2]]];
+}))"""
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
+    """`clusterctl ...` in-process, with `lab`, `monitor` and `dashboard` mounted as the lead will wire them."""
+    from clusterctl.cli import dashboard as dashboard_cli
+    from clusterctl.cli import lab as lab_cli
+    from clusterctl.cli import main as main_cli
+
+    if not any(group.name == "lab" for group in main_cli.app.registered_groups):
+        main_cli.app.add_typer(lab_cli.app, name="lab")
+    if not any(command.name == "monitor" for command in main_cli.app.registered_commands):
+        dashboard_cli.register(main_cli.app)
+
+    def run(*args: str) -> tuple[int, Any, str]:
+        capsys.readouterr()
+        code = main_cli.run(list(args))
+        out, err = capsys.readouterr()
+        try:
+            return code, json.loads(out), err
+        except ValueError:
+            return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def lab(cli: CLI) -> Iterator[dict[str, Any]]:
+    code, up, err = cli("-o", "json", "lab", "up", "--nodes", str(NODES), "--port", str(LAB_PORT),
+                        "--latency-ms", "0", "--time-scale", "600")
+    try:
+        assert code == 0, err
+        yield up
+    finally:
+        cli("lab", "down")
+        pid_file = Path(os.environ["CLUSTERCTL_LAB_DIR"]) / "lab.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, 9)
+
+
+def wait_ready(page: Any) -> None:
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+
+
+def lab_inventory(lab: dict[str, Any], folder: Path) -> str:
+    """The lab's inventory with its BMC port: `lab up` writes 8443 whatever --port says (reported to the lead)."""
+    text = Path(lab["inventory"]).read_text()
+    assert text.count("    port: 8443\n") == 1
+    path = folder / "lab.yaml"
+    path.write_text(text.replace("    port: 8443\n", f"    port: {LAB_PORT}\n"))
+    return str(path)
+
+
+def test_dashboard_end_to_end(cli: CLI, lab: dict[str, Any], serve: Any, request: pytest.FixtureRequest,
+                              tmp_path: Path) -> None:
+    inventory_path = lab_inventory(lab, tmp_path)
+    assert cli("lab", "fault", "add", "gpu0010", "psu_failed", "--param", "psu=2")[0] == 0
+    code, swept, err = cli("-o", "json", "monitor", inventory_path, "--once")
+    assert code == 0, (err, swept["errors"])
+    assert swept["answered"] == NODES and not swept["errors"]
+
+    _collect_in_the_background(inventory_path)
+
+    inventory = load_inventory(inventory_path)
+    nodes = list(inventory.nodes)
+    store = Store.open(os.environ["CLUSTERCTL_STATE"])
+    try:
+        fleet = fill(store, nodes)
+        base = serve(create_app(store, inventory, _token()))
+        _check_api_and_metrics(base, fleet)
+        # Playwright's sync API keeps an event loop running in this thread, so it starts after the sweep.
+        browser = request.getfixturevalue("browser")
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []  # script errors and CSP refusals, on any page
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+
+        page.goto(base + "/")  # no token: sent to the login page
+        assert "/login" in page.url
+        assert page.locator("input[name=token]").count() == 1
+        screenshot(page, "login")
+
+        page.goto(f"{base}/login?token={TOKEN}")
+        wait_ready(page)
+        assert page.url == base + "/"
+        for state, count in fleet.counts.items():
+            assert page.get_attribute(f"#count-{state}", "data-count") == str(count), state
+        # The heatmap is a canvas: read back the pixel under every node's square.
+        colours = page.evaluate(PIXELS, nodes)
+        assert sum(1 for c in colours.values() if c == FAIL_RGB) == fleet.counts["fail"]
+        assert colours[nodes[2]] == FAIL_RGB and colours[nodes[6]] == QUARANTINED_RGB
+        screenshot(page, "fleet")
+
+        failing = nodes[4]
+        spot = page.evaluate("name => window.locateNode(name)", failing)
+        page.click(f"canvas.heatmap[data-hall='{spot['hall']}']", position={"x": spot["x"], "y": spot["y"]})
+        wait_ready(page)
+        assert page.url.endswith(f"/nodes/{failing}")
+        row = page.locator("#checks tr[data-check='gpu.count']")
+        assert "fail" in row.inner_text() and "7 of 8 GPUs visible" in row.inner_text()
+        assert "Reseat GPU 3" in row.inner_text()
+        # Real telemetry from the monitor's sweep of the lab: at least power, inlet and GPU temperature charts.
+        # CSS selectors, not JS predicates: the page's CSP (script-src 'self') forbids the eval they need.
+        page.wait_for_selector("#charts .chart:nth-child(3)", timeout=10_000)
+        assert "BIOS" in page.inner_text("#firmware")
+        screenshot(page, "node")
+
+        page.goto(f"{base}/racks/{inventory.nodes[failing].rack}")
+        wait_ready(page)
+        assert "W of 96000 W budget" in page.inner_text("#rack-power")
+        assert f"{NODES // 2} of {NODES // 2} nodes reporting" in page.inner_text("#rack-power")
+        assert page.eval_on_selector("#power-bar span", "bar => parseFloat(bar.style.width)") > 0
+        screenshot(page, "rack")
+
+        page.goto(f"{base}/runs/{fleet.burnin_run}")
+        wait_ready(page)
+        assert fleet.straggler in page.inner_text("#stragglers")
+        assert page.locator(".chart svg").count() == 2  # throughput histogram and loss curves
+        screenshot(page, "burnin")
+
+        # Live: a stage failure written now turns up on the open fleet page without a reload.
+        page.goto(base + "/")
+        wait_ready(page)
+        renders = int(page.get_attribute("body", "data-renders") or "0")
+        store.set_stage(nodes[11], "burnin", "failed", run_id=fleet.burnin_run, reason="NCCL timeout")
+        page.wait_for_selector(f"#count-fail[data-count='{fleet.counts['fail'] + 1}']", timeout=10_000)
+        assert page.evaluate(PIXELS, [nodes[11]])[nodes[11]] == FAIL_RGB
+        assert int(page.get_attribute("body", "data-renders") or "0") > renders
+        screenshot(page, "fleet-live")
+
+        page.goto(base + "/events")
+        wait_ready(page)
+        new_id = store.event("operator.note", node=nodes[12], payload={"note": "<b>not markup</b>"})
+        page.wait_for_selector(f"#events tr[data-event='{new_id}']", timeout=10_000)
+        assert "<b>not markup</b>" in page.inner_text(f"#events tr[data-event='{new_id}']")
+        assert page.locator("#events b").count() == 0  # shown as text, never parsed as HTML
+        screenshot(page, "events")
+
+        renders = int(page.get_attribute("body", "data-renders") or "0")
+        page.fill("#filter-kind", "gpu.xid")
+        page.click("#filters button")
+        page.wait_for_selector(f"body[data-renders='{renders + 1}']", timeout=10_000)
+        kinds = page.locator("#events tbody tr td:nth-child(5)").all_inner_texts()
+        assert kinds == ["gpu.xid"] * 3 and "kind=gpu.xid" in page.url
+        assert not problems
+    finally:
+        store.close()
+
+
+def _collect_in_the_background(inventory: str) -> None:
+    """`clusterctl dashboard FILE --collect` as a real process: sweeps keep landing while it serves."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from clusterctl.monitor import names
+
+    launch = "import sys; from clusterctl.cli import main, dashboard; dashboard.register(main.app); main.run()"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CLUSTERCTL_DASHBOARD_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-c", launch, "dashboard", inventory, "--collect", "--interval", "1",
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+            deadline = time.monotonic() + 20
+            while len(store.telemetry("gpu0016", names.BMC_UP)) < 3:  # the --once sweep and two more
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130  # interrupted, after a graceful stop of server and collector
+
+
+def _token() -> Any:
+    from clusterctl.dashboard.auth import Token
+
+    return Token(TOKEN, "test")
+
+
+def _check_api_and_metrics(base: str, fleet: Any) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        assert http.get("/api/v1/fleet").status_code == 401
+        assert http.get("/api/v1/fleet", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/api/v1/fleet", headers=AUTH).json()["counts"] == fleet.counts
+        text = http.get("/metrics", headers=AUTH).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    psu = [s for s in families["clusterctl_psu_healthy"].samples if s.labels["node"] == "gpu0010"]
+    assert [s.value for s in psu].count(0.0) == 1, "the lab's failed PSU, read over Redfish"
+    assert len({s.labels["node"] for s in families["clusterctl_gpu_temperature_celsius"].samples}) == NODES
+    assert all(s.value > 0 for s in families["clusterctl_node_power_watts"].samples)

@@ -1,0 +1,126 @@
+"""The read model and /metrics on both store backends, from records written through the store API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from dashboard_support import REPO, fill  # type: ignore[import-not-found]
+from prometheus_client.parser import text_string_to_metric_families
+
+from clusterctl.dashboard.metrics import DOCUMENTED, render
+from clusterctl.dashboard.views import FRESH_S, UNPLACED, NotFound, ReadModel
+from clusterctl.inventory import load_inventory
+from clusterctl.monitor import names
+from clusterctl.state.records import Sample
+from clusterctl.state.store import Store
+
+
+@pytest.fixture
+def model(store_url: str) -> Iterator[tuple[ReadModel, list[str]]]:
+    inventory = load_inventory(REPO / "inventories" / "lab.yaml")
+    with Store.open(store_url) as store:
+        yield ReadModel(store, inventory), list(inventory.nodes)
+
+
+def test_fleet_counts_places_and_progress(model: tuple[ReadModel, list[str]]) -> None:
+    view, nodes = model
+    fleet = fill(view.store, nodes)
+    data = view.fleet()
+    assert data["counts"] == fleet.counts
+    assert data["total"] == len(nodes)
+    cells = {n[0]: n for hall in data["halls"] for rack in hall["racks"] for n in rack["nodes"]}
+    assert cells[nodes[2]][1:] == ["fail", "os"]
+    assert cells[nodes[3]][1:] == ["provisioning", "validate"]
+    assert cells[nodes[6]][1] == "quarantined"
+    racks = {r["name"]: r for hall in data["halls"] for r in hall["racks"]}
+    assert set(racks) == {"lab-r01", "lab-r02"} and racks["lab-r01"]["power_budget_w"] == 96000
+    assert data["run"]["id"] == fleet.burnin_run
+    assert data["last_event_id"] == view.store.last_event_id()
+
+    view.store.set_stage("stray01", "discover", "done", run_id=None)  # known to the store, not the inventory
+    placed = {h["name"]: h for h in view.fleet()["halls"]}
+    assert placed[UNPLACED]["racks"][0]["nodes"] == [["stray01", "ready", None]]
+
+
+def test_node_rack_and_run_views(model: tuple[ReadModel, list[str]]) -> None:
+    view, nodes = model
+    fleet = fill(view.store, nodes)
+    view.store.record_telemetry([
+        Sample(nodes[0], names.POWER_WATTS, 5200.0), Sample(nodes[1], names.POWER_WATTS, 4800.0),
+        Sample(nodes[0], names.INLET_CELSIUS, 24.5),
+    ])
+    node = view.node(nodes[4])
+    assert node["state"] == "fail"
+    assert node["checks"][0] == {**node["checks"][0], "check": "gpu.count", "status": "fail",
+                                 "hint": "Reseat GPU 3 or RMA the baseboard"}
+    firmware = {f["component"]: f for f in node["firmware"]}
+    assert firmware["BIOS"]["ok"] is True and firmware["iDRAC"]["ok"] is False and firmware["PSU"]["ok"] is None
+    assert node["inventory"]["rack"] == "lab-r01" and "password" not in repr(node)
+    assert [e["kind"] for e in node["events"]][-1] == "stage.done"
+
+    rack = view.rack("lab-r01")
+    assert rack["power_watts"] == 10000.0 and rack["power_reporting"] == 2
+    assert rack["nodes"][0]["inlet_celsius"] == 24.5
+
+    run = view.burnin_run(fleet.burnin_run)
+    slow = [n for n in run["throughput"]["nodes"] if n["ratio"] < 0.85]
+    assert [n["node"] for n in slow] == [fleet.straggler]
+    assert run["counts"] == {"fail": 1, "pass": len(nodes) - 1}
+    assert len(run["loss"]) == len(nodes) and run["loss"][0]["points"][0][0] == 0
+    assert [q["node"] for q in run["quarantined"]] == [nodes[6]]
+
+    with pytest.raises(NotFound):
+        view.node("nope")
+    with pytest.raises(NotFound):
+        view.rack("nope")
+    with pytest.raises(NotFound):
+        view.burnin_run(999)
+
+
+def test_events_page_and_follow(model: tuple[ReadModel, list[str]]) -> None:
+    view, nodes = model
+    fill(view.store, nodes)
+    newest = view.events(limit=5)
+    assert len(newest["events"]) == 5 and newest["last_id"] == view.store.last_event_id()
+    later = view.store.event("operator.note", node=nodes[0])
+    follow = view.events(newest["last_id"])
+    assert [e["id"] for e in follow["events"]] == [later] and follow["last_id"] == later
+    assert view.events(later)["last_id"] == later
+    assert {e["kind"] for e in view.events(kind="gpu.xid")["events"]} == {"gpu.xid"}
+
+
+def test_metrics_parse_and_carry_the_documented_names(model: tuple[ReadModel, list[str]]) -> None:
+    view, nodes = model
+    fleet = fill(view.store, nodes)
+    now = time.time()
+    view.store.record_telemetry([
+        Sample(nodes[0], names.POWER_WATTS, 5000.0, now - 120), Sample(nodes[0], names.POWER_WATTS, 5200.0, now - 60),
+        Sample(nodes[1], names.POWER_WATTS, 4800.0, now - 60),
+        Sample(nodes[2], names.POWER_WATTS, 9999.0, now - 2 * FRESH_S),  # stale: not a current reading
+        Sample(nodes[0], names.GPU_TEMPERATURE_CELSIUS, 40.0, now - 120, {"gpu": "1"}),
+        Sample(nodes[0], names.GPU_TEMPERATURE_CELSIUS, 61.0, now - 60, {"gpu": "1"}),
+        Sample(nodes[0], names.GPU_TEMPERATURE_CELSIUS, 63.0, now - 60, {"gpu": "2"}),
+    ])
+    families = {f.name: f for f in text_string_to_metric_families(render(view).decode())}
+    # The parser drops `_total` from counter family names; the samples keep it.
+    exposed = {s.name for f in families.values() for s in f.samples} | set(families)
+    missing = [n for n in DOCUMENTED if n not in exposed and n.removesuffix("_total") not in families]
+    assert not missing
+
+    def samples(name: str) -> list:
+        return families[name].samples
+
+    states = {s.labels["node"]: s.labels["state"] for s in samples("clusterctl_node_state")}
+    assert sum(1 for s in states.values() if s == "fail") == fleet.counts["fail"]
+    assert {s.labels["state"]: s.value for s in samples("clusterctl_nodes")}["ready"] == fleet.counts["ready"]
+    assert [(s.labels["node"], s.labels["check"], s.value) for s in samples("clusterctl_check_failures")
+            if s.name.endswith("_total")] == [(nodes[4], "gpu.count", 1.0)]
+    rack = {s.labels["rack"]: s.value for s in samples("clusterctl_rack_power_watts")}
+    assert rack == {"lab-r01": 10000.0}  # newest reading per node, summed
+    gpu = {s.labels["gpu"]: s.value for s in samples("clusterctl_gpu_temperature_celsius")}
+    assert gpu == {"1": 61.0, "2": 63.0}
+    xids = {(s.labels["xid"], s.labels["gpu"]): s.value for s in samples("clusterctl_xid_errors")
+            if s.name.endswith("_total")}
+    assert xids == {("79", "2"): 2.0, ("48", "5"): 1.0}  # repeats counted, per code
