@@ -27,12 +27,20 @@ def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    """Attention with fused input projections: one matmul for Q, K and V (or K and V from memory).
+
+    The same parameters as the paper's separate W^Q, W^K, W^V, stacked, so the GPU runs one
+    large GEMM instead of three small ones.
+    """
+
+    def __init__(self, cfg: TransformerConfig, cross: bool = False) -> None:
         super().__init__()
-        self.n_heads = cfg.n_heads
-        self.q = nn.Linear(cfg.d_model, cfg.d_model)
-        self.k = nn.Linear(cfg.d_model, cfg.d_model)
-        self.v = nn.Linear(cfg.d_model, cfg.d_model)
+        self.n_heads, self.cross = cfg.n_heads, cross
+        if cross:
+            self.q = nn.Linear(cfg.d_model, cfg.d_model)
+            self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        else:
+            self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
@@ -41,10 +49,14 @@ class MultiHeadAttention(nn.Module):
         return x.view(batch, length, self.n_heads, d_model // self.n_heads).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        source = x if memory is None else memory
-        q, k, v = self._heads(self.q(x)), self._heads(self.k(source)), self._heads(self.v(source))
+        if self.cross:
+            assert memory is not None
+            q, (k, v) = self.q(x), self.kv(memory).chunk(2, dim=-1)
+        else:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
+            self._heads(q), self._heads(k), self._heads(v),
+            dropout_p=self.dropout if self.training else 0.0, is_causal=causal,
         )
         batch, _, length, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(batch, length, -1))
@@ -76,7 +88,8 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        self.self_attn, self.cross_attn, self.ff = MultiHeadAttention(cfg), MultiHeadAttention(cfg), FeedForward(cfg)
+        self.self_attn, self.cross_attn = MultiHeadAttention(cfg), MultiHeadAttention(cfg, cross=True)
+        self.ff = FeedForward(cfg)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.drop = nn.Dropout(cfg.dropout)
 
