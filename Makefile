@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --upgrade pip
 	# torch first, pinned: it is a local CPU build here; an unpinned `torch` pulls CUDA wheels.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[postgres,burnin,test,dev]'
+	$(PIP) install -e '.[postgres,burnin,kubernetes,test,dev]'
 	touch $@
 
 setup: $(VENV)/.installed
