@@ -234,6 +234,12 @@ def _launcher_options(launcher: str, inventory: Inventory | None, nodes: list[st
             labels = {k: v for k, v in label_sets[0].items() if all(s.get(k) == v for s in label_sets)}
         return {"kubeconfig": str(kubeconfig) if kubeconfig else None, "context": context, "namespace": namespace,
                 "image": image, "gpus_per_node": gpus, "node_labels": labels, "workload": kube_workload}
+    if launcher == "ssh":
+        if inventory is None:
+            raise ClusterctlError("the ssh launcher needs the inventory FILE (node addresses, keys, known_hosts)")
+        from clusterctl.ssh.target import target_from_node
+
+        return {"targets": {n: target_from_node(inventory.nodes[n], inventory) for n in nodes}}
     return {}
 
 

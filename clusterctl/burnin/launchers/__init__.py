@@ -1,7 +1,7 @@
 """Burn-in launchers behind one protocol (see `protocol`), picked by name.
 
 Each backend module is imported only when chosen, so `kubernetes` loads only for
-`--launcher kubernetes`. `ssh` is reserved for the SSH layer's launcher.
+`--launcher kubernetes`.
 """
 
 from __future__ import annotations
@@ -31,5 +31,7 @@ def create(name: str, **options: Any) -> Launcher:
 
         return KubernetesLauncher(**options)
     if name == "ssh":
-        raise ClusterctlError("the ssh launcher is not available yet; use local, slurm or kubernetes")
+        from clusterctl.burnin.launchers.ssh import SSHLauncher
+
+        return SSHLauncher(**options)
     raise ClusterctlError(f"unknown launcher {name!r}; choose one of {', '.join(NAMES)}")

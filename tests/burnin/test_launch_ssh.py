@@ -1,0 +1,69 @@
+"""The SSH launcher for real: torchrun started over paramiko on sshd hosts, rendezvous on the first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.sshd import SSHFleet
+
+from clusterctl.cli.main import run
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
+    fleet = SSHFleet(tmp_path_factory.mktemp("burnin-ssh"), count=2, subnet=81)
+    yield fleet
+    fleet.stop()
+
+
+def write_inventory(tmp_path: Path, fleet: SSHFleet) -> Path:
+    overrides = "\n".join(f"      {h.name}: {{ssh: {{address: {h.address}, port: {h.port}}}}}" for h in fleet.hosts)
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "version: 1\nsite: {name: ssh-burnin}\n"
+        "defaults:\n"
+        "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:BMC_PASSWORD}\n"
+        f"  ssh: {{address: 127.0.0.1, user: {fleet.user}, key: 'file:{fleet.client_key}', "
+        f"known_hosts: {fleet.known_hosts}}}\n"
+        "  hardware: {gpu: {model: H100-SXM5-80GB, count: 1}}\n"
+        "halls: [{name: H1, rows: [{name: R1, racks: [{name: r1, power_budget_w: 40000}]}]}]\n"
+        "groups:\n  - name: gpu\n    nodes: host[01-02]\n    rack: r1\n    overrides:\n" + overrides + "\n")
+    return path
+
+
+def burnin(inventory: Path, *extra: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    code = run(["burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny", "--steps", "30",
+                "--log-every", "5", "--checksum-every", "10", "--threads", "1", "--timeout", "5m",
+                "--python", sys.executable, "-o", "json", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_two_nodes_over_ssh_pass_then_a_slowed_node_is_named(fleet: SSHFleet, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = write_inventory(tmp_path, fleet)
+    code, report = burnin(inventory, capsys=capsys)
+    assert code == 0, report
+    assert {n["node"]: n["status"] for n in report["nodes"]} == {"host01": "pass", "host02": "pass"}
+
+    code, report = burnin(inventory, "--fault", "slow:rank=1:factor=4", "--straggler-ratio", "0.6", capsys=capsys)
+    assert code == 1
+    verdicts = {n["node"]: n for n in report["nodes"]}
+    assert verdicts["host01"]["status"] == "pass"
+    assert verdicts["host02"]["status"] == "fail" and "straggler" in verdicts["host02"]["reasons"][0]
+
+
+def test_dry_run_shows_quoted_commands_per_node(fleet: SSHFleet, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = write_inventory(tmp_path, fleet)
+    code = run(["burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny", "--steps", "5",
+                "--fault", "slow:rank=1; touch /tmp/pwned", "--dry-run", "-o", "json"])
+    assert code == 0
+    text = json.loads(capsys.readouterr().out)["files"]["commands.sh"]
+    assert "--node-rank 1" in text and "--master-addr 127.0.81.1" in text
+    assert "'CLUSTERCTL_BURNIN_FAULT=slow:rank=1; touch /tmp/pwned'" in text
