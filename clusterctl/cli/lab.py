@@ -159,6 +159,7 @@ def up(
     time_scale: float = typer.Option(60.0, "--time-scale", help="Simulated seconds per real second."),
     latency_ms: float = typer.Option(50.0, "--latency-ms", help="Added latency of every BMC answer."),
     port: int = typer.Option(8443, "--port", help="BMC HTTPS port on every lab address."),
+    ssh_port: int = typer.Option(2222, "--ssh-port", help="SSH port of every lab node (0: no SSH)."),
 ) -> None:
     """Start the lab in the background and wait until it answers. Example: clusterctl lab up --nodes 64"""
     from clusterctl.sim import labdir
@@ -203,6 +204,8 @@ def up(
             str(latency_ms),
             "--port",
             str(port),
+            "--ssh-port",
+            str(ssh_port),
         ]
         if faults is not None:
             cmd += ["--faults", str(faults.resolve())]
@@ -226,6 +229,11 @@ def up(
             f"lab up: {result['nodes']} servers, BMCs https://{result['bmc_first']}:{result['port']} .. "
             f"{result['bmc_last']}, pid {result['pid']}"
         )
+        if result.get("ssh_error"):
+            console.print(f"SSH is off: {result['ssh_error']}", markup=False)
+        if result.get("ssh_first"):
+            console.print(f"SSH: {result['ssh_user']}@{result['ssh_first']} .. {result['ssh_last']} port "
+                          f"{result['ssh_port']}, key {result['ssh_key']}, known_hosts {result['ssh_known_hosts']}")
         console.print(f"inventory: {result['inventory']}   CA: {lab_dir / 'ca.pem'}   control: {result['control']}")
 
     cfg.emit(result, draw)
@@ -247,7 +255,7 @@ def _summary(lab_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         "time_scale": info.get("time_scale"),
         "bmc_first": bmc_address(0, base),
         "bmc_last": bmc_address(nodes - 1, base),
-    }
+    } | {k: v for k, v in info.items() if k.startswith("ssh_")}
 
 
 @app.command()
@@ -265,7 +273,10 @@ def status(ctx: typer.Context) -> None:
     def draw(console: Any) -> None:
         from rich.table import Table
 
-        table = Table(title=f"lab: {result['nodes']} servers, pid {result['pid']}, inventory {result['inventory']}")
+        ssh = (f", SSH {result['ssh_first']}..{result['ssh_last']}:{result['ssh_port']}"
+               if result.get("ssh_first") else "")
+        title = f"lab: {result['nodes']} servers, pid {result['pid']}, inventory {result['inventory']}{ssh}"
+        table = Table(title=title)
         for column in ("node", "bmc", "power", "firmware applied", "BIOS changes", "resets", "faults"):
             table.add_column(column)
         for s in result["servers"]:

@@ -40,12 +40,21 @@ def firmware_file_name(component: str, version: str) -> str:
     return f"{component}-{version}.bin"
 
 
+def _rack_names(racks: int) -> str:
+    """lab-r01 … lab-r99, then lab-r100 …: the simulator's names, as a hostlist (one padding per range)."""
+    if racks == 1:
+        return "lab-r01"
+    if racks <= 99:
+        return f"lab-r[01-{racks:02d}]"
+    return f"lab-r[01-99],lab-r[100-{racks}]"
+
+
 def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR) -> str:
     """The inventory YAML for a lab of `nodes` nodes whose state lives in `lab_dir`."""
     if not 1 <= nodes <= 9999:
         raise ValueError("the lab has between 1 and 9999 nodes")
     racks = math.ceil(nodes / RACK_SIZE)
-    rack_names = f"lab-r[01-{racks:02d}]" if racks > 1 else "lab-r01"
+    rack_names = _rack_names(racks)
     node_names = f"gpu[0001-{nodes:04d}]" if nodes > 1 else "gpu0001"
     firmware = "\n".join(
         f"    {component}:\n"

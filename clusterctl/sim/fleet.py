@@ -4,6 +4,8 @@
 entry (`python -m clusterctl.sim`): one listening socket per BMC address
 (node i -> the i-th host address after --base-address, port --port), plus a
 control socket on 127.0.0.1, all served by one uvicorn server with the lab cert.
+The same event loop serves every node over SSH (clusterctl.sim.ssh: node i on the i-th host
+address after --ssh-base-address, port --ssh-port; --ssh-port 0 turns SSH off).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import resource
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -164,6 +167,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--faults", type=Path, default=None)
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--base-address", default=DEFAULT_BASE)
+    p.add_argument("--ssh-port", type=int, default=2222, help="SSH port of every node; 0: no SSH")
+    p.add_argument("--ssh-base-address", default="127.2.0.0")
+    p.add_argument("--ssh-host-keys", choices=["shared", "per-node"], default="shared",
+                   help="one lab host key for every node (known_hosts: one line), or one key per node")
     p.add_argument(
         "--http",
         choices=["h11", "httptools"],
@@ -208,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         "lab_dir": str(lab_dir),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    lab_ssh = None
+    if args.ssh_port:
+        from clusterctl.sim.ssh import LabSSH
+
+        lab_ssh = LabSSH(fleet, lab_dir, base_address=args.ssh_base_address, port=args.ssh_port,
+                         time_scale=args.time_scale, latency_ms=args.latency_ms,
+                         per_node_keys=args.ssh_host_keys == "per-node")
+        info.update(lab_ssh.summary())
     control = ControlAPI(fleet, token, info)
     app = LabApp(fleet, latency_ms=args.latency_ms, control=control, control_address=control_addr)
     config = uvicorn.Config(
@@ -239,9 +254,21 @@ def main(argv: list[str] | None = None) -> int:
             if server.started or serve.done():
                 break
             await asyncio.sleep(0.05)
+        if server.started and lab_ssh is not None:
+            try:
+                await lab_ssh.start()
+            except OSError as exc:
+                # The BMCs do not depend on SSH (another lab may hold the SSH port): serve them, and
+                # say why SSH is off in lab.json, which `lab up` and `lab status` show.
+                print(f"SSH is off: {exc.strerror or exc}", file=sys.stderr, flush=True)
+                for key in [k for k in info if k.startswith("ssh_")]:
+                    del info[key]
+                info["ssh_error"] = str(exc.strerror or exc)
         if server.started:
             labdir.write_json(lab_dir / labdir.INFO_FILE, info)
         await serve
+        if lab_ssh is not None:
+            lab_ssh.close()
         stop.set()
         await journal
 

@@ -4,7 +4,9 @@ Layout (`$CLUSTERCTL_LAB_DIR`, default ~/.local/state/clusterctl/lab, mode 0700)
 ca.pem, ca-key.pem (0600), server.pem, server-key.pem (0600), bmc-password (0600),
 control-token (0600), lab.pid, lab.json (pid, control URL, nodes, options; written
 once the process answers), journal.json (what was done to each server), sim.log,
-inventory.yaml (only for a node count other than the default 16).
+inventory.yaml (only for a node count other than the default 16),
+ssh/ (id_ed25519 + .pub: the client key the lab inventory references; host-key-seed; known_hosts:
+see clusterctl.sim.ssh), nodes/<name>/ (each node's sandbox and HOME for commands run over SSH).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ without a driver still reports its fabric and software, and no failure prints a 
 Options (for tests and the embedded lab; the defaults read the real node):
   --sysfs-root DIR   prefix for /sys paths           --kernel-log FILE   read XIDs from FILE
   --root DIR         prefix for /usr paths (software versions)
+
+`collect(node)` is the whole collection with every read going through `node` (a `NodeIO`):
+the embedded lab imports this module and passes a NodeIO of its simulated hardware, so the
+code that runs on real nodes is the code the lab exercises, without a process per node.
 """
 
 import argparse
@@ -59,19 +63,57 @@ LIB_DIRS = (
 COMMAND_TIMEOUT = 15
 
 
+class NodeIO:
+    """Every way the agent looks at its node. This one reads the real node; the lab's subclass
+    answers from simulated hardware (same method names and return shapes)."""
+
+    def hostname(self):
+        return socket.gethostname()
+
+    def nvml(self):
+        """The pynvml module (ImportError when it is not installed)."""
+        import pynvml
+
+        return pynvml
+
+    def kernel_log(self, path):
+        return kernel_log(path)
+
+    def read(self, path):
+        return read(path)
+
+    def isdir(self, path):
+        return os.path.isdir(path)
+
+    def listdir(self, path):
+        return os.listdir(path)
+
+    def glob(self, pattern):
+        return glob.glob(pattern)
+
+    def run(self, argv):
+        return run(argv)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="clusterctl-agent")
     parser.add_argument("--sysfs-root", default="/sys")
     parser.add_argument("--kernel-log", default=None)
     parser.add_argument("--root", default="/")
     args = parser.parse_args(argv)
-    doc = {"agent": AGENT_VERSION, "hostname": socket.gethostname()}
-    doc["gpu"] = guarded(collect_gpus)
-    doc["xid"] = guarded(collect_xids, args.kernel_log)
-    doc["infiniband"] = guarded(collect_infiniband, args.sysfs_root)
-    doc["software"] = guarded(collect_software, args.root, args.sysfs_root, doc["gpu"])
+    doc = collect(NodeIO(), sysfs_root=args.sysfs_root, kernel_log_path=args.kernel_log, root=args.root)
     sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
     return 0
+
+
+def collect(node, sysfs_root="/sys", kernel_log_path=None, root="/"):
+    """The agent's document for the node that `node` (a NodeIO) reads."""
+    doc = {"agent": AGENT_VERSION, "hostname": node.hostname()}
+    doc["gpu"] = guarded(collect_gpus, node)
+    doc["xid"] = guarded(collect_xids, kernel_log_path, node)
+    doc["infiniband"] = guarded(collect_infiniband, sysfs_root, node)
+    doc["software"] = guarded(collect_software, root, sysfs_root, doc["gpu"], node)
+    return doc
 
 
 def guarded(fn, *args):
@@ -89,9 +131,9 @@ def text(value):
 # -- GPUs (NVML) ------------------------------------------------------------------------------------------
 
 
-def collect_gpus():
+def collect_gpus(node=None):
     try:
-        import pynvml
+        pynvml = (node or NodeIO()).nvml()
     except ImportError:
         return {"error": "no NVIDIA driver", "detail": "the pynvml module is not installed"}
     try:
@@ -227,8 +269,8 @@ def collect_nvlink(nvml, handle):
 # -- XIDs from the kernel log -----------------------------------------------------------------------------
 
 
-def collect_xids(path):
-    source, lines = kernel_log(path)
+def collect_xids(path, node=None):
+    source, lines = (node or NodeIO()).kernel_log(path)
     if lines is None:
         return {"error": f"cannot read the kernel log: {source}"}
     events = []
@@ -298,15 +340,17 @@ def rate_gbps(raw):
     return float(match.group(1)) if match else None
 
 
-def collect_infiniband(sysfs_root):
+def collect_infiniband(sysfs_root, node=None):
+    node = node or NodeIO()
+    read = node.read
     base = os.path.join(sysfs_root, "class", "infiniband")
-    if not os.path.isdir(base):
+    if not node.isdir(base):
         return {"hcas": []}
     hcas = []
-    for hca in sorted(os.listdir(base)):
+    for hca in sorted(node.listdir(base)):
         ports_dir = os.path.join(base, hca, "ports")
         ports = []
-        for port in sorted(os.listdir(ports_dir), key=lambda p: int(p) if p.isdigit() else 0) if os.path.isdir(
+        for port in sorted(node.listdir(ports_dir), key=lambda p: int(p) if p.isdigit() else 0) if node.isdir(
             ports_dir
         ) else []:
             pdir = os.path.join(ports_dir, port)
@@ -336,19 +380,21 @@ def under(root, path):
     return os.path.join(root, path.lstrip("/"))
 
 
-def collect_software(root, sysfs_root, gpu):
+def collect_software(root, sysfs_root, gpu, node=None):
+    node = node or NodeIO()
     driver = gpu.get("driver") if isinstance(gpu, dict) else None
     return {
-        "driver": driver or read(os.path.join(sysfs_root, "module", "nvidia", "version")),
-        "cuda": cuda_version(root) or (gpu.get("cuda_driver") if isinstance(gpu, dict) else None),
-        "nccl": nccl_version(root),
-        "ofed": ofed_version(),
-        "fabricmanager": first_version(run(["nv-fabricmanager", "--version"])),
-        "dcgm": first_version(run(["dcgmi", "--version"])),
+        "driver": driver or node.read(os.path.join(sysfs_root, "module", "nvidia", "version")),
+        "cuda": cuda_version(root, node) or (gpu.get("cuda_driver") if isinstance(gpu, dict) else None),
+        "nccl": nccl_version(root, node),
+        "ofed": ofed_version(node),
+        "fabricmanager": first_version(node.run(["nv-fabricmanager", "--version"])),
+        "dcgm": first_version(node.run(["dcgmi", "--version"])),
     }
 
 
-def cuda_version(root):
+def cuda_version(root, node=None):
+    read = (node or NodeIO()).read
     raw = read(under(root, "/usr/local/cuda/version.json"))
     if raw:
         try:
@@ -358,10 +404,12 @@ def cuda_version(root):
     return first_version(read(under(root, "/usr/local/cuda/version.txt")))
 
 
-def nccl_version(root):
+def nccl_version(root, node=None):
+    node = node or NodeIO()
+    read = node.read
     found = []
     for directory in LIB_DIRS:
-        for path in glob.glob(os.path.join(under(root, directory), "libnccl.so.*.*.*")):
+        for path in node.glob(os.path.join(under(root, directory), "libnccl.so.*.*.*")):
             match = re.search(r"libnccl\.so\.(\d+\.\d+\.\d+)$", path)
             if match:
                 found.append(tuple(int(x) for x in match.group(1).split(".")))
@@ -375,9 +423,9 @@ def nccl_version(root):
     return None
 
 
-def ofed_version():
+def ofed_version(node=None):
     """`ofed_info -s` prints 'MLNX_OFED_LINUX-23.10-1.1.9.0:'; the version is what follows the dash."""
-    raw = run(["ofed_info", "-s"])
+    raw = (node or NodeIO()).run(["ofed_info", "-s"])
     if not raw:
         return None
     line = raw.strip().splitlines()[0].rstrip(":")

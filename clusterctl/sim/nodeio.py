@@ -1,0 +1,133 @@
+"""What the validation agent sees on a lab node: its `NodeIO` answered from the node's hardware model.
+
+The agent (clusterctl/validate/agent.py) reads every fact through a NodeIO; this one serves
+NVML from `NodeHardware.nvml()` through the fake pynvml, /sys/class/infiniband from
+`NodeHardware.ib_ports()`, the kernel log from the node's XID faults, and the software a
+lab node has installed (the versions the lab inventory expects). Nothing touches the disk,
+so validating 2,000 lab nodes costs no process and no file per node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from types import ModuleType
+from typing import Any
+
+from clusterctl.sim.node import NodeHardware
+from clusterctl.validate import agent
+from clusterctl.validate.fake_nvml import pynvml as fake_nvml
+
+# What a lab node has installed: the same versions as the lab inventory's `software` section
+# (tests/sim/test_sim_ssh_agent.py checks that they agree).
+DRIVER = "550.90.07"
+CUDA_DRIVER = 12040  # NVML's encoding: 1000 * major + 10 * minor
+SOFTWARE = {"cuda": "12.4.1", "nccl": "2.21.5", "ofed": "24.04-0.7.0.0", "fabricmanager": DRIVER, "dcgm": "3.3.7"}
+IB_FIRMWARE = "28.41.1000"
+NCCL_DIR = "/usr/lib/x86_64-linux-gnu"
+COMMANDS = {
+    "ofed_info": f"MLNX_OFED_LINUX-{SOFTWARE['ofed']}:\n",
+    "nv-fabricmanager": f"Fabric Manager version is : {SOFTWARE['fabricmanager']}\n",
+    "dcgmi": f"Version : {SOFTWARE['dcgm']}\nBuild ID : 14\n",
+}
+
+
+class _NodeNVML:
+    """The fake pynvml module, fed from this node's GPUs instead of a fixture file.
+
+    The fake keeps its state in a module global; that is safe here because the lab runs the
+    agent's collection synchronously on its event loop, one node at a time.
+    """
+
+    def __init__(self, hw: NodeHardware) -> None:
+        self._hw = hw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(fake_nvml, name)
+
+    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's API names
+        gpus = [fake_nvml._normalise(dict(g, persistence_mode=1, ecc_mode=[1, 1])) for g in self._hw.nvml()]
+        fake_nvml._state = {"driver_version": DRIVER, "cuda_driver_version": CUDA_DRIVER, "gpus": gpus}
+
+
+def kernel_log_lines(hw: NodeHardware) -> list[str]:
+    """The node's XIDs as the NVIDIA driver writes them to the kernel log."""
+    lines = []
+    for gpu in hw.nvml():
+        bus = gpu["pci_bus_id"].split(":", 1)[1].rsplit(".", 1)[0].lower()  # 00000000:18:00.0 -> 18:00
+        for event in gpu["xid_events"]:
+            lines.append(f"[ 1234.567890] NVRM: Xid (PCI:0000:{bus}): {event['code']}, pid=4242, name=python3, "
+                         "lab-injected fault")
+    return lines
+
+
+def _sysfs(hw: NodeHardware, root: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(file path -> content, directory path -> entries) of /sys/class/infiniband."""
+    base = os.path.join(root, "class", "infiniband")
+    files: dict[str, str] = {}
+    dirs: dict[str, list[str]] = {base: []}
+    for port in hw.ib_ports():
+        hca = os.path.join(base, port["device"])
+        dirs[base].append(port["device"])
+        dirs[os.path.join(hca, "ports")] = [str(port["port"])]
+        pdir = os.path.join(hca, "ports", str(port["port"]))
+        files[os.path.join(hca, "fw_ver")] = IB_FIRMWARE
+        for key in ("state", "phys_state", "rate", "link_layer"):
+            files[os.path.join(pdir, key)] = str(port[key])
+        for name, value in port["counters"].items():
+            files[os.path.join(pdir, "counters", name)] = str(value)
+        dirs[hca] = ["ports", "fw_ver"]
+        dirs[pdir] = ["state", "phys_state", "rate", "link_layer", "counters"]
+        dirs[os.path.join(pdir, "counters")] = list(port["counters"])
+    return files, dirs
+
+
+class LabNodeIO(agent.NodeIO):
+    def __init__(self, hw: NodeHardware, sysfs_root: str = "/sys", root: str = "/") -> None:
+        self.hw = hw
+        self._files, self._dirs = _sysfs(hw, sysfs_root)
+        cuda = json.dumps({"cuda": {"name": "CUDA SDK", "version": SOFTWARE["cuda"]}})
+        self._files[os.path.join(root, "usr/local/cuda/version.json")] = cuda
+        self._files[os.path.join(sysfs_root, "module/nvidia/version")] = DRIVER
+        self._nccl = os.path.join(root, NCCL_DIR.lstrip("/"), f"libnccl.so.{SOFTWARE['nccl']}")
+
+    def hostname(self) -> str:
+        return self.hw.name
+
+    def nvml(self) -> ModuleType:
+        return _NodeNVML(self.hw)  # type: ignore[return-value]
+
+    def kernel_log(self, path: str | None) -> tuple[str, list[str] | None]:
+        return "journalctl -k -b -o cat --no-pager", kernel_log_lines(self.hw)
+
+    def read(self, path: str) -> str | None:
+        return self._files.get(path)
+
+    def isdir(self, path: str) -> bool:
+        return path in self._dirs
+
+    def listdir(self, path: str) -> list[str]:
+        if path not in self._dirs:
+            raise FileNotFoundError(path)
+        return list(self._dirs[path])
+
+    def glob(self, pattern: str) -> list[str]:
+        folder = os.path.dirname(pattern)
+        return [self._nccl] if os.path.basename(pattern).startswith("libnccl.so") and \
+            folder == os.path.dirname(self._nccl) else []
+
+    def run(self, argv: list[str]) -> str | None:
+        return COMMANDS.get(argv[0])
+
+
+def agent_report(hw: NodeHardware, args: list[str]) -> dict[str, Any]:
+    """What `python3 - ARGS` with the agent on stdin prints on this node, as a dict."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--sysfs-root", default="/sys")
+    parser.add_argument("--kernel-log", default=None)
+    parser.add_argument("--root", default="/")
+    known, _ = parser.parse_known_args(args)
+    node = LabNodeIO(hw, known.sysfs_root, known.root)
+    return agent.collect(node, sysfs_root=known.sysfs_root, kernel_log_path=known.kernel_log, root=known.root)
