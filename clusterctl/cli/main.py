@@ -17,6 +17,7 @@ from clusterctl.cli import burnin as burnin_cli
 from clusterctl.cli import dashboard as dashboard_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import lab as lab_cli
+from clusterctl.cli import provision as provision_cli
 from clusterctl.cli import state as state_cli
 from clusterctl.cli import validate as validate_cli
 from clusterctl.cli.context import Settings, default_state_url
@@ -42,6 +43,7 @@ app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(bmc_cli.app, name="bmc")
 app.add_typer(lab_cli.app, name="lab")
 state_cli.register(app)
+provision_cli.register(app)
 validate_cli.register(app)
 burnin_cli.register(app)
 dashboard_cli.register(app)

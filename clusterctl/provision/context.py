@@ -1,0 +1,141 @@
+"""What a stage works with: the node, its BMC session, the journal, the power gate and the run's tuning.
+
+Stages are functions of a `NodeContext`; they never open clients, read the inventory or write to
+the store by other means, which keeps each one a plain observe -> diff -> act -> confirm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from clusterctl import log
+from clusterctl.errors import BMCRequestFailed
+
+if TYPE_CHECKING:
+    import httpx
+
+    from clusterctl.inventory import Inventory, Node
+    from clusterctl.provision.images import ImageCheck
+    from clusterctl.provision.journal import Journal
+    from clusterctl.provision.power import PowerGate
+    from clusterctl.redfish import BMCTarget, Limits, RedfishClient, RetryPolicy
+    from clusterctl.redfish.resources.systems import ComputerSystem
+
+_log = log.get("provision")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Waits and deadlines, in real seconds. Defaults suit real iDRACs (FIELD-NOTES: 30-60 min per server)."""
+
+    poll_s: float = 5.0
+    job_deadline_s: float = 2400.0
+    reboot_deadline_s: float = 1800.0
+    os_deadline_s: float = 3600.0
+    request_timeout_s: float = 30.0
+    stage_attempts: int = 3
+    stage_retry_wait_s: float = 10.0
+    ssh_probe_timeout_s: float = 3.0
+    boot_via: str = "pxe"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    status: str  # "done" | "skipped"
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def done(reason: str | None = None, **detail: Any) -> StageResult:
+    return StageResult("done", reason, detail or None)
+
+
+def skipped(reason: str, **detail: Any) -> StageResult:
+    return StageResult("skipped", reason, detail or None)
+
+
+OsInstalled = Callable[["Node", "Tuning"], Awaitable[str | None]]
+"""None when the node's OS answers; else why not (e.g. 'connection refused on 10.0.0.5:22')."""
+NodeHook = Callable[["NodeContext"], Awaitable["StageResult"]]
+
+
+@dataclass
+class Hooks:
+    """The pluggable parts: how to tell an installed OS, how to configure it, how to validate a node."""
+
+    os_installed: OsInstalled | None = None
+    configure_os: NodeHook | None = None
+    validate: NodeHook | None = None
+
+
+@dataclass
+class NodeContext:
+    node: Node
+    target: BMCTarget
+    inventory: Inventory
+    journal: Journal
+    gate: PowerGate
+    tuning: Tuning
+    hooks: Hooks
+    limits: Limits
+    retry: RetryPolicy
+    images: ImageCheck | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    warmed_up: Callable[[], None] | None = None
+    """Called when the node first waits for a reboot slot: its BMC-heavy start is over."""
+    stage: str = ""
+    _client: RedfishClient | None = None
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def idrac(self) -> bool:
+        return self.target.vendor == "idrac"
+
+    async def bmc(self) -> RedfishClient:
+        """The node's one BMC session for the whole pipeline, opened on first use.
+
+        A BMC whose session table is full (iDRAC RAC0218, 503) is used with basic auth instead, as
+        Ansible's redfish modules do: sessions are a courtesy, not a requirement of DSP0266.
+        """
+        if self._client is not None:
+            return self._client
+        from clusterctl.redfish import RedfishClient
+
+        kwargs: dict[str, Any] = {"limits": self.limits, "retry": self.retry,
+                                  "timeout": self.tuning.request_timeout_s, "transport": self.transport}
+        try:
+            self._client = await self._stack.enter_async_context(RedfishClient(self.target, **kwargs))
+        except BMCRequestFailed as exc:
+            if exc.status != 503 or not any(m in str(exc) for m in ("RAC0218", "SessionLimit", "sessions")):
+                raise
+            _log.info("%s: no session available (%s); using basic auth", self.name, exc)
+            await self.journal.event("bmc.basic_auth", node=self.name, stage=self.stage,
+                                     payload={"reason": str(exc)})
+            client = RedfishClient(self.target, use_sessions=False, **kwargs)
+            self._client = await self._stack.enter_async_context(client)
+        return self._client
+
+    async def system(self) -> ComputerSystem:
+        """The node's ComputerSystem, read fresh; its URI is found once, then read directly (one GET)."""
+        from clusterctl.redfish.resources.systems import get_system
+
+        found = await get_system(await self.bmc(), self.facts.get("system_uri"))
+        self.facts["system_uri"] = found.odata_id
+        return found
+
+    async def drop_session(self) -> None:
+        """Forget the session (after an error that may have left it broken); the next use logs in again."""
+        self._client = None
+        await self._stack.aclose()
+        self._stack = AsyncExitStack()
+
+    async def close(self) -> None:
+        await self.drop_session()

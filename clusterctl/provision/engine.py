@@ -1,0 +1,384 @@
+"""The provisioning engine: every selected node through the selected stages, crash-safe and bounded.
+
+- One asyncio task per node, at most `concurrency` at once; a node's stages run in order over one
+  BMC session. Reboots go through the power gate (per-rack budget and reboot limit).
+- Failures are data: a failing node gets its stage marked failed with the reason and the others go
+  on. Only transient errors (BMC unreachable, 429/502/503/504) are retried, a whole stage at a time,
+  because a stage starts by observing and so is safe to repeat.
+- `canary` nodes go first; any failure among them stops the run. `max_failures` (N or P%) stops
+  it too: nodes in flight finish their current stage, the rest stay pending.
+- Everything goes to the store through the journal before and after each side effect, so the same
+  command after a `kill -9` resumes where the BMCs are, not where the store guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from clusterctl import log
+from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError, StateError
+from clusterctl.provision.context import Hooks, NodeContext, StageResult, Tuning
+from clusterctl.provision.images import ImageCheck
+from clusterctl.provision.journal import Journal
+from clusterctl.provision.power import PowerGate
+from clusterctl.provision.stages import READY, STAGES
+
+if TYPE_CHECKING:
+    import httpx
+
+    from clusterctl.inventory import Inventory, Node
+    from clusterctl.redfish import BMCTarget
+    from clusterctl.state.store import Store
+
+_log = log.get("provision")
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+DEFAULT_STAGES = ("discover", "firmware", "bios", "boot", "os", "validate")
+
+
+class ProvisionOptionError(ClusterctlError):
+    """A provisioning option cannot be used as given."""
+
+
+@dataclass
+class Options:
+    stages: Sequence[str] = DEFAULT_STAGES
+    concurrency: int = 64
+    warmup: int | None = None
+    """Nodes in their BMC-heavy start (discover, BMC image, staging) at once; a node leaves this
+    group when it first waits for a reboot slot. Bursts of requests then finish node by node, not
+    all together at the end, and every rack gets its first reboots going early (nodes start rack
+    by rack in turn). Default: two per rack of the selection, at least 16."""
+    canary: int = 0
+    max_failures: str | None = None
+    max_rebooting_total: int | None = None
+    per_bmc_requests: int = 4
+    global_requests: int = 256
+    stage_deadline_s: float = 4 * 3600.0
+    tuning: Tuning = field(default_factory=Tuning)
+
+
+def parse_stages(text: str | None) -> list[str]:
+    if not text:
+        return list(DEFAULT_STAGES)
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown or not wanted:
+        raise ProvisionOptionError(f"--stages: unknown stage(s) {', '.join(unknown) or '(none given)'}; "
+                                   f"choose from {', '.join(STAGES)}")
+    return [s for s in STAGES if s in wanted]  # always in pipeline order
+
+
+def failure_threshold(text: str | None, nodes: int) -> int | None:
+    """`--max-failures 5` or `10%` -> the failure count that stops the run (None: never)."""
+    if text is None or not text.strip():
+        return None
+    raw = text.strip()
+    try:
+        if raw.endswith("%"):
+            pct = float(raw[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            return max(1, math.ceil(nodes * pct / 100))
+        count = int(raw)
+        if count < 1:
+            raise ValueError
+        return count
+    except ValueError:
+        raise ProvisionOptionError(f"--max-failures {text!r}: expected a count (5) or a percentage (10%)") from None
+
+
+@dataclass
+class Summary:
+    run_id: int | None
+    nodes: int
+    ready: list[str] = field(default_factory=list)
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    skipped: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    seconds: float = 0.0
+    commits: int = 0
+    peaks: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "nodes": self.nodes,
+            "ready": len(self.ready),
+            "failed": [{"node": n, "stage": s, "reason": r} for n, (s, r) in sorted(self.failed.items())],
+            "skipped": {stage: {reason: sorted(nodes) for reason, nodes in by.items()}
+                        for stage, by in self.skipped.items()},
+            "pending": sorted(self.pending),
+            "stopped": self.stopped,
+            "seconds": round(self.seconds, 2),
+            "racks": self.peaks,
+        }
+
+
+class Tracker:
+    """In-memory counts per stage and status for live progress (the store has the same, durably)."""
+
+    def __init__(self, stages: Sequence[str], nodes: int) -> None:
+        self.stages = [*stages, READY]
+        self.total = nodes
+        self.status: dict[tuple[str, str], str] = {}
+        self.counts: dict[str, dict[str, int]] = {s: {"pending": nodes} for s in self.stages}
+        self.failing: list[tuple[str, str, str]] = []
+        self.started = time.monotonic()
+        self.listeners: list[Callable[[], None]] = []
+
+    def update(self, node: str, stage: str, status: str, reason: str | None = None) -> None:
+        old = self.status.get((node, stage), "pending")
+        self.status[(node, stage)] = status
+        counts = self.counts.setdefault(stage, {})
+        counts[old] = counts.get(old, 0) - 1
+        counts[status] = counts.get(status, 0) + 1
+        if status == "failed":
+            self.failing.append((node, stage, reason or ""))
+
+    @property
+    def ready(self) -> int:
+        return self.counts[READY].get("done", 0)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failing)
+
+    def throughput(self) -> float:
+        """Nodes finished (ready or failed) per second."""
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        return (self.ready + self.failed) / elapsed
+
+    def eta_s(self) -> float | None:
+        rate = self.throughput()
+        left = self.total - self.ready - self.failed
+        return left / rate if rate > 0 else None
+
+
+class Engine:
+    def __init__(
+        self,
+        inventory: Inventory,
+        store: Store,
+        options: Options,
+        *,
+        hooks: Hooks | None = None,
+        transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
+        tracker: Tracker | None = None,
+    ) -> None:
+        from clusterctl.provision.hooks import default_hooks
+
+        self.inventory = inventory
+        self.store = store
+        self.options = options
+        self.hooks = hooks or default_hooks()
+        self.transport_for = transport_for
+        self.tracker = tracker
+        self.stop_reason: str | None = None
+        self._threshold: int | None = None
+        self._failures = 0
+
+    # -- the run ---------------------------------------------------------------------------------------
+
+    async def run(self, nodes: list[Node], *, args: Any = None) -> Summary:
+        from clusterctl.redfish import Limits, RetryPolicy
+
+        opts = self.options
+        started = time.monotonic()
+        names = [n.name for n in nodes]
+        self._threshold = failure_threshold(opts.max_failures, len(nodes))
+        tracker = self.tracker or Tracker(opts.stages, len(nodes))
+        self.tracker = tracker
+        self._close_abandoned_runs()
+        run_id = self.store.start_run("provision", inventory=str(self.inventory.path), args=args)
+        summary = Summary(run_id=run_id, nodes=len(nodes))
+        gate = PowerGate(self.inventory, max_rebooting_total=opts.max_rebooting_total)
+        limits = Limits(per_bmc=opts.per_bmc_requests, global_requests=opts.global_requests)
+        retry = RetryPolicy(max_wait=min(30.0, max(opts.tuning.poll_s, 0.05) * 6),
+                            max_total=max(opts.tuning.request_timeout_s * 4, 1.0))
+        images = ImageCheck(self.inventory)
+        targets = bmc_targets(self.inventory, nodes)
+        status = "failed"
+        try:
+            async with Journal(self.store, run_id) as journal:
+                await asyncio.to_thread(journal.load_open_intents, names, opts.stages)
+                for stage in [*opts.stages, READY]:
+                    await journal.stages(names, stage, "pending")
+                slots = asyncio.Semaphore(max(1, opts.concurrency))
+                racks = len({n.rack for n in nodes})
+                warm = asyncio.Semaphore(max(1, opts.warmup if opts.warmup else max(16, 2 * racks)))
+
+                def context(node: Node) -> NodeContext:
+                    target = targets[node.name]
+                    return NodeContext(
+                        node=node, target=target, inventory=self.inventory, journal=journal, gate=gate,
+                        tuning=opts.tuning, hooks=self.hooks, limits=limits, retry=retry, images=images,
+                        transport=self.transport_for(target) if self.transport_for else None,
+                    )
+
+                async def one(node: Node) -> None:
+                    async with slots:
+                        if self.stop_reason is not None:
+                            return
+                        ctx = context(node)
+                        await warm.acquire()
+                        held = [True]
+
+                        def release() -> None:
+                            if held[0]:
+                                held[0] = False
+                                warm.release()
+
+                        ctx.warmed_up = release
+                        try:
+                            await self._pipeline(ctx, summary)
+                        finally:
+                            release()
+
+                canary, rest = nodes[: opts.canary], interleave_racks(nodes[opts.canary :])
+                if canary:
+                    await _all(one(n) for n in canary)
+                    if summary.failed and self.stop_reason is None:
+                        self.stop_reason = f"canary failed on {', '.join(sorted(summary.failed))}"
+                if self.stop_reason is None:
+                    await _all(one(n) for n in rest)
+                summary.pending = [n for n in names if n not in summary.ready and n not in summary.failed]
+                summary.stopped = self.stop_reason
+                summary.commits = journal.commits
+                status = "succeeded" if not summary.failed and not summary.pending else "failed"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status = "interrupted"
+            raise
+        finally:
+            summary.seconds = time.monotonic() - started
+            summary.peaks = {
+                r.name: {"peak_rebooting": r.peak_rebooting, "peak_estimated_w": round(r.peak_w, 1),
+                         "max_rebooting": r.max_rebooting, "budget_w": r.budget_w or 0}
+                for r in gate.racks.values() if r.peak_rebooting
+            }
+            self.store.finish_run(run_id, status, summary.as_dict())
+        return summary
+
+    def _close_abandoned_runs(self) -> None:
+        """A provision run still `running` in the store was killed: say so before this one starts."""
+        for old in self.store.runs(limit=50):
+            if old.kind == "provision" and old.status == "running":
+                self.store.finish_run(old.id, "interrupted", {"note": "found unfinished by a later run"})
+
+    async def _pipeline(self, ctx: NodeContext, summary: Summary) -> None:
+        skipped: list[str] = []
+        try:
+            for stage in self.options.stages:
+                if self.stop_reason is not None:
+                    return  # stays pending: the run was stopped between this node's stages
+                result = await self._stage(ctx, stage, summary)
+                if result is None:
+                    return
+                if result.status == "skipped":
+                    summary.skipped.setdefault(stage, {}).setdefault(result.reason or "", []).append(ctx.name)
+                    skipped.append(f"{stage}: {result.reason}")
+            reason = ("skipped " + "; ".join(skipped)) if skipped else None
+            await self._set(ctx, READY, "done", reason=reason)
+            summary.ready.append(ctx.name)
+        finally:
+            await ctx.close()
+
+    async def _set(self, ctx: NodeContext, stage: str, status: str, *, reason: str | None = None,
+                   detail: Any = None) -> None:
+        await ctx.journal.stage(ctx.name, stage, status, reason=reason, detail=detail)
+        if self.tracker is not None:
+            self.tracker.update(ctx.name, stage, status, reason)
+
+    async def _stage(self, ctx: NodeContext, stage: str, summary: Summary) -> StageResult | None:
+        """Run one stage to done/skipped (returned) or failed (None), retrying transient errors."""
+        ctx.stage = stage
+        await self._set(ctx, stage, "running")
+        attempts = max(1, self.options.tuning.stage_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                async with asyncio.timeout(self.options.stage_deadline_s):
+                    result = await STAGES[stage].run(ctx)
+            except StateError:
+                raise
+            except (BMCUnreachable, BMCRequestFailed) as exc:
+                transient = isinstance(exc, BMCUnreachable) or exc.status in TRANSIENT_STATUS
+                if transient and attempt < attempts:
+                    await ctx.journal.event("stage.retry", node=ctx.name, stage=stage,
+                                            payload={"attempt": attempt, "error": reason_of(exc, ctx)})
+                    await ctx.drop_session()
+                    await asyncio.sleep(self.options.tuning.stage_retry_wait_s * attempt)
+                    continue
+                return await self._fail(ctx, stage, reason_of(exc, ctx), summary)
+            except TimeoutError:
+                return await self._fail(
+                    ctx, stage, f"stage did not finish within {self.options.stage_deadline_s:.0f} s", summary
+                )
+            except ClusterctlError as exc:
+                return await self._fail(ctx, stage, reason_of(exc, ctx), summary)
+            except Exception as exc:  # noqa: BLE001 - one node's surprise must not stop the fleet
+                _log.debug("%s: %s: unexpected %s", ctx.name, stage, type(exc).__name__, exc_info=True)
+                return await self._fail(ctx, stage, f"{type(exc).__name__}: {exc}", summary)
+            await self._set(ctx, stage, result.status, reason=result.reason, detail=result.detail)
+            return result
+        raise AssertionError("unreachable: the last attempt returns")
+
+    async def _fail(self, ctx: NodeContext, stage: str, reason: str, summary: Summary) -> None:
+        await ctx.journal.close_open(ctx.name, stage, "failed", error=reason)
+        await self._set(ctx, stage, "failed", reason=reason)
+        summary.failed[ctx.name] = (stage, reason)
+        self._failures += 1
+        if self._threshold is not None and self._failures >= self._threshold and self.stop_reason is None:
+            self.stop_reason = f"{self._failures} node(s) failed (--max-failures {self.options.max_failures})"
+        return None
+
+
+def interleave_racks(nodes: list[Node]) -> list[Node]:
+    """First node of every rack, then the second of every rack...: each rack can start rebooting early."""
+    by_rack: dict[str, list[Node]] = {}
+    for node in nodes:
+        by_rack.setdefault(node.rack, []).append(node)
+    longest = max((len(v) for v in by_rack.values()), default=0)
+    return [group[i] for i in range(longest) for group in by_rack.values() if i < len(group)]
+
+
+def reason_of(exc: BaseException, ctx: NodeContext) -> str:
+    text = str(exc) or type(exc).__name__
+    prefix = f"{ctx.name}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+async def _all(coros: Any) -> None:
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def bmc_targets(inventory: Inventory, nodes: list[Node]) -> dict[str, BMCTarget]:
+    """Inventory nodes -> BMC targets (as `clusterctl bmc` builds them), each secret resolved once."""
+    from clusterctl.redfish import BMCTarget
+
+    secrets: dict[str, str] = {}
+    targets = {}
+    for node in nodes:
+        bmc = node.bmc
+        if not bmc.address:
+            raise ProvisionOptionError(f"{node.name}: no BMC address in the inventory")
+        ref = str(bmc.password)
+        if ref not in secrets:
+            secrets[ref] = bmc.password.resolve(inventory.base_dir)
+            log.redact(secrets[ref])
+        verify: bool | str = False if bmc.insecure else (
+            str(inventory.resolve_path(bmc.ca_file)) if bmc.ca_file else True)
+        targets[node.name] = BMCTarget(name=node.name, base_url=f"https://{bmc.endpoint}", username=bmc.user,
+                                       password=secrets[ref], verify=verify, vendor=bmc.vendor)
+    return targets

@@ -1,0 +1,70 @@
+"""Rebooting a node inside the power gate, and waiting for it to come back, with intent and outcome.
+
+A reboot a killed run left in flight (the server still PoweringOn) is waited out, not repeated:
+the observation decides, the journal only tells the next run what it may find.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from clusterctl.errors import BMCUnreachable, TaskFailed
+from clusterctl.redfish.resources.systems import ComputerSystem, power
+
+if TYPE_CHECKING:
+    from clusterctl.provision.context import NodeContext
+
+TRANSITIONS = ("PoweringOn", "PoweringOff")
+
+
+async def wait_powered_on(ctx: NodeContext, *, what: str) -> ComputerSystem:
+    """Poll until the server reports PowerState On; the BMC may drop out meanwhile."""
+    deadline = time.monotonic() + ctx.tuning.reboot_deadline_s
+    state = "unknown"
+    while True:
+        try:
+            system = await ctx.system()
+            state = system.power_state or "unknown"
+            if state == "On":
+                return system
+        except BMCUnreachable:
+            state = "BMC unreachable"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TaskFailed(f"{what}: server still {state} after {ctx.tuning.reboot_deadline_s:.0f} s",
+                             bmc=ctx.name)
+        await asyncio.sleep(min(ctx.tuning.poll_s, remaining))
+
+
+async def settle_power(ctx: NodeContext, system: ComputerSystem) -> ComputerSystem:
+    """A server caught mid-transition (a reboot from a killed run) holds a reboot slot until it is On."""
+    if system.power_state not in TRANSITIONS:
+        return system
+    if ctx.warmed_up is not None:
+        ctx.warmed_up()
+    async with ctx.gate.rebooting(ctx.node):
+        return await wait_powered_on(ctx, what="reboot in progress")
+
+
+async def reboot(ctx: NodeContext, reason: str) -> ComputerSystem:
+    """Power-cycle (or power on) within the rack's limits and wait until the server is On again."""
+    client = await ctx.bmc()
+    if ctx.warmed_up is not None:
+        ctx.warmed_up()
+    async with ctx.gate.rebooting(ctx.node) as rack:
+        system = await ctx.system()
+        estimate = rack.estimate_w(rack.rebooting) if rack is not None else None
+        await ctx.journal.intent(ctx.name, ctx.stage, "reboot", {
+            "reason": reason, "rack": ctx.node.rack, "power_state": system.power_state,
+            "rack_estimated_w": estimate, "rack_rebooting": len(rack.rebooting) if rack else None,
+        })
+        if system.power_state in TRANSITIONS:
+            action = "waited for a transition in progress"
+        else:
+            action = await power(client, system, "on" if system.power_state == "Off" else "cycle")
+        system = await wait_powered_on(ctx, what=f"reboot for {reason}")
+        await ctx.journal.outcome(ctx.name, ctx.stage, "reboot", "rebooted", action=action,
+                                  power_state=system.power_state)
+        return system

@@ -1,0 +1,69 @@
+"""Crash safety: `kill -9` the provisioning process at 20 random moments, re-run the same command each
+time; in the end every node is ready, every image was applied exactly once, and the journal is whole."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from test_provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+
+KILLS = 20
+RUNNER = (
+    "import sys\n"
+    "from clusterctl.cli import main, provision\n"
+    "if not any(c.name == 'provision' for c in main.app.registered_commands):\n"
+    "    provision.register(main.app)\n"
+    "main.run(sys.argv[1:])\n"
+)
+
+
+def start(lab: Lab) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-c", RUNNER, "-q", "provision", str(lab.inventory), "--yes", *FAST]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def test_kill_nine_at_random_moments_then_resume(lab: Lab) -> None:
+    lab.up(8, time_scale=500)
+    rng = random.Random(20261125)
+    finished_early = 0
+    for _ in range(KILLS):
+        proc = start(lab)
+        time.sleep(rng.uniform(0.6, 3.5))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        else:
+            finished_early += 1
+        proc.wait(timeout=30)
+        assert proc.stderr is not None
+        errors = proc.stderr.read().decode(errors="replace")
+        assert "Traceback" not in errors, errors
+    final = start(lab)
+    _, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err.decode(errors="replace")
+
+    servers = lab.status()
+    for node, server in servers.items():
+        assert server["firmware_applied"] == APPLIED_ONCE, (node, server["firmware_applied"])
+        assert server["firmware_failed"] == {}, node
+        assert len(server["bios_changes"]) == 1, (node, server["bios_changes"])
+        assert server["bios_pending"] == {}, node
+
+    store = open_store()
+    try:
+        assert_journal_complete(store)
+        # The kills did land mid-work: later runs followed jobs that killed runs had started.
+        assert store.events(0, kind="firmware.resumed")
+        ready = {r.node: r.status for r in store.node_stages() if r.stage == "ready"}
+        assert ready == {f"gpu{i:04d}": "done" for i in range(1, 9)}
+        runs = store.runs(limit=100)
+        assert runs[0].status == "succeeded"
+        assert all(r.status in ("interrupted", "succeeded") for r in runs), [r.status for r in runs]
+        killed = [r for r in runs if r.status == "interrupted"]
+        assert len(killed) >= KILLS // 3, f"only {len(killed)} kills landed in a started run"
+    finally:
+        store.close()
