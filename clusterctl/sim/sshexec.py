@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,51 @@ def python_stdin_args(command: str) -> tuple[dict[str, str], list[str]] | None:
     return None
 
 
+# A fresh node's PATH, not the controller's: tools such as Ansible's interpreter discovery must
+# find what a node has (/usr/bin/python3), not the controller's pyenv shims or virtualenv. The
+# lab's own interpreter directory comes last, for machines without a system Python.
+NODE_PATH = f"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:{Path(sys.executable).parent}"
+
+
 def sandbox(lab_dir: Path, node: str) -> Path:
     path = lab_dir / "nodes" / node
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 
+# A simulated node's sudo: the lab's user already owns the node's sandbox, so sudo only drops its
+# own options (-H -S -n -u USER -p PROMPT, as Ansible's become passes them) and runs the command.
+SUDO = """#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u|-p|-g) shift 2 ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+exec "$@"
+"""
+
+
+def node_tools(lab_dir: Path) -> Path:
+    """LAB_DIR/bin with the tools a node has that this machine may lack (sudo)."""
+    bin_dir = lab_dir / "bin"
+    sudo = bin_dir / "sudo"
+    if not sudo.exists():
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        sudo.write_text(SUDO)
+        sudo.chmod(0o755)
+    return bin_dir
+
+
 def shell_env(lab_dir: Path, node: str, user: str) -> dict[str, str]:
     home = sandbox(lab_dir, node)
+    root = home / "root"
+    root.mkdir(exist_ok=True)
     return {
         "HOME": str(home), "USER": user, "LOGNAME": user, "SHELL": "/bin/sh",
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8",
+        "PATH": f"{node_tools(lab_dir)}:{NODE_PATH}", "LANG": "C.UTF-8", "CLUSTERCTL_ROOT": str(root),
         "CLUSTERCTL_NODE": node, "CLUSTERCTL_LAB_DIR": str(lab_dir),
     }
 

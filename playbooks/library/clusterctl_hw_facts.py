@@ -37,7 +37,7 @@ RETURN = r"""
 ansible_facts:
   description: >-
     C(clusterctl_hw) with gpu, gpus, nvswitch, nvswitches, ib, ib_hcas, ib_ports, pkg_mgr,
-    systemd, kernel, arch, nvidia_smi.
+    systemd, kernel, arch, nvidia_smi, root.
   returned: always
   type: dict
 """
@@ -101,6 +101,7 @@ def hardware_facts(sysfs: Path, nvidia_smi: str | None = None) -> dict[str, obje
     switches = [d["address"] for d in devices if d["vendor"] == NVIDIA and d["class"][:6] == NVSWITCH_CLASS]
     hcas = [d["address"] for d in devices if d["vendor"] == MELLANOX and d["class"][:6] == IB_CLASS]
     ports = ib_ports(sysfs)
+    root = os.environ.get("CLUSTERCTL_ROOT") or "/"
     return {
         "gpu": bool(gpus),
         "gpus": gpus,
@@ -109,11 +110,15 @@ def hardware_facts(sysfs: Path, nvidia_smi: str | None = None) -> dict[str, obje
         "ib": bool(hcas or ports),
         "ib_hcas": hcas,
         "ib_ports": ports,
-        "pkg_mgr": package_manager(),
+        # A relocated root has no package manager of its own: apt/dnf would install into the real /.
+        "pkg_mgr": package_manager() if root == "/" else "none",
         "systemd": os.path.isdir("/run/systemd/system"),
         "kernel": os.uname().release,
         "arch": os.uname().machine,
         "nvidia_smi": find_nvidia_smi(nvidia_smi),
+        # A node whose filesystem lives below a prefix says so (the embedded lab's sandboxes do);
+        # everything else writes to /.
+        "root": root,
     }
 
 
