@@ -17,14 +17,23 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The main job on the embedded lab: BMCs over Redfish, provisioning (firmware, BIOS, Ansible),
+# validation over SSH, and a Transformer burn-in whose verdict names a node slowed on purpose.
 demo: setup
 	$(CLI) lab down --quiet >/dev/null 2>&1 || true
 	$(CLI) lab up
 	$(CLI) inventory check inventories/lab.yaml
 	$(CLI) bmc telemetry inventories/lab.yaml
-	$(CLI) lab status
+	$(CLI) provision inventories/lab.yaml --yes
+	$(CLI) validate inventories/lab.yaml
+	$(CLI) lab fault add gpu0005 gpu_slow --param gpu=1 --param factor=0.5
+	$(CLI) burnin inventories/lab.yaml --launcher ssh --model transformer-big --steps 50 \
+	    || echo "(expected: the burn-in names gpu0005, slowed on purpose)"
+	$(CLI) monitor inventories/lab.yaml --once
+	$(CLI) status || true
 	@echo
-	@echo "The lab keeps running: try 'clusterctl bmc show inventories/lab.yaml' (in $(VENV)/bin), then 'clusterctl lab down'."
+	@echo "The lab keeps running. See it in a browser: .venv/bin/clusterctl dashboard inventories/lab.yaml"
+	@echo "(it prints its token), then stop the lab with .venv/bin/clusterctl lab down."
 
 test: setup
 	tools/system-deps.sh
