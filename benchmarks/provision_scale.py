@@ -129,11 +129,7 @@ def main() -> int:
         if not source.exists():
             source = Path(__file__).resolve().parents[1] / "inventories" / "lab.yaml"
         inventory_file = work / "bench-inventory.yaml"
-        # NodeInterleave is not in the simulated BIOS (see the provision report); the bench leaves it out.
         text = source.read_text().replace("port: 8443", f"port: {port}")
-        text = text.replace("      NodeInterleave: Disabled\n", "")
-        if args.nodes > 99 * 8:  # render_lab_inventory writes lab-r[01-250], which is not a valid hostlist
-            text = text.replace("lab-r[01-", "lab-r[001-")
         inventory_file.write_text(text)
         inventory = load_inventory(inventory_file)
         tuning = Tuning(poll_s=args.poll_interval, job_deadline_s=3600, reboot_deadline_s=3600,

@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from clusterctl.errors import NodeCheckFailed
-from clusterctl.provision.context import StageResult, done
+from clusterctl.provision.context import StageResult, done, skipped
 
 if TYPE_CHECKING:
     from clusterctl.provision.context import NodeContext
@@ -35,6 +35,12 @@ def _check(ctx: NodeContext) -> FleetReport:
 
 
 async def validate_node(ctx: NodeContext) -> StageResult:
+    from clusterctl.provision.hooks import ssh_answers
+
+    # As the `os` stage does: a node whose SSH does not answer is reported skipped, never passed.
+    unreachable = await ssh_answers(ctx.node, ctx.tuning)
+    if unreachable:
+        return skipped(f"the node-side checks need SSH: {unreachable}")
     report = await asyncio.to_thread(_check, ctx)
     verdict = report.verdicts[0]
     store = ctx.journal.store

@@ -79,9 +79,6 @@ class Lab:
 
     def write_inventory(self, source: Path, *, budget_w: int | None, max_rebooting: int | None) -> None:
         text = source.read_text().replace("port: 8443", f"port: {self.port}")
-        # The lab inventory asks for NodeInterleave, which the simulated iDRAC's BIOS does not have
-        # (reported to the lead): provisioning rightly fails on an unknown attribute, so leave it out.
-        text = text.replace("      NodeInterleave: Disabled\n", "")
         if budget_w is not None:
             text = text.replace("power_budget_w: 96000", f"power_budget_w: {budget_w}")
         if max_rebooting is not None:
