@@ -34,6 +34,16 @@ def redact(value: str) -> None:
             _secrets.add(value)
 
 
+def forget(value: str) -> None:
+    """Stop masking a secret that no longer grants anything (a Redfish session after logout).
+
+    Long runs open thousands of sessions; without this the mask list, scanned for every
+    log line and stored payload, would only grow.
+    """
+    with _lock:
+        _secrets.discard(value)
+
+
 def scrub(text: str) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)

@@ -112,6 +112,8 @@ class RedfishClient:
                 except (httpx.HTTPError, TimeoutError) as exc:
                     _log.warning("%s: logout failed: %s", self.name, type(exc).__name__)
         finally:
+            if self._token:
+                log.forget(self._token)  # a dead session's token is worthless; keep the mask list short
             self._session_uri = self._token = None
             http.headers.pop("X-Auth-Token", None)
             await http.aclose()
