@@ -109,15 +109,12 @@ def main() -> int:
     os.environ["HOME"] = str(work)
     os.environ["CLUSTERCTL_LAB_DIR"] = str(work / "lab")
     os.environ["CLUSTERCTL_STATE"] = f"sqlite:///{work / 'state.db'}"
-    from clusterctl.cli import lab as lab_cli
     from clusterctl.cli import main as main_cli
     from clusterctl.inventory import load_inventory
     from clusterctl.provision.context import Tuning
     from clusterctl.provision.engine import Options
     from clusterctl.sim.node import GPU_COUNT, GPU_IDLE_W
 
-    if not any(g.name == "lab" for g in main_cli.app.registered_groups):
-        main_cli.app.add_typer(lab_cli.app, name="lab")
     port = free_port()
     ssh = ["--ssh-port", "0"]  # the BMC side only: no lab SSH to collide with other labs
     code = main_cli.run(["-q", "-o", "json", "lab", "up", "--nodes", str(args.nodes), "--port", str(port),

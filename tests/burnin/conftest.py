@@ -28,10 +28,8 @@ class Result:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """Run `clusterctl ARGS` in this process through the real entry point; returns code, stdout, stderr."""
-    from clusterctl.cli import burnin, main
+    from clusterctl.cli import main
 
-    if not any(group.name == "burnin" for group in main.app.registered_groups):
-        burnin.register(main.app)
 
     def invoke(*args: str) -> Result:
         capsys.readouterr()

@@ -42,14 +42,8 @@ PIXELS = """names => Object.fromEntries(names.map(name => {
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
     """`clusterctl ...` in-process, with `lab`, `monitor` and `dashboard` mounted as the lead will wire them."""
-    from clusterctl.cli import dashboard as dashboard_cli
-    from clusterctl.cli import lab as lab_cli
     from clusterctl.cli import main as main_cli
 
-    if not any(group.name == "lab" for group in main_cli.app.registered_groups):
-        main_cli.app.add_typer(lab_cli.app, name="lab")
-    if not any(command.name == "monitor" for command in main_cli.app.registered_commands):
-        dashboard_cli.register(main_cli.app)
 
     def run(*args: str) -> tuple[int, Any, str]:
         capsys.readouterr()
@@ -198,7 +192,7 @@ def _collect_in_the_background(inventory: str) -> None:
 
     from clusterctl.monitor import names
 
-    launch = "import sys; from clusterctl.cli import main, dashboard; dashboard.register(main.app); main.run()"
+    launch = "from clusterctl.cli import main; main.run()"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -16,9 +16,7 @@ import pytest
 
 from clusterctl.dashboard.auth import load_token
 
-# The lead wires `register` into the CLI; until then the process mounts it the same way.
-LAUNCH = ("import sys; from clusterctl.cli import main, dashboard; "
-          "dashboard.register(main.app); sys.argv[0] = 'clusterctl'; main.run()")
+LAUNCH = "import sys; from clusterctl.cli import main; sys.argv[0] = 'clusterctl'; main.run()"
 
 
 def free_port() -> int:

@@ -79,11 +79,8 @@ def test_compaction_keeps_a_day_raw_then_five_minute_averages(store_url: str) ->
 
 
 def test_monitor_cli_refuses_a_missing_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from clusterctl.cli import dashboard as dashboard_cli
     from clusterctl.cli import main as main_cli
 
-    if not any(command.name == "monitor" for command in main_cli.app.registered_commands):
-        dashboard_cli.register(main_cli.app)
     assert main_cli.run(["monitor", str(tmp_path / "nope.yaml"), "--once"]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "no such inventory file" in err

@@ -15,9 +15,7 @@ from test_provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete,
 KILLS = 20
 RUNNER = (
     "import sys\n"
-    "from clusterctl.cli import main, provision\n"
-    "if not any(c.name == 'provision' for c in main.app.registered_commands):\n"
-    "    provision.register(main.app)\n"
+    "from clusterctl.cli import main\n"
     "main.run(sys.argv[1:])\n"
 )
 

@@ -17,19 +17,10 @@ from typing import Any
 
 import pytest
 
-from clusterctl.cli import lab as lab_cli
 from clusterctl.cli import main as main_cli
-from clusterctl.cli import provision as provision_cli
 
 APPLIED_ONCE = {"idrac": 1, "bios": 1, "nic": 1, "gpu": 1, "cpld": 1}  # the PSU is already current
 FAST = ["--poll-interval", "0.05", "--request-timeout", "5", "--job-timeout", "20", "--reboot-timeout", "20"]
-
-
-def wire_cli() -> None:
-    if not any(group.name == "lab" for group in main_cli.app.registered_groups):
-        main_cli.app.add_typer(lab_cli.app, name="lab")
-    if not any(cmd.name == "provision" for cmd in main_cli.app.registered_commands):
-        provision_cli.register(main_cli.app)
 
 
 def free_port() -> int:
@@ -55,7 +46,6 @@ class Lab:
         self.inventory = self.dir / "provision-inventory.yaml"
 
     def cli(self, *args: str) -> tuple[int, Any, str]:
-        wire_cli()
         self.capsys.readouterr()
         code = main_cli.run(list(args))
         out, err = self.capsys.readouterr()

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from fakebmc import FakeBMC, Resp, fixture, load_idrac9, served
 
-from clusterctl.cli import bmc as bmc_cli
 from clusterctl.cli import main
 
 MGR = "/redfish/v1/Managers/iDRAC.Embedded.1"
@@ -41,8 +40,6 @@ def idrac_served(tls: dict[str, str]) -> Iterator[tuple[FakeBMC, str]]:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, idrac_served: tuple[FakeBMC, str], tls: dict[str, str]) -> Any:
-    if not any(getattr(g, "name", None) == "bmc" for g in main.app.registered_groups):
-        main.app.add_typer(bmc_cli.app, name="bmc")
     monkeypatch.setenv("IDRAC_PW", "calvin-but-longer")
     monkeypatch.setenv("COLUMNS", "250")
     url = idrac_served[1]

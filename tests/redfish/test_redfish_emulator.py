@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from clusterctl.cli import bmc as bmc_cli
 from clusterctl.cli import main
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy
@@ -151,8 +150,6 @@ def test_emulator_certificate_is_refused_without_the_site_ca(sushy_emulator: str
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
-    if not any(getattr(g, "name", None) == "bmc" for g in main.app.registered_groups):
-        main.app.add_typer(bmc_cli.app, name="bmc")
     monkeypatch.setenv("EMU_PW", "unused-pw")
     monkeypatch.setenv("COLUMNS", "200")
 

@@ -161,11 +161,8 @@ def test_fleet_json_output_never_contains_the_password(
     repo: Path, isolated_home: Path, tls: dict[str, str], capsys: pytest.CaptureFixture
 ) -> None:
     """The lab inventory puts BMCs on 127.1.0.0/16:8443; with no lab running nothing answers there."""
-    from clusterctl.cli import bmc as bmc_cli
     from clusterctl.cli import main
 
-    if not any(getattr(g, "name", None) == "bmc" for g in main.app.registered_groups):
-        main.app.add_typer(bmc_cli.app, name="bmc")
     lab = isolated_home / ".local" / "state" / "clusterctl" / "lab"
     lab.mkdir(parents=True)
     (lab / "bmc-password").write_text("lab-bmc-pw-42\n")

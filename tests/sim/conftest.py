@@ -45,11 +45,8 @@ async def anon(fleet: Fleet) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, Any, str]]:
     """`clusterctl ...` in-process with `lab` mounted: (exit code, parsed JSON or text, stderr)."""
-    from clusterctl.cli import lab as lab_cli
     from clusterctl.cli import main as main_cli
 
-    if not any(group.name == "lab" for group in main_cli.app.registered_groups):
-        main_cli.app.add_typer(lab_cli.app, name="lab")
 
     def run(*args: str) -> tuple[int, Any, str]:
         capsys.readouterr()
