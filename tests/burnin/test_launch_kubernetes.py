@@ -320,7 +320,8 @@ def test_jobset_is_used_when_the_cluster_serves_it(cli, inventory, kubeconfig, k
     job_spec = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]
     assert job_spec["completionMode"] == "Indexed" and job_spec["completions"] == 3
     command = job_spec["template"]["spec"]["containers"][0]["command"]
-    assert f"--rdzv-endpoint={name}-ranks-0-0.{name}:29400" in command
+    assert f"--master-addr={name}-ranks-0-0.{name}" in command and "--master-port=29400" in command
+    assert "--node-rank=$(JOB_COMPLETION_INDEX)" in command
     assert not kube_api.calls("POST", r"/api/v1/namespaces/default/services")  # JobSet makes its own
     assert not kube_api.calls("POST", r"/apis/batch/v1/.*")
     assert len(kube_api.calls("GET", r"/api/v1/namespaces/default/pods/.*/log")) == 3

@@ -23,7 +23,7 @@ def test_two_node_burnin_through_sbatch_passes(cli, tiny, slurm_cluster, outdir:
     result = cli(*_slurm(slurm_cluster, outdir), "--nodes", "node[1-2]", *tiny)
     assert result.code == 0, result.out + result.err
     data = result.json()
-    assert data["job_state"] == "completed" and data["job_exit_code"] == 0
+    assert data["job_state"] == "completed" and data["job_exit_code"] == 0, data["job_message"]
     assert [(n["node"], n["status"]) for n in data["nodes"]] == [("node1", "pass"), ("node2", "pass")]
     # One output file per Slurm task, each naming its own node.
     outputs = sorted(outdir.glob(f"rank-{data['job']}-*.out"))
@@ -57,7 +57,7 @@ def test_slow_node_is_drained_with_its_reason_and_released(cli, tiny, slurm_clus
         assert not [f for f in store.flags(quarantined_only=True) if f.node == "node2"]
 
 
-def test_rendered_script_runs_one_task_per_node_with_c10d(tmp_path: Path) -> None:
+def test_rendered_script_runs_one_task_per_node_with_static_rendezvous(tmp_path: Path) -> None:
     spec = BurninSpec(run_id="r1", model="transformer-tiny", nodes=("gpu01", "gpu02", "gpu03"), nproc=8,
                       steps=10, timeout_s=90)
     files = SlurmLauncher(partition="gpu", gpus_per_node=8).render(spec, tmp_path)
@@ -65,7 +65,8 @@ def test_rendered_script_runs_one_task_per_node_with_c10d(tmp_path: Path) -> Non
     assert "#SBATCH --nodelist=gpu[01-03]" in script and "#SBATCH --nodes=3" in script
     assert "#SBATCH --partition=gpu" in script and "#SBATCH --gpus-per-node=8" in script
     assert "#SBATCH --time=2" in script and "--ntasks-per-node=1" in script
-    assert "--rdzv-backend=c10d" in task and "--nproc-per-node=8" in task and "--nnodes=3" in task
+    assert '--node-rank="$SLURM_NODEID"' in task and "rdzv-backend" not in task
+    assert "--nproc-per-node=8" in task and "--nnodes=3" in task
     assert 'CLUSTERCTL_NODE="$SLURMD_NODENAME"' in task
 
 

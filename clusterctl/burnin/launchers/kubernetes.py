@@ -103,9 +103,11 @@ class KubernetesLauncher:
         name = self.job_name(spec)
         jobset = self.kind() == "jobset"
         head = f"{name}-ranks-0-0.{name}" if jobset else f"{name}-0.{name}"
+        # Static rendezvous on pod 0, node rank = completion index (the kubelet expands $(VAR) from the
+        # container's env): no agent owns a c10d rendezvous that the others still need while shutting down.
         command = [self.python, "-m", "torch.distributed.run", f"--nnodes={len(nodes)}",
-                   f"--nproc-per-node={spec.nproc}", "--rdzv-backend=c10d",
-                   f"--rdzv-endpoint={head}:{RDZV_PORT}", f"--rdzv-id={name}", *spec.workload_args()]
+                   f"--nproc-per-node={spec.nproc}", "--node-rank=$(JOB_COMPLETION_INDEX)",
+                   f"--master-addr={head}", f"--master-port={RDZV_PORT}", *spec.workload_args()]
         values = {"name": name, "namespace": self.namespace, "run_id": spec.run_id, "nodes": nodes,
                   "node_labels": self.node_labels, "image": self.image, "workdir": self.container_workdir,
                   "command": command, "env": spec.env(), "gpus_per_node": self.gpus_per_node,

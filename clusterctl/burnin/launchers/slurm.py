@@ -84,10 +84,14 @@ class SlurmLauncher:
             if state and state not in RUNNING:
                 if state == "COMPLETED" and code == 0:
                     return Outcome("completed", 0)
-                errors = Path(submission.files["outdir"]).glob(f"rank-{submission.ref}-*.err")
-                return Outcome("cancelled" if state == "CANCELLED" else "failed", code,
-                               f"Slurm job {submission.ref} {state} (exit {code}) {reason}".strip(),
-                               root_causes(p.read_text(errors="replace") for p in errors))
+                paths = sorted(Path(submission.files["outdir"]).glob(f"rank-{submission.ref}-*.err"))
+                errors = {p.name: p.read_text(errors="replace") for p in paths}
+                # The last words of each task that said anything: the job's own account of why it failed.
+                last = [f"{name}: {text.strip().splitlines()[-1][:200]}" for name, text in errors.items()
+                        if text.strip()][:3]
+                message = " ".join([f"Slurm job {submission.ref} {state} (exit {code})", reason, *last])
+                return Outcome("cancelled" if state == "CANCELLED" else "failed", code, message.strip(),
+                               root_causes(errors.values()))
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
         return Outcome("timeout", None, f"Slurm job {submission.ref} passed the run's timeout")
 
