@@ -7,8 +7,11 @@ results. A BMC that fails is a row with its error and makes the exit code 1; it 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -126,30 +129,76 @@ def _targets(
     ]
 
 
-def _run(
-    s: Settings,
-    targets: list[BMCTarget],
-    op: Callable[[RedfishClient], Awaitable[Any]],
-    *,
-    parallel: int,
-    timeout: float,
-    attempts: int,
-) -> list[FleetResult[Any]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+@dataclass(frozen=True)
+class Fleet:
+    """The options every `bmc` command shares: which BMCs, and how hard to push them."""
 
-    from clusterctl.redfish import RetryPolicy, run_fleet
+    file: Path | None
+    limit: str | None
+    target: str | None
+    user: str
+    password_env: str
+    ca: Path | None
+    insecure: bool
+    vendor: str
+    parallel: int
+    timeout: float
+    attempts: int
 
-    retry = RetryPolicy(attempts=attempts)
+    def targets(self) -> list[BMCTarget]:
+        return _targets(self.file, self.limit, self.target, self.user, self.password_env, self.ca, self.insecure,
+                        self.vendor)
 
-    async def go(on_done: Callable[[Any], None] | None) -> list[FleetResult[Any]]:
-        return await run_fleet(targets, op, max_bmcs=parallel, per_bmc_timeout=timeout, retry=retry, on_done=on_done)
+    def run(self, s: Settings, op: Callable[[RedfishClient], Awaitable[Any]],
+            targets: list[BMCTarget] | None = None) -> list[FleetResult[Any]]:
+        """`op` on every BMC at once (bounded), with a progress bar when the fleet is large."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if len(targets) <= PROGRESS_FROM or s.verbosity < 0:
-        return asyncio.run(go(None))
-    columns = (TextColumn("BMCs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=s.err, transient=True) as progress:
-        bar = progress.add_task("bmc", total=len(targets))
-        return asyncio.run(go(lambda _r: progress.advance(bar)))
+        from clusterctl.redfish import RetryPolicy, run_fleet
+
+        targets = self.targets() if targets is None else targets
+        retry = RetryPolicy(attempts=self.attempts)
+
+        async def go(on_done: Callable[[Any], None] | None) -> list[FleetResult[Any]]:
+            return await run_fleet(targets, op, max_bmcs=self.parallel, per_bmc_timeout=self.timeout, retry=retry,
+                                   on_done=on_done)
+
+        if len(targets) <= PROGRESS_FROM or s.verbosity < 0:
+            return asyncio.run(go(None))
+        columns = (TextColumn("BMCs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=s.err, transient=True) as progress:
+            bar = progress.add_task("bmc", total=len(targets))
+            return asyncio.run(go(lambda _r: progress.advance(bar)))
+
+
+_FLEET_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in (
+        ("file", Path, FILE), ("limit", str, LIMIT), ("target", str, TARGET), ("user", str, USER),
+        ("password_env", str, PASSWORD_ENV), ("ca", Path, CA), ("insecure", bool, INSECURE),
+        ("vendor", str, VENDOR), ("parallel", int, PARALLEL), ("timeout", float, TIMEOUT),
+        ("attempts", int, ATTEMPTS),
+    )
+]
+
+
+def fleet_command(fn: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the shared options (Typer reads the signature) and hand them over as one `fleet`."""
+    names = [p.name for p in _FLEET_OPTIONS]
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> None:
+        fn(fleet=Fleet(**{name: kwargs.pop(name) for name in names}), **kwargs)
+
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(fn).parameters.values()
+           if p.name != "fleet"]
+    # A command's own arguments (power's ACTION) come before the shared FILE; its own options after the shared ones.
+    first = [p for p in own if not isinstance(p.default, typer.models.OptionInfo)]
+    rest = [p for p in own if isinstance(p.default, typer.models.OptionInfo)]
+    command.__signature__ = inspect.Signature(first + _FLEET_OPTIONS + rest)  # type: ignore[attr-defined]
+    del command.__wrapped__  # Typer must read the new signature, not the wrapped one's
+    command.__annotations__ = {**fn.__annotations__, **{p.name: p.annotation for p in _FLEET_OPTIONS}}
+    return command
 
 
 def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Console], None]) -> None:
@@ -190,19 +239,10 @@ def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 @app.command(epilog="Example: clusterctl bmc show --target https://10.0.0.5 --user root --ca site-ca.pem")
+@fleet_command
 def show(
     ctx: typer.Context,
-    file: Path = FILE,
-    limit: str = LIMIT,
-    target: str = TARGET,
-    user: str = USER,
-    password_env: str = PASSWORD_ENV,
-    ca: Path = CA,
-    insecure: bool = INSECURE,
-    vendor: str = VENDOR,
-    parallel: int = PARALLEL,
-    timeout: float = TIMEOUT,
-    attempts: int = ATTEMPTS,
+    fleet: Fleet,
 ) -> None:
     """What each BMC says its server is: model, serial, power, health, BIOS and BMC firmware."""
     from clusterctl.redfish.resources.managers import list_managers
@@ -214,14 +254,7 @@ def show(
         return {**system.summary(), "bmc_firmware": bmc_fw, "auth": client.auth_mode}
 
     s = settings(ctx)
-    results = _run(
-        s,
-        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
-        op,
-        parallel=parallel,
-        timeout=timeout,
-        attempts=attempts,
-    )
+    results = fleet.run(s, op)
 
     def draw(console: Console) -> None:
         cols = [
@@ -259,19 +292,10 @@ def show(
 
 
 @app.command(epilog="Example: clusterctl bmc firmware inventories/site.yaml --limit 'a01-r01-[01-08]'")
+@fleet_command
 def firmware(
     ctx: typer.Context,
-    file: Path = FILE,
-    limit: str = LIMIT,
-    target: str = TARGET,
-    user: str = USER,
-    password_env: str = PASSWORD_ENV,
-    ca: Path = CA,
-    insecure: bool = INSECURE,
-    vendor: str = VENDOR,
-    parallel: int = PARALLEL,
-    timeout: float = TIMEOUT,
-    attempts: int = ATTEMPTS,
+    fleet: Fleet,
 ) -> None:
     """Installed firmware components and versions (UpdateService FirmwareInventory)."""
     from clusterctl.redfish.resources.update import firmware_inventory
@@ -280,14 +304,7 @@ def firmware(
         return [c.summary() for c in await firmware_inventory(client)]
 
     s = settings(ctx)
-    results = _run(
-        s,
-        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
-        op,
-        parallel=parallel,
-        timeout=timeout,
-        attempts=attempts,
-    )
+    results = fleet.run(s, op)
 
     def draw(console: Console) -> None:
         rows = [
@@ -303,19 +320,10 @@ def firmware(
 
 
 @app.command(epilog="Example: clusterctl bmc bios --target https://10.0.0.5 --attr ProcTurboMode --attr SysProfile")
+@fleet_command
 def bios(
     ctx: typer.Context,
-    file: Path = FILE,
-    limit: str = LIMIT,
-    target: str = TARGET,
-    user: str = USER,
-    password_env: str = PASSWORD_ENV,
-    ca: Path = CA,
-    insecure: bool = INSECURE,
-    vendor: str = VENDOR,
-    parallel: int = PARALLEL,
-    timeout: float = TIMEOUT,
-    attempts: int = ATTEMPTS,
+    fleet: Fleet,
     attr: list[str] = ATTR,
 ) -> None:
     """Current BIOS attributes and the changes pending in the settings object."""
@@ -334,14 +342,7 @@ def bios(
         }
 
     s = settings(ctx)
-    results = _run(
-        s,
-        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
-        op,
-        parallel=parallel,
-        timeout=timeout,
-        attempts=attempts,
-    )
+    results = fleet.run(s, op)
 
     def draw(console: Console) -> None:
         rows = [
@@ -357,19 +358,10 @@ def bios(
 
 
 @app.command(epilog="Example: clusterctl bmc telemetry inventories/site.yaml --limit a01 -o json")
+@fleet_command
 def telemetry(
     ctx: typer.Context,
-    file: Path = FILE,
-    limit: str = LIMIT,
-    target: str = TARGET,
-    user: str = USER,
-    password_env: str = PASSWORD_ENV,
-    ca: Path = CA,
-    insecure: bool = INSECURE,
-    vendor: str = VENDOR,
-    parallel: int = PARALLEL,
-    timeout: float = TIMEOUT,
-    attempts: int = ATTEMPTS,
+    fleet: Fleet,
 ) -> None:
     """Power draw and limit, inlet/exhaust temperatures, PSU and fan health, per chassis."""
     from clusterctl.redfish.resources.chassis import list_chassis
@@ -383,14 +375,7 @@ def telemetry(
         return [t.model_dump() for t in found]
 
     s = settings(ctx)
-    results = _run(
-        s,
-        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
-        op,
-        parallel=parallel,
-        timeout=timeout,
-        attempts=attempts,
-    )
+    results = fleet.run(s, op)
 
     def draw(console: Console) -> None:
         rows = []
@@ -433,19 +418,10 @@ def telemetry(
 
 
 @app.command(epilog="Example: clusterctl bmc logs --target https://10.0.0.5 --entries 50")
+@fleet_command
 def logs(
     ctx: typer.Context,
-    file: Path = FILE,
-    limit: str = LIMIT,
-    target: str = TARGET,
-    user: str = USER,
-    password_env: str = PASSWORD_ENV,
-    ca: Path = CA,
-    insecure: bool = INSECURE,
-    vendor: str = VENDOR,
-    parallel: int = PARALLEL,
-    timeout: float = TIMEOUT,
-    attempts: int = ATTEMPTS,
+    fleet: Fleet,
     service: str = typer.Option(None, "--service", help="Log service Id (e.g. Sel, Lclog); default: all."),
     entries: int = typer.Option(20, "--entries", min=1, max=10000, help="Entries per log service."),
 ) -> None:
@@ -470,14 +446,7 @@ def logs(
         return out
 
     s = settings(ctx)
-    results = _run(
-        s,
-        _targets(file, limit, target, user, password_env, ca, insecure, vendor),
-        op,
-        parallel=parallel,
-        timeout=timeout,
-        attempts=attempts,
-    )
+    results = fleet.run(s, op)
 
     def draw(console: Console) -> None:
         rows = [
@@ -493,20 +462,12 @@ def logs(
 
 
 @app.command(epilog="Example: clusterctl bmc power cycle inventories/site.yaml --limit a01-r01-03 --yes")
+@fleet_command
 def power(
     ctx: typer.Context,
     action: str = typer.Argument(..., help="on, off or cycle."),
-    file: Path = FILE,
-    limit: str = LIMIT,
-    target: str = TARGET,
-    user: str = USER,
-    password_env: str = PASSWORD_ENV,
-    ca: Path = CA,
-    insecure: bool = INSECURE,
-    vendor: str = VENDOR,
-    parallel: int = PARALLEL,
-    timeout: float = TIMEOUT,
-    attempts: int = ATTEMPTS,
+    *,
+    fleet: Fleet,
     yes: bool = typer.Option(False, "--yes", help="Needed to power off or cycle more than one server."),
 ) -> None:
     """Power servers on, off (forced) or cycle them, using the ResetType each BMC allows."""
@@ -515,7 +476,7 @@ def power(
 
     if action not in ("on", "off", "cycle"):
         raise BadTargetOptions(f"power {action!r}: use on, off or cycle")
-    targets = _targets(file, limit, target, user, password_env, ca, insecure, vendor)
+    targets = fleet.targets()
     if action != "on" and len(targets) > 1 and not yes:
         raise BadTargetOptions(f"power {action} of {len(targets)} servers needs --yes")
 
@@ -525,7 +486,7 @@ def power(
         return {"before": system.power_state, "reset_type": sent}
 
     s = settings(ctx)
-    results = _run(s, targets, op, parallel=parallel, timeout=timeout, attempts=attempts)
+    results = fleet.run(s, op, targets)
 
     def draw(console: Console) -> None:
         rows = [[r.bmc, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
