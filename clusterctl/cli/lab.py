@@ -40,58 +40,36 @@ def _repo_inventory() -> Path:
     return Path(clusterctl.__file__).resolve().parent.parent / "inventories" / "lab.yaml"
 
 
-def inventory_path(nodes: int, lab_dir: Path) -> Path:
-    """The repo's lab inventory serves the default lab; any other lab gets one in its directory."""
+def inventory_path(info: dict[str, Any], lab_dir: Path) -> Path:
+    """The repo's lab inventory describes the default lab; any other lab gets its own in its directory."""
     from clusterctl.sim.labdir import default_lab_dir
 
     default_dir = Path.home() / ".local" / "state" / "clusterctl" / "lab"
-    if nodes == DEFAULT_NODES and lab_dir.resolve() == default_dir.resolve() == default_lab_dir().resolve():
+    default = (int(info["nodes"]), info.get("port"), info.get("ssh_port")) in ((DEFAULT_NODES, 8443, 2222),
+                                                                               (DEFAULT_NODES, 8443, None))
+    if default and lab_dir.resolve() == default_dir.resolve() == default_lab_dir().resolve():
         return _repo_inventory()
     return lab_dir / "inventory.yaml"
 
 
-def _write_inventory(nodes: int, lab_dir: Path) -> Path:
-    path = inventory_path(nodes, lab_dir)
-    if path.parent != lab_dir:
-        return path
-    try:
-        from clusterctl.inventory.lab import render_lab_inventory  # type: ignore[import-not-found]
-    except ImportError:
-        text = _seam_inventory(nodes, lab_dir)
-    else:
-        text = render_lab_inventory(nodes, lab_dir)
-    path.write_text(text)
+def _write_inventory(info: dict[str, Any], lab_dir: Path) -> Path:
+    from clusterctl.inventory.lab import render_lab_inventory
+
+    path = inventory_path(info, lab_dir)
+    if path.parent == lab_dir:
+        path.write_text(render_lab_inventory(int(info["nodes"]), lab_dir, bmc_port=int(info.get("port") or 8443),
+                                             ssh_port=int(info.get("ssh_port") or 2222)))
     return path
 
 
 def _write_firmware_images(lab_dir: Path) -> None:
     """The images the lab inventory points at (`file:` paths), pushed to the BMCs by multipart upload."""
-    try:
-        from clusterctl.inventory.lab import (  # type: ignore[import-not-found]
-            FIRMWARE,
-            firmware_file_name,
-            lab_firmware_image,
-        )
-    except ImportError:
-        return
+    from clusterctl.inventory.lab import FIRMWARE, firmware_file_name, lab_firmware_image
+
     folder = lab_dir / "firmware"
     folder.mkdir(exist_ok=True)
     for component, version in FIRMWARE.items():
         (folder / firmware_file_name(component, version)).write_bytes(lab_firmware_image(component, version))
-
-
-def _seam_inventory(nodes: int, lab_dir: Path) -> str:
-    """SEAM: used only until clusterctl.inventory.lab.render_lab_inventory exists; not a full inventory."""
-    from clusterctl.sim.fleet import bmc_address, node_name, rack_name
-
-    lines = [
-        "# SEAM: written by clusterctl lab up because clusterctl.inventory.lab.render_lab_inventory",
-        "# is not available; replace with the inventory helper's renderer.",
-        f"# BMC user root, password file:{lab_dir / 'bmc-password'}, CA {lab_dir / 'ca.pem'}",
-        "nodes:",
-    ]
-    lines += [f"  - {{name: {node_name(i)}, rack: {rack_name(i)}, bmc: {bmc_address(i)}}}" for i in range(nodes)]
-    return "\n".join(lines) + "\n"
 
 
 def _running(lab_dir: Path) -> dict[str, Any] | None:
@@ -221,7 +199,7 @@ def up(
         cfg.note(f"starting the lab: {nodes} servers ...")
         info = _wait_started(proc, lab_dir, time.monotonic() + START_TIMEOUT_S)
     result = _summary(lab_dir, info)
-    result["inventory"] = str(_write_inventory(nodes, lab_dir))
+    result["inventory"] = str(_write_inventory(info, lab_dir))
     _write_firmware_images(lab_dir)
 
     def draw(console: Any) -> None:
@@ -245,7 +223,7 @@ def _summary(lab_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
     nodes = int(info["nodes"])
     base = info.get("base_address", "127.1.0.0")
     return {
-        "inventory": str(inventory_path(nodes, lab_dir)),
+        "inventory": str(inventory_path(info, lab_dir)),
         "nodes": nodes,
         "pid": info["pid"],
         "control": info["control"],

@@ -49,7 +49,7 @@ def _rack_names(racks: int) -> str:
     return f"lab-r[01-99],lab-r[100-{racks}]"
 
 
-def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR) -> str:
+def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int = 8443, ssh_port: int = 2222) -> str:
     """The inventory YAML for a lab of `nodes` nodes whose state lives in `lab_dir`."""
     if not 1 <= nodes <= 9999:
         raise ValueError("the lab has between 1 and 9999 nodes")
@@ -75,6 +75,8 @@ def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR) -> str:
         ca_file=_quoted(f"{lab_dir}/ca.pem"),
         ssh_key=_quoted(f"file:{lab_dir}/ssh/id_ed25519"),
         known_hosts=_quoted(f"{lab_dir}/ssh/known_hosts"),
+        bmc_port=bmc_port,
+        ssh_port=ssh_port,
     )
 
 
@@ -99,13 +101,13 @@ defaults:
   bmc:
     vendor: idrac
     address_pool: 127.1.0.0/16
-    port: 8443
+    port: {bmc_port}
     user: root
     password: {bmc_password}
     ca_file: {ca_file}
   ssh:
     address_pool: 127.2.0.0/16
-    port: 2222
+    port: {ssh_port}
     user: clusterctl
     key: {ssh_key}
     known_hosts: {known_hosts}

@@ -74,6 +74,7 @@ def test_lab_up_status_faults_down(lab: CLI) -> None:
     )
     assert code == 0, err
     assert up["nodes"] == 32 and Path(up["inventory"]).exists()
+    assert "    port: 18443\n" in Path(up["inventory"]).read_text()  # the inventory names the port the lab serves
     pid = up["pid"]
     assert Path(f"/proc/{pid}").exists()
     directory = lab_dir()
