@@ -53,8 +53,9 @@ def _torchrun(nproc: int, *args: str, env: dict[str, str] | None = None) -> list
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"clusterctl"')]
 
 
-def test_two_process_gloo_training_learns_and_replicas_agree() -> None:
-    lines = _torchrun(2, "--steps", "60", "--log-every", "10", "--checksum-every", "30")
+@pytest.mark.parametrize("nproc", [2, 4])
+def test_gloo_training_learns_and_replicas_agree(nproc: int) -> None:
+    lines = _torchrun(nproc, "--steps", "60", "--log-every", "10", "--checksum-every", "30")
     steps = [r for r in lines if r["event"] == "step" and r["rank"] == 0]
     assert steps[-1]["loss"] < steps[0]["loss"] - 0.5
     by_step: dict[int, set[str]] = {}
@@ -63,7 +64,7 @@ def test_two_process_gloo_training_learns_and_replicas_agree() -> None:
             by_step.setdefault(r["step"], set()).add(r["checksum"])
     assert sorted(by_step) == [30, 60]
     assert all(len(sums) == 1 for sums in by_step.values())
-    assert {r["rank"] for r in lines if r["event"] == "end"} == {0, 1}
+    assert {r["rank"] for r in lines if r["event"] == "end"} == set(range(nproc))
 
 
 def test_fault_hooks_slow_one_rank_and_corrupt_another() -> None:
