@@ -5,6 +5,8 @@
   node's simulated hardware (clusterctl.sim.nodeio) and its JSON document is the output;
 - a command that starts `torchrun ... -m workloads.transformer ...`: the node's ranks report as
   clusterctl.sim.ranks simulates them;
+- a command that starts `torchrun ... -m workloads.allreduce ...`: the node meets its job's other
+  nodes and reports the interconnect figures clusterctl.sim.allreduce simulates;
 - anything else (any other program on stdin included): a real `/bin/sh -c COMMAND` as this
   process's user, in the node's sandbox LAB_DIR/nodes/<name>/ with HOME there and
   CLUSTERCTL_NODE=<name>, stdin/stdout/stderr and the exit status wired to the channel.
@@ -130,6 +132,7 @@ async def handle(process: Any, hw: NodeHardware, lab_dir: Path, user: str, time_
 
 async def _dispatch(process: Any, command: str, hw: NodeHardware, lab_dir: Path, user: str,
                     time_scale: float) -> int:
+    from clusterctl.sim.allreduce import parse_allreduce, run_allreduce
     from clusterctl.sim.ranks import parse_burnin, run_burnin
 
     python = python_stdin_args(command)
@@ -141,12 +144,20 @@ async def _dispatch(process: Any, command: str, hw: NodeHardware, lab_dir: Path,
             process.stdout.write((json.dumps(agent_report(hw, python[1]), sort_keys=True) + "\n").encode())
             return 0
         return await _shell(process, command, hw.name, lab_dir, user, stdin=program)
+
+    async def write(text: str) -> None:
+        process.stdout.write(text.encode())
+        await process.stdout.drain()
+
+    bench = parse_allreduce(command)
+    if bench is not None:
+        async def error(text: str) -> None:
+            process.stderr.write(text.encode())
+            await process.stderr.drain()
+
+        return await run_allreduce(hw, bench, write, error)
     job = parse_burnin(command)
     if job is not None:
-        async def write(text: str) -> None:
-            process.stdout.write(text.encode())
-            await process.stdout.drain()
-
         hw.load = 1.0
         try:
             return await run_burnin(hw, job, time_scale, write)

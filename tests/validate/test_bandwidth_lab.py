@@ -1,0 +1,154 @@
+"""`clusterctl validate --checks bandwidth` on the embedded lab: real SSH (paramiko to the lab's asyncssh
+nodes), the lab's nodes meeting at each job's rendezvous and answering with the figures their fabric
+allows. One slowed node among 64 must fail alone, isolated, with its partners passing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clusterctl.cli import main as main_cli
+from clusterctl.inventory.lab import render_lab_inventory
+from clusterctl.state.store import Store
+
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Lab:
+    directory: Path
+    nodes: int
+    ssh_port: int
+    process: subprocess.Popen[bytes]
+
+    def inventory(self, path: Path, unreachable: str | None = None) -> Path:
+        text = render_lab_inventory(self.nodes, self.directory).replace("port: 2222", f"port: {self.ssh_port}")
+        if unreachable:  # the lab's one group ends the file: give it an override
+            text = text.rstrip("\n") + f"\n    overrides:\n      {unreachable}: {{ssh: {{address: 127.2.250.250}}}}\n"
+        path.write_text(text)
+        return path
+
+
+def free_port(address: str) -> int:
+    for _ in range(50):
+        port = random.randint(40001, 60000)
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port")
+
+
+@pytest.fixture
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    nodes, faults = request.param
+    directory = tmp_path / "lab"
+    directory.mkdir(mode=0o700)
+    fault_file = directory / "faults.json"  # JSON is YAML: the lab's fault file loader reads it
+    fault_file.write_text(json.dumps({"faults": faults}))
+    ssh_port = free_port("127.2.0.1")
+    with open(directory / "sim.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(directory), "--nodes", str(nodes),
+             "--time-scale", "600", "--port", str(free_port("127.1.0.1")), "--ssh-port", str(ssh_port),
+             "--faults", str(fault_file)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    running = Lab(directory, nodes, ssh_port, process)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (directory / "lab.json").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the lab did not start: {(directory / 'sim.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield running
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+
+
+def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main_cli.run(["-q", "-o", "json", "validate", *args])
+    out, err = capsys.readouterr()
+    try:
+        return code, json.loads(out)
+    except ValueError:
+        pytest.fail(f"validate printed no JSON (exit {code}): {out[-500:]} {err[-1500:]}")
+
+
+SLOW = "gpu0030"  # one IB port at HDR 200: NCCL's rails all run at the slowest port's pace
+SLOW_FAULT = {"node": SLOW, "kind": "ib_degraded", "params": {"port": 5, "rate_gbps": 200, "symbol_errors": 0}}
+
+
+@pytest.mark.parametrize("lab", [(64, [SLOW_FAULT])], indirect=True)
+def test_one_slowed_node_among_64_fails_alone_and_its_partners_pass(
+        lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = lab.inventory(tmp_path / "lab.yaml")
+    started = time.monotonic()
+    code, doc = validate(capsys, str(inventory), "--checks", "bandwidth", "--ring", "rack", "--parallel", "32")
+    elapsed = time.monotonic() - started
+    assert code == 1
+    verdicts = {v["node"]: v for v in doc["nodes"]}
+    assert len(verdicts) == 64
+    assert [n for n, v in verdicts.items() if v["status"] != "pass"] == [SLOW]
+    slow = {c["name"]: c for c in verdicts[SLOW]["checks"]}
+    assert slow["fabric.allreduce_busbw"]["status"] == "fail"
+    assert "isolated" in slow["fabric.allreduce_busbw"]["detail"]
+    assert "not isolated" not in slow["fabric.allreduce_busbw"]["detail"]
+    assert slow["fabric.allreduce_busbw"]["remediation"].startswith("Check the node's HCAs")
+    # Its rack's ring runs at its pace: the ring fails for the rack, which the pairs then explain.
+    assert slow["fabric.allreduce_ring"]["status"] == "fail"
+
+    bandwidth = doc["bandwidth"]
+    assert bandwidth["rounds"] == 2 and len(bandwidth["pairs"]) == 64 and len(bandwidth["rings"]) == 8
+    partners = {p["nodes"][0] if p["nodes"][1] == SLOW else p["nodes"][1]
+                for p in bandwidth["pairs"] if SLOW in p["nodes"]}
+    assert partners == {"gpu0029", "gpu0031"}
+    for pair in bandwidth["pairs"]:
+        assert pair["error"] is None and pair["busbw_gbs"] > 0
+        # 8 NDR rails and an H100 ring: ~370 GB/s; with one port at HDR the node's rails give ~192.
+        assert (pair["busbw_gbs"] < 200) == (SLOW in pair["nodes"]), pair
+    for partner in partners:
+        check = next(c for c in verdicts[partner]["checks"] if c["name"] == "fabric.allreduce_busbw")
+        assert check["status"] == "pass" and f"slow only with {SLOW}" in check["detail"]
+
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        recorded = {c.check: c for c in store.checks(SLOW, run_id=doc["run"])}
+    data = recorded["fabric.allreduce_busbw"].data["data"]
+    assert recorded["fabric.allreduce_busbw"].status == "fail"
+    assert data["expected_gbs"] == pytest.approx(370.0) and data["threshold_gbs"] == pytest.approx(296.0)
+    assert set(data["partners"]) == partners and data["busbw_gbs"] < data["threshold_gbs"]
+    assert elapsed < 60, elapsed
+
+
+@pytest.mark.parametrize("lab", [(9, [])], indirect=True)
+def test_an_unreachable_node_fails_alone_and_the_rest_still_pair(
+        lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = lab.inventory(tmp_path / "lab.yaml", unreachable="gpu0004")
+    code, doc = validate(capsys, str(inventory), "--checks", "bandwidth", "--connect-timeout", "2")
+    assert code == 1
+    bad = {v["node"]: v["checks"][0] for v in doc["nodes"] if v["status"] != "pass"}
+    assert list(bad) == ["gpu0004"]
+    assert bad["gpu0004"]["detail"].startswith("not measured:") and "127.2.250.250" in bad["gpu0004"]["detail"]
+    # Nine nodes, one left out: eight pair along a ring in two rounds, and everyone has two partners.
+    assert doc["bandwidth"]["rounds"] == 2 and len(doc["bandwidth"]["pairs"]) == 8
+    assert doc["bandwidth"]["not_ready"].keys() == {"gpu0004"}

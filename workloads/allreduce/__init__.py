@@ -1,0 +1,1 @@
+"""All-reduce bus bandwidth between the ranks torchrun started: clusterctl's interconnect check."""

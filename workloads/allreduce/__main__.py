@@ -1,0 +1,5 @@
+import sys
+
+from workloads.allreduce.bench import main
+
+sys.exit(main())
