@@ -364,15 +364,10 @@ def telemetry(
     fleet: Fleet,
 ) -> None:
     """Power draw and limit, inlet/exhaust temperatures, PSU and fan health, per chassis."""
-    from clusterctl.redfish.resources.chassis import list_chassis
-    from clusterctl.redfish.resources.telemetry import telemetry as read_telemetry
+    from clusterctl.redfish.resources.telemetry import node_telemetry
 
     async def op(client: RedfishClient) -> list[dict[str, Any]]:
-        chassis = await list_chassis(client)
-        # Only chassis that report power or thermal data: enclosures and backplanes add nothing.
-        useful = [c for c in chassis if c.power or c.thermal or c.power_subsystem or c.thermal_subsystem]
-        found = await asyncio.gather(*(read_telemetry(client, c) for c in useful))
-        return [t.model_dump() for t in found]
+        return [t.model_dump() for t in await node_telemetry(client)]
 
     s = settings(ctx)
     results = fleet.run(s, op)

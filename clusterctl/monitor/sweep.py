@@ -22,7 +22,7 @@ from clusterctl.monitor.compact import CompactionPolicy, compact
 from clusterctl.state.records import Sample
 
 if TYPE_CHECKING:
-    from clusterctl.redfish import BMCTarget, RedfishClient
+    from clusterctl.redfish import BMCTarget
     from clusterctl.redfish.resources.telemetry import Telemetry
     from clusterctl.state.store import Store
 
@@ -73,19 +73,13 @@ def samples_from(node: str, readings: Sequence[Telemetry], ts: float) -> list[Sa
 async def read_fleet(targets: Sequence[BMCTarget], *, parallel: int = 256, per_bmc_timeout: float = 30.0,
                      attempts: int = 2) -> tuple[list[Sample], SweepResult]:
     from clusterctl.redfish import RetryPolicy, run_fleet
-    from clusterctl.redfish.resources.chassis import list_chassis
-    from clusterctl.redfish.resources.telemetry import telemetry as read_telemetry
-
-    async def op(client: RedfishClient) -> list[Telemetry]:
-        chassis = await list_chassis(client)
-        useful = [c for c in chassis if c.power or c.thermal or c.power_subsystem or c.thermal_subsystem]
-        return list(await asyncio.gather(*(read_telemetry(client, c) for c in useful)))
+    from clusterctl.redfish.resources.telemetry import node_telemetry
 
     started = time.monotonic()
     ts = time.time()
     # Short retries: a sweep that waits minutes on one BMC is late for every other one.
     retry = RetryPolicy(attempts=attempts, max_total=per_bmc_timeout / 2)
-    results = await run_fleet(targets, op, max_bmcs=parallel, per_bmc_timeout=per_bmc_timeout, retry=retry)
+    results = await run_fleet(targets, node_telemetry, max_bmcs=parallel, per_bmc_timeout=per_bmc_timeout, retry=retry)
     samples: list[Sample] = []
     errors: dict[str, str] = {}
     for result in results:

@@ -20,6 +20,8 @@ from clusterctl.redfish.limits import Limits
 from clusterctl.redfish.messages import error_for
 from clusterctl.redfish.retry import RetryableStatus, RetryPolicy, is_tls_verification_error, retrying
 from clusterctl.redfish.target import BMCTarget
+from clusterctl.redfish.transport import AiohttpTransport
+from clusterctl.redfish.wire import Wire
 
 _log = log.get("redfish")
 
@@ -56,7 +58,7 @@ class RedfishClient:
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._transport = transport
         self._use_sessions = use_sessions
-        self._http: httpx.AsyncClient | None = None
+        self._http: Wire | None = None
         self._session_uri: str | None = None
         self._token: str | None = None
         self.root: dict[str, Any] = {}
@@ -73,13 +75,15 @@ class RedfishClient:
         return "session" if self._token else "basic"
 
     async def __aenter__(self) -> RedfishClient:
-        self._http = httpx.AsyncClient(
-            base_url=self.target.base_url,
-            verify=self.target.ssl_context() if self.target.base_url.startswith("https") else True,
+        transport = self._transport
+        if transport is None:
+            verify = self.target.ssl_context() if self.target.base_url.startswith("https") else True
+            transport = AiohttpTransport(verify=verify, max_connections=self.limits.per_bmc)
+        self._http = Wire(
+            self.target.base_url,
+            transport,
             timeout=self._timeout,
-            transport=self._transport,
             headers={"Accept": "application/json", "OData-Version": "4.0"},
-            limits=httpx.Limits(max_connections=self.limits.per_bmc, max_keepalive_connections=self.limits.per_bmc),
         )
         try:
             await self._login()
@@ -106,7 +110,7 @@ class RedfishClient:
         try:
             if self._session_uri and self._token:
                 try:
-                    resp = await asyncio.wait_for(http.delete(self._session_uri), LOGOUT_TIMEOUT)
+                    resp = await asyncio.wait_for(http.request("DELETE", self._session_uri), LOGOUT_TIMEOUT)
                     if resp.status_code >= 400 and resp.status_code != 404:
                         _log.warning("%s: logout answered %s", self.name, resp.status_code)
                 except (httpx.HTTPError, TimeoutError) as exc:
@@ -116,15 +120,15 @@ class RedfishClient:
                 log.forget(self._token)  # a dead session's token is worthless; keep the mask list short
             self._session_uri = self._token = None
             http.headers.pop("X-Auth-Token", None)
-            await http.aclose()
+            await http.close()
 
     async def _login(self) -> None:
         """Session auth when the service offers it; basic auth otherwise (DSP0266 allows both)."""
         assert self._http is not None
-        basic = httpx.BasicAuth(self.target.username, self.target.password)
+        basic = (self.target.username, self.target.password)
         resp = await self._send("GET", SERVICE_ROOT, idempotent=True)
         if resp.status_code == 401:  # a few BMCs protect even the service root
-            self._http.auth = basic
+            self._http.use_basic(basic)
             resp = await self._send("GET", SERVICE_ROOT, idempotent=True)
         self._raise_for(resp)
         self.root = resp.json()
@@ -132,17 +136,17 @@ class RedfishClient:
         if not sessions and self.root.get("SessionService"):
             sessions = "/redfish/v1/SessionService/Sessions"
         if not (self._use_sessions and sessions):
-            self._http.auth = basic
+            self._http.use_basic(basic)
             return
         resp = await self._send(
             "POST",
             sessions,
             idempotent=False,
             json={"UserName": self.target.username, "Password": self.target.password},
-            auth=None,
+            basic=False,
         )
         if resp.status_code in (404, 405, 501):
-            self._http.auth = basic
+            self._http.use_basic(basic)
             return
         if resp.status_code in (401, 403):
             raise BMCAuthFailed(f"session login refused ({resp.status_code}): check user and password", bmc=self.name)
@@ -150,12 +154,12 @@ class RedfishClient:
         self._raise_for(resp)
         token = resp.headers.get("X-Auth-Token")
         if not token:
-            self._http.auth = basic
+            self._http.use_basic(basic)
             return
         log.redact(token)
         self._token = token
         self._session_uri = resp.headers.get("Location") or odata_id(_json_or_none(resp))
-        self._http.auth = None  # type: ignore[assignment]  # httpx accepts None: no auth, the token suffices
+        self._http.use_basic(None)  # the token suffices
         self._http.headers["X-Auth-Token"] = token
 
     # -- requests --------------------------------------------------------------------------
@@ -251,8 +255,24 @@ class RedfishClient:
             page = body.get("Members@odata.nextLink")
         _log.warning("%s: %s has more than %d pages; stopped", self.name, collection, MAX_PAGES)
 
-    async def members(self, collection: str, *, limit: int | None = None) -> list[dict[str, Any]]:
-        """Every member in full, fetched concurrently (the per-BMC limit keeps this polite)."""
+    async def members(
+        self, collection: str, *, limit: int | None = None, expand: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every member in full, fetched concurrently (the per-BMC limit keeps this polite).
+
+        `expand`: ask for the members in the collection's own answer (`$expand`) where the BMC
+        offers it, one request instead of one per member; refused, members are read one by one.
+        """
+        query = self.expand_query if expand and "?" not in collection else None
+        if query is not None:
+            try:
+                return await self._members(f"{collection}?{query}", limit)
+            except BMCRequestFailed as exc:
+                if exc.status not in (400, 501):
+                    raise
+        return await self._members(collection, limit)
+
+    async def _members(self, collection: str, limit: int | None) -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = []
         async for member in self.members_raw(collection):
             listed.append(member)
@@ -268,6 +288,38 @@ class RedfishClient:
         if not any(is_reference(m) for m in listed):
             return listed  # expanded by the BMC (`$expand`): no task per member, across a fleet it adds up
         return list(await asyncio.gather(*(full(m) for m in listed)))
+
+    # -- $expand ---------------------------------------------------------------------------
+
+    @property
+    def expand_query(self) -> str | None:
+        """`$expand=.($levels=1)` when the service root says it can expand subordinates, else None.
+
+        DSP0266 7.3.1: `NoLinks` offers `.`, `Levels` the `$levels` option. One level is what
+        iDRAC9 offers (`MaxLevels: 1`) and what a chassis's power and cooling need.
+        """
+        features = self.root.get("ProtocolFeaturesSupported")
+        expand = features.get("ExpandQuery") if isinstance(features, dict) else None
+        if not (isinstance(expand, dict) and expand.get("NoLinks")):
+            return None
+        return "$expand=.($levels=1)" if expand.get("Levels") else "$expand=."
+
+    async def get_expanded(self, path: str) -> dict[str, Any]:
+        """The resource with its subordinate references expanded one level where the BMC can.
+
+        A BMC that advertises `$expand` but refuses it here (400/501) gets a plain GET: the
+        caller follows the references itself, as it must for BMCs without `$expand`.
+        """
+        query = self.expand_query
+        if query is None or "?" in path:
+            return await self.get(path)
+        try:
+            return await self.get(f"{path}?{query}")
+        except BMCRequestFailed as exc:
+            if exc.status not in (400, 501):
+                raise
+            _log.debug("%s: %s refused $expand (%s); reading it plainly", self.name, path, exc.status)
+            return await self.get(path)
 
     async def link(self, resource: dict[str, Any], key: str) -> dict[str, Any] | None:
         """Follow `resource[key]` when it is a reference; None when the BMC does not offer it."""

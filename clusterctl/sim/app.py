@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 from clusterctl import log
 from clusterctl.sim.bmc import BMC, ActionError
-from clusterctl.sim.expand import EXPAND, expand_members, valid_expand, wants_expand
+from clusterctl.sim.expand import EXPAND, expand_resource, valid_expand, wants_expand
 from clusterctl.sim.protocol import Request, Response, err, error_body, etag_of, missing, normalize
 from clusterctl.sim.resources import V1
 from clusterctl.sim.routes import find_route
@@ -204,17 +204,9 @@ class LabApp:
         result = handler(req, **params)
         if result is None:
             return missing(req)
-        if expand is not None:
-            if not (isinstance(result, dict) and isinstance(result.get("Members"), list)):
-                return Response(
-                    501,
-                    error_body(
-                        "Base.1.12.QueryNotSupported",
-                        f"The query parameter {EXPAND} is not supported.",
-                        [EXPAND],
-                    ),
-                )
-            result = expand_members(req, result, expand, self._member)
+        if expand is not None and isinstance(result, dict) and (not public or self._authorized(req)):
+            # A public resource (the service root) expands only for a client that may read what it links.
+            result = expand_resource(req, result, expand, self._member)
         response = result if isinstance(result, Response) else Response(200, result)
         response.headers.setdefault("Allow", route.allow)
         if method == "get" and isinstance(response.body, dict) and response.status == 200:
@@ -228,10 +220,16 @@ class LabApp:
         return response
 
     def _member(self, req: Request) -> dict[str, Any] | Response | None:
-        """A collection member as a GET of its own URI would answer it (for `$expand`)."""
+        """A referenced resource as a GET of its own URI would answer it (for `$expand`)."""
+        req.path = normalize(req.path)
         found = find_route(req.path)
         handler = found[0].get if found else None
-        return handler(req, **found[1]) if handler is not None and found is not None else None
+        if handler is None or found is None:
+            return None
+        try:
+            return handler(req, **found[1])
+        except ActionError:
+            return None  # the reference stays a reference, as a failed member read does on iDRAC
 
     def _authorized(self, req: Request) -> bool:
         token = req.headers.get("x-auth-token")

@@ -19,6 +19,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -145,17 +146,43 @@ async def _journal_loop(fleet: Fleet, path: Path, stop: asyncio.Event) -> None:
             return
 
 
-def _quiet_server_class() -> type:
+def _lab_server_class() -> type:
     import uvicorn
 
-    class QuietServer(uvicorn.Server):
-        """uvicorn re-raises SIGTERM after serving, which would kill us before the journal is flushed;
-        the lab handles its signals itself."""
+    class LabServer(uvicorn.Server):
+        """uvicorn, with two changes for the lab.
+
+        Signals: uvicorn re-raises SIGTERM after serving, which would kill us before the journal
+        is flushed; the lab handles its signals itself.
+        TLS per socket: uvicorn gives every socket the one `config.ssl`, and each BMC has its own
+        certificate (see `certs`), picked by the address the socket listens on (clients send no
+        SNI for an IP address, so the socket is the only way to tell the BMCs apart).
+        """
+
+        tls: dict[str, ssl.SSLContext]  # by listening address; set before serving
 
         def capture_signals(self):  # type: ignore[no-untyped-def]
             return contextlib.nullcontext()
 
-    return QuietServer
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=[])  # lifespan and state; the listeners follow
+            self.started = False  # not until every socket listens
+            loop = asyncio.get_running_loop()
+            config = self.config
+
+            def protocol() -> asyncio.Protocol:
+                return config.http_protocol_class(  # type: ignore[no-any-return, call-arg]
+                    config=config, server_state=self.server_state, app_state=self.lifespan.state
+                )
+
+            for sock in sockets or []:
+                ssl_context = self.tls[sock.getsockname()[0]]
+                self.servers.append(
+                    await loop.create_server(protocol, sock=sock, ssl=ssl_context, backlog=config.backlog)
+                )
+            self.started = True
+
+    return LabServer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -184,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from clusterctl.sim.app import LabApp
-    from clusterctl.sim.certs import issue_server_cert
+    from clusterctl.sim.certs import server_tls_contexts
     from clusterctl.sim.control import ControlAPI
 
     args = parse_args(argv)
@@ -202,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     sockets = [_bind(b.address, args.port) for b in fleet.bmcs]
     control_sock = _bind("127.0.0.1", 0)
     control_addr = ("127.0.0.1", control_sock.getsockname()[1])
-    cert, key = issue_server_cert(lab_dir, [b.address for b in fleet.bmcs] + ["127.0.0.1"])
+    tls = server_tls_contexts(lab_dir, [b.address for b in fleet.bmcs] + ["127.0.0.1"])
     control_url = f"https://127.0.0.1:{control_addr[1]}"
     info = {
         "pid": os.getpid(),
@@ -228,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(
         app,
         proxy_headers=False,
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
         http=args.http,
         loop="asyncio",
         lifespan="off",
@@ -240,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         date_header=True,
     )
-    server = _quiet_server_class()(config)
+    server = _lab_server_class()(config)
+    server.tls = tls
     (lab_dir / labdir.PID_FILE).write_text(f"{os.getpid()}\n")
 
     async def run() -> None:

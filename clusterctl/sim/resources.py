@@ -76,7 +76,7 @@ def service_root(bmc: BMC | None) -> dict[str, Any]:
         AccountService=ref(f"{V1}/AccountService"),
         Links={"Sessions": ref(f"{V1}/SessionService/Sessions")},
         ProtocolFeaturesSupported={
-            "ExpandQuery": {"ExpandAll": False, "Levels": False, "Links": False, "NoLinks": False},
+            "ExpandQuery": {"ExpandAll": True, "Levels": True, "Links": True, "NoLinks": True, "MaxLevels": 1},
             "SelectQuery": False,
             "FilterQuery": False,
             "OnlyMemberQuery": False,
@@ -339,6 +339,10 @@ def _psu_body(p: dict[str, Any], uri: str, version: str) -> dict[str, Any]:
     }
 
 
+def _input_watts(p: dict[str, Any]) -> float:
+    return round(p["output_w"] / 0.96, 1)  # ~96% efficient (Titanium)
+
+
 def power(bmc: BMC) -> dict[str, Any]:
     hw = bmc.hw
     watts = hw.power_watts()
@@ -346,6 +350,8 @@ def power(bmc: BMC) -> dict[str, Any]:
     for p in hw.psus():
         body = _psu_body(p, f"{CHA}/Power#/PowerSupplies/{p['index'] - 1}", bmc.firmware["psu"])
         body["MemberId"] = f"PSU.Slot.{p['index']}"
+        body["PowerInputWatts"] = _input_watts(p)  # iDRAC's legacy Power carries it too
+        body["LastPowerOutputWatts"] = p["output_w"]
         psus.append(body)
     return resource(
         "#Power.v1_7_1.Power",
@@ -456,7 +462,7 @@ def power_supply_metrics(bmc: BMC, psu_id: str) -> dict[str, Any] | None:
                 f"{CHA}/PowerSubsystem/PowerSupplies/{psu_id}/Metrics",
                 "Metrics",
                 f"PS{p['index']} Metrics",
-                InputPowerWatts={"Reading": round(output / 0.96, 1)},  # ~96% efficient (Titanium)
+                InputPowerWatts={"Reading": _input_watts(p)},
                 InputVoltage={"Reading": p["input_v"]},
                 OutputPowerWatts={"Reading": output},
             )

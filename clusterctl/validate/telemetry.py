@@ -14,14 +14,10 @@ if TYPE_CHECKING:
 
 
 async def _node_telemetry(client: RedfishClient) -> Telemetry:
-    from clusterctl.redfish.resources.chassis import list_chassis
-    from clusterctl.redfish.resources.telemetry import telemetry
+    from clusterctl.redfish.resources.telemetry import node_telemetry
     from clusterctl.validate.power import merge_telemetry
 
-    chassis = await list_chassis(client)
-    # Enclosures and backplanes report nothing about power or cooling.
-    useful = [c for c in chassis if c.power or c.thermal or c.power_subsystem or c.thermal_subsystem]
-    return merge_telemetry(await asyncio.gather(*(telemetry(client, c) for c in useful)))
+    return merge_telemetry(await node_telemetry(client))
 
 
 def gather_telemetry(

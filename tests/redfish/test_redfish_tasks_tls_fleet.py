@@ -61,6 +61,22 @@ def test_task_monitor_polls_until_completed() -> None:
     assert len(polls) == 3
 
 
+def test_a_link_to_another_host_is_refused_so_credentials_stay_on_the_bmc() -> None:
+    bmc = FakeBMC()
+    seen: list[Req] = []  # the in-process transport delivers any URL's request here, token and all
+    bmc.on("GET", "/steal", lambda req: seen.append(req) or Resp(200, {}))
+
+    async def go(url: str) -> None:
+        async with RedfishClient(tgt("http://bmc1.test"), transport=httpx.ASGITransport(app=bmc), retry=FAST) as c:
+            await c.get(url)
+
+    with pytest.raises(BMCRequestFailed, match="refusing to follow 'http://elsewhere.test/steal'"):
+        run(go("http://elsewhere.test/steal"))
+    assert seen == []
+    run(go("http://bmc1.test/steal"))  # an absolute URL on the BMC itself is fine
+    assert len(seen) == 1
+
+
 def test_task_exception_is_task_failed_with_its_messages() -> None:
     bmc = FakeBMC()
     failed = task_body("Exception", "Critical")

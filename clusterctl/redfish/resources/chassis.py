@@ -6,6 +6,7 @@ Fleets mix BMC generations, so both shapes are parsed; `telemetry.py` picks and 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import Field
@@ -154,10 +155,30 @@ class Sensor(Resource):
     physical_context: str | None = Field(default=None, alias="PhysicalContext")
 
 
-async def list_chassis(client: RedfishClient) -> list[Chassis]:
+async def list_chassis(client: RedfishClient, *, expand: bool = False) -> list[Chassis]:
+    """Every chassis; with `expand`, each with its subordinate resources inline where the BMC can.
+
+    One level of `$expand` on a chassis brings its Power, Thermal, EnvironmentMetrics and the
+    subsystems' top level in the chassis's own answer: the telemetry of a node in one request.
+    """
     uri = odata_id(client.root.get("Chassis")) or CHASSIS
-    return [Chassis.model_validate(m) for m in await client.members(uri)]
+    if not (expand and client.expand_query):
+        return [Chassis.model_validate(m) for m in await client.members(uri)]
+    uris = [u async for u in client.member_uris(uri)]
+    return [Chassis.model_validate(b) for b in await asyncio.gather(*(client.get_expanded(u) for u in uris))]
+
+
+def inline(ref: Ref | None) -> dict[str, Any] | None:
+    """The resource itself when the BMC expanded the reference (`$expand`), else None."""
+    if ref is None or not ref.odata_id:
+        return None
+    if all(key.startswith("@") for key in ref.model_extra or {}):
+        return None
+    return ref.model_dump(by_alias=True)
 
 
 async def follow(client: RedfishClient, ref: Ref | None) -> dict[str, Any] | None:
-    return await client.get(ref.odata_id) if ref is not None and ref.odata_id else None
+    """The referenced resource: the copy already expanded inline, or one GET."""
+    if ref is None or not ref.odata_id:
+        return None
+    return inline(ref) or await client.get(ref.odata_id)

@@ -3,6 +3,11 @@
 The 2020+ resources (PowerSubsystem, ThermalSubsystem, EnvironmentMetrics, Sensors) are preferred
 because the legacy Power/Thermal are deprecated; each part falls back to the legacy resource on its
 own, since BMCs in the field often implement one new subsystem and keep the other legacy.
+
+Except where the BMC already sent a part in full: a chassis read with `$expand` (`node_telemetry`)
+carries the legacy Power and Thermal inline, complete, while the new model would still cost a
+request per collection and per PSU's metrics. The readings are the same, so what is in hand is
+used, and a node's telemetry costs one request per chassis instead of dozens.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from clusterctl.redfish.resources.chassis import (
     ThermalMetrics,
     ThermalSubsystem,
     follow,
+    inline,
+    list_chassis,
 )
 
 INLET_CONTEXTS = {"Intake", "Inlet", "Ambient"}
@@ -66,11 +73,26 @@ class Telemetry(BaseModel):
     power_limit_watts: float | None = None
 
 
+def reports_power_or_cooling(chassis: Chassis) -> bool:
+    """Enclosures and backplanes report nothing about power or cooling."""
+    return bool(chassis.power or chassis.thermal or chassis.power_subsystem or chassis.thermal_subsystem)
+
+
+async def node_telemetry(client: RedfishClient) -> list[Telemetry]:
+    """The telemetry of every chassis of one BMC that reports power or cooling, in few requests."""
+    chassis = [c for c in await list_chassis(client, expand=True) if reports_power_or_cooling(c)]
+    return list(await asyncio.gather(*(telemetry(client, c) for c in chassis)))
+
+
 async def telemetry(client: RedfishClient, chassis: Chassis) -> Telemetry:
     result = Telemetry(chassis=chassis.id)
-    env_raw = await _optional(follow(client, chassis.environment_metrics))
+    env_raw = inline(chassis.environment_metrics)
+    # Read EnvironmentMetrics alongside unless it, or the legacy Power that also has the total, is in hand.
+    read_env = env_raw is None and inline(chassis.power) is None
+    extra = [_optional(follow(client, chassis.environment_metrics))] if read_env else []
+    got = await asyncio.gather(_power(client, chassis, result), _thermal(client, chassis, result), *extra)
+    env_raw = env_raw or (got[2] if read_env else None)
     env = EnvironmentMetrics.model_validate(env_raw) if env_raw else None
-    await asyncio.gather(_power(client, chassis, result), _thermal(client, chassis, result))
     if env is not None:
         result.power_watts = env.power_watts.reading if env.power_watts.reading is not None else result.power_watts
         if env.power_limit.set_point is not None:
@@ -93,11 +115,18 @@ async def _optional(coro: Any) -> Any:
 
 
 async def _power(client: RedfishClient, chassis: Chassis, out: Telemetry) -> None:
+    legacy_inline = inline(chassis.power)
+    if legacy_inline is not None:
+        _legacy_power(legacy_inline, out)
+        return
     sub_raw = await _optional(follow(client, chassis.power_subsystem))
     if sub_raw:
         sub = PowerSubsystem.model_validate(sub_raw)
         if sub.power_supplies and sub.power_supplies.odata_id:
-            supplies = [PowerSupply.model_validate(m) for m in await client.members(sub.power_supplies.odata_id)]
+            supplies = [
+                PowerSupply.model_validate(m)
+                for m in await client.members(sub.power_supplies.odata_id, expand=True)
+            ]
             metrics = await asyncio.gather(*(_optional(follow(client, s.metrics)) for s in supplies))
             for supply, raw in zip(supplies, metrics, strict=True):
                 m = PowerSupplyMetrics.model_validate(raw) if raw else None
@@ -116,7 +145,11 @@ async def _power(client: RedfishClient, chassis: Chassis, out: Telemetry) -> Non
     if not legacy_raw:
         out.source["power"] = "none"
         return
-    legacy = Power.model_validate(legacy_raw)
+    _legacy_power(legacy_raw, out)
+
+
+def _legacy_power(raw: dict[str, Any], out: Telemetry) -> None:
+    legacy = Power.model_validate(raw)
     for i, psu in enumerate(legacy.power_supplies):
         out.psus.append(
             PsuReading(
@@ -135,12 +168,13 @@ async def _power(client: RedfishClient, chassis: Chassis, out: Telemetry) -> Non
 
 
 async def _thermal(client: RedfishClient, chassis: Chassis, out: Telemetry) -> None:
-    sub_raw = await _optional(follow(client, chassis.thermal_subsystem))
+    legacy_inline = inline(chassis.thermal)
+    sub_raw = None if legacy_inline is not None else await _optional(follow(client, chassis.thermal_subsystem))
     got_fans = got_temps = False
     if sub_raw:
         sub = ThermalSubsystem.model_validate(sub_raw)
         if sub.fans and sub.fans.odata_id:
-            for fan in (Fan.model_validate(m) for m in await client.members(sub.fans.odata_id)):
+            for fan in (Fan.model_validate(m) for m in await client.members(sub.fans.odata_id, expand=True)):
                 out.fans.append(
                     FanReading(
                         name=fan.name or fan.id or "?",
@@ -164,8 +198,9 @@ async def _thermal(client: RedfishClient, chassis: Chassis, out: Telemetry) -> N
             if metrics.summary.exhaust and metrics.summary.exhaust.reading is not None:
                 out.exhaust_c = metrics.summary.exhaust.reading
             got_temps = True
-    if not got_temps and chassis.sensors and chassis.sensors.odata_id:
-        sensors = [Sensor.model_validate(m) for m in await _optional(client.members(chassis.sensors.odata_id)) or []]
+    if not got_temps and legacy_inline is None and chassis.sensors and chassis.sensors.odata_id:
+        listed = await _optional(client.members(chassis.sensors.odata_id, expand=True))
+        sensors = [Sensor.model_validate(m) for m in listed or []]
         for s in sensors:
             if s.reading_type == "Temperature":
                 out.temperatures.append(
@@ -175,7 +210,7 @@ async def _thermal(client: RedfishClient, chassis: Chassis, out: Telemetry) -> N
     if got_fans and got_temps:
         out.source["thermal"] = "subsystem"
         return
-    legacy_raw = await _optional(follow(client, chassis.thermal))
+    legacy_raw = legacy_inline or await _optional(follow(client, chassis.thermal))
     if legacy_raw:
         legacy = Thermal.model_validate(legacy_raw)
         if not got_fans:
