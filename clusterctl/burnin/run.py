@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
 from clusterctl.burnin.launchers.protocol import BurninSpec, Launcher, Outcome
-from clusterctl.burnin.verdict import NodeVerdict, Rules, judge
+from clusterctl.burnin.verdict import NodeVerdict, Rules, hung_outside_collective, judge
 
 if TYPE_CHECKING:
     from clusterctl.state.store import Store
@@ -107,6 +107,7 @@ def execute(launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], 
         # Cancelling a finished job is a no-op; an interrupted or timed-out one must not keep the nodes.
         launcher.cancel(submission)
     verdicts = judge(records, expected_nodes, world_size=world_size, rules=rules)
+    blame_unstarted(verdicts, submission.detail.get("launch_errors") or {})
     blame(verdicts, records, outcome.root_causes)
     if outcome.state == "timeout":
         for verdict in verdicts:
@@ -119,11 +120,12 @@ def execute(launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], 
 
 
 def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_causes: Mapping[int, int]) -> None:
-    """Name the rank that failed first, and stop blaming the nodes that were only stopped because of it.
+    """Name the rank that failed or hung first, and stop blaming the nodes that were only stopped because of it.
 
     When one rank exits, torchrun and srun stop all the others, so every node "stopped
-    reporting". A node whose only fault is that, beside a node whose rank failed first, is
-    `incomplete`: not passed, but not to be quarantined either.
+    reporting"; when one rank hangs, every other rank waits for it in a collective. A node whose
+    only fault is that, beside a node whose rank failed first (torchrun's root cause) or hung
+    outside a collective (its `stall` report), is `incomplete`: not passed, not to be quarantined.
     """
     node_of = {int(r["rank"]): str(r["node"]) for r in records if r.get("event") == "start"}
     culprits: dict[str, list[str]] = {}
@@ -131,16 +133,48 @@ def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_cause
         if rank in node_of:
             culprits.setdefault(node_of[rank], []).append(
                 f"rank {rank} exited with status {code}, the first failure of the job")
+    for rec in records:
+        if rec.get("event") == "stall" and hung_outside_collective(rec):
+            culprits.setdefault(str(rec["node"]), [])  # judge() already gave the reason
     if not culprits:
         return
+    names = sorted(culprits)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     for verdict in verdicts:
         if verdict.node in culprits:
             for reason in culprits[verdict.node]:
                 verdict.fail(reason)
-        elif verdict.status == "fail" and all("stopped reporting" in r for r in verdict.reasons):
+        elif _only_stopped(verdict):
             verdict.status = INCOMPLETE
-            verdict.reasons.append(f"stopped because {', '.join(sorted(culprits))} failed first; "
-                                   "burn in again to judge this node")
+            verdict.reasons.append(f"stopped because {shown} failed first; burn in again to judge this node")
+
+
+def _stopped_reason(reason: str) -> bool:
+    return "stopped reporting" in reason or reason.startswith("no rank reported")
+
+
+def _only_stopped(verdict: NodeVerdict) -> bool:
+    """Failed only because its ranks stopped (or never reported): what another node's failure causes."""
+    return verdict.status == "fail" and all(_stopped_reason(r) for r in verdict.reasons)
+
+
+def blame_unstarted(verdicts: list[NodeVerdict], launch_errors: Mapping[str, str]) -> None:
+    """A node the launcher could not start (unreachable, host key, login) fails for that reason.
+
+    The job cannot form without it (torchrun's rendezvous waits for every node), so the nodes
+    that only stopped or never reported are `incomplete`, not at fault.
+    """
+    if not launch_errors:
+        return
+    names = sorted(launch_errors)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    for verdict in verdicts:
+        if verdict.node in launch_errors:
+            verdict.status = "fail"
+            verdict.reasons = [f"could not start the burn-in on this node: {launch_errors[verdict.node]}"]
+        elif _only_stopped(verdict):
+            verdict.status = INCOMPLETE
+            verdict.reasons.append(f"the job could not start on {shown}; burn in again to judge this node")
 
 
 def save(store: Store, report: BurninReport, records: list[dict[str, Any]]) -> None:

@@ -5,6 +5,11 @@ parameters bit-identical to the other replicas, stayed unthrottled, and were not
 Slowness is judged two ways: against a floor from the ruleset for the GPU model, and
 against the node's peers by the median absolute deviation, because a GPU running at a
 third of its speed can pass every fixed diagnostic (FIELD-NOTES: DCGM issue 122).
+
+A hang stops every rank at the same step; the ranks' `stall` reports (train.py's watchdog) say
+where each one waits. A rank stalled outside any collective is the one that hung: its node
+fails for it. Ranks stalled in a collective only "stopped reporting", which `burnin.run.blame`
+turns into `incomplete` once a culprit is known.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class _Rank:
     checksums: dict[int, str] = field(default_factory=dict)
     ended: bool = False
     started: bool = False
+    stall: dict[str, Any] | None = None
 
 
 def judge(records: Iterable[Mapping[str, Any]], expected_nodes: Iterable[str], world_size: int | None = None,
@@ -73,6 +79,8 @@ def judge(records: Iterable[Mapping[str, Any]], expected_nodes: Iterable[str], w
             r.checksums[int(rec["step"])] = str(rec["checksum"])
         elif event == "end":
             r.ended = True
+        elif event == "stall":
+            r.stall = dict(rec)
 
     verdicts = {name: NodeVerdict(name) for name in expected_nodes}
     by_node: dict[str, list[_Rank]] = defaultdict(list)
@@ -102,9 +110,26 @@ def _judge_completion(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeV
         for r in ranks:
             if not r.ended:
                 last = r.steps[-1]["step"] if r.steps else 0
-                verdicts[node].fail(f"rank {r.rank} stopped reporting after step {last} (crash or hang)")
+                verdicts[node].fail(_stopped(r, last))
             elif len(r.steps) < rules.min_steps:
                 verdicts[node].fail(f"rank {r.rank} reported {len(r.steps)} steps, fewer than {rules.min_steps}")
+
+
+def hung_outside_collective(stall: Mapping[str, Any] | None) -> bool:
+    return stall is not None and stall.get("where") not in (None, "collective")
+
+
+def _stopped(r: _Rank, last: int) -> str:
+    stall = r.stall
+    if stall is None:
+        return f"rank {r.rank} stopped reporting after step {last} (crash or hang)"
+    stack = stall.get("stack") or []
+    at = f" in {stack[0]}" if stack else ""
+    if hung_outside_collective(stall):
+        return (f"rank {r.rank} hung at step {stall.get('step')} outside any collective "
+                f"({stall.get('phase')}{at}): the other ranks waited for it")
+    return (f"rank {r.rank} stopped reporting after step {last} (waiting in a collective at step "
+            f"{stall.get('step')}, {stall.get('phase')})")
 
 
 def _loss(step: Mapping[str, Any]) -> float:
@@ -148,9 +173,11 @@ def _judge_checksums(ranks: dict[int, _Rank], verdicts: dict[str, NodeVerdict]) 
 
 
 def _rank_speed(r: _Rank) -> float | None:
-    # Skip the first report: it includes warm-up (allocation, compilation, caches).
+    # Skip the first report: it includes warm-up (allocation, compilation, caches). A finished run too
+    # short for a second report has only that one; a rank that stopped after it has no speed to judge.
     speeds = [s["local_tokens_per_s"] for s in r.steps[1:] if s.get("local_tokens_per_s")]
-    speeds = speeds or [s["local_tokens_per_s"] for s in r.steps if s.get("local_tokens_per_s")]
+    if not speeds and r.ended:
+        speeds = [s["local_tokens_per_s"] for s in r.steps if s.get("local_tokens_per_s")]
     return statistics.median(speeds) if speeds else None
 
 

@@ -83,6 +83,8 @@ def run(
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads per rank (CPU runs)."),
     log_every: int = typer.Option(10, "--log-every", min=1, help="Report every this many steps."),
     checksum_every: int = typer.Option(50, "--checksum-every", min=1, help="Compare replicas every N steps."),
+    stall_timeout: str = typer.Option(None, "--stall-timeout", help="A rank this long without progress reports "
+                                      "where it is stuck, to pin a hang on its node \\[default: 2m]."),
     straggler_ratio: float = typer.Option(0.85, "--straggler-ratio", min=0.05, max=1.0,
                                           help="A rank slower than this fraction of its peers fails."),
     fault: str = typer.Option(None, "--fault", help="Inject a fault, e.g. slow:rank=1:factor=4 "
@@ -128,7 +130,8 @@ def run(
         run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
         duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
         checksum_every=checksum_every, fault=fault, python=python or BurninSpec.python,
-        workdir=workdir or BurninSpec.workdir, workdir_out=outdir)
+        workdir=workdir or BurninSpec.workdir, workdir_out=outdir,
+        stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
     options = _launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
                                 gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace, image=image,
                                 kube_workload=kube_workload)

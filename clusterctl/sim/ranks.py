@@ -12,6 +12,12 @@ faults so the burn-in verdict has something real to judge:
   that rank stops reporting part-way (no end event);
 - ecc_uncorrectable: that rank's checksums differ from the others'.
 
+The burn-in's own `hang` fault (CLUSTERCTL_BURNIN_FAULT=hang[:rank=R][:node=N][:step=S], as
+workloads/transformer/faults.py reads it) hangs the whole job as a real one would: at step S every
+rank stops; after the stall timeout (--stall-timeout or CLUSTERCTL_STALL_TIMEOUT, simulated seconds) the hung rank
+reports a `stall` outside any collective and every other rank one inside the gradient all-reduce,
+then they wait until the controller ends the job (or MAX_REAL_S).
+
 Only the faulty rank stops: a real torchrun would tear the whole job down, and the verdict then
 relies on torchrun's failure summary to name the node; the lab skips that step.
 Simulated time runs `time_scale` times faster than real time, and a run never lasts more than
@@ -44,6 +50,11 @@ PARAMS = {"transformer-tiny": 214_016, "transformer-small": 10_500_000, "transfo
           "transformer-big": 213_000_000}
 _REASON_BITS = {"HwSlowdown": 0x8, "SwThermalSlowdown": 0x20, "HwThermalSlowdown": 0x40, "HwPowerBrakeSlowdown": 0x80}
 _SHELL_OPS = {";", "&&", "||", "|", "&"}
+STALL_TIMEOUT_S = 120.0
+HANG_PROBE_S = 0.5
+_HUNG_STACK = ["workloads/transformer/faults.py:68 before_step", "workloads/transformer/train.py:259 train"]
+_WAITING_STACK = ["torch/autograd/graph.py:829 _engine_run_backward", "torch/autograd/__init__.py:364 backward",
+                  "torch/_tensor.py:630 backward", "workloads/transformer/train.py:276 train"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ def parse_burnin(command: str) -> BurninJob | None:
     trainer.add_argument("--log-every", type=int, default=10)
     trainer.add_argument("--checksum-every", type=int, default=50)
     trainer.add_argument("--accum", type=int, default=2)
+    trainer.add_argument("--stall-timeout", type=_duration, default=None)
     try:
         outer, _ = launcher.parse_known_args(rest[:module])
         inner, _ = trainer.parse_known_args(script[:end])
@@ -119,7 +131,8 @@ def parse_burnin(command: str) -> BurninJob | None:
             nproc=max(1, min(nproc, GPU_COUNT)), nnodes=max(1, _first_int(outer.nnodes)), node_rank=node_rank,
             model=inner.model, steps=inner.steps if inner.steps or inner.duration else 100,
             duration_s=inner.duration, log_every=max(1, inner.log_every),
-            checksum_every=max(1, inner.checksum_every), accum=max(1, inner.accum), env=env,
+            checksum_every=max(1, inner.checksum_every), accum=max(1, inner.accum),
+            env=env if inner.stall_timeout is None else {**env, "CLUSTERCTL_STALL_TIMEOUT": str(inner.stall_timeout)},
         )
     except (SystemExit, ValueError):
         return None
@@ -147,6 +160,47 @@ def _rank_shapes(hw: NodeHardware, job: BurninJob) -> list[dict[str, Any]]:
     return shapes
 
 
+@dataclass(frozen=True)
+class Hang:
+    step: int
+    hung: frozenset[int]
+    """Global ranks of this node that hang; the node's other ranks wait for them (or for another node's)."""
+    stall_s: float
+
+
+def _hang(job: BurninJob, node: str, ranks: list[int]) -> Hang | None:
+    """The job's `hang` fault as this node sees it, or None."""
+    kind, *pairs = job.env.get("CLUSTERCTL_BURNIN_FAULT", "").strip().split(":")
+    if kind != "hang":
+        return None
+    params = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    try:
+        step = max(1, int(params.get("step", 0)))
+        stall_s = float(job.env.get("CLUSTERCTL_STALL_TIMEOUT", STALL_TIMEOUT_S))
+        hung = frozenset(r for r in ranks if ("rank" not in params or int(params["rank"]) == r)
+                         and params.get("node", node) == node)
+    except ValueError:
+        return None
+    return Hang(step, hung, stall_s)
+
+
+async def _hang_forever(hang: Hang, ranks: list[int], line: Callable[..., str], time_scale: float,
+                        write: Callable[[str], Awaitable[None]]) -> int:
+    """Every rank stalls at hang.step; report where after the stall timeout, then wait to be ended."""
+    await asyncio.sleep(min(hang.stall_s / time_scale, MAX_REAL_S))
+    if hang.stall_s > 0:
+        await write("".join(line(r, "stall", step=hang.step, where="compute" if r in hang.hung else "collective",
+                                 phase="step" if r in hang.hung else "gradient-all-reduce",
+                                 stalled_s=hang.stall_s, stack=_HUNG_STACK if r in hang.hung else _WAITING_STACK)
+                            + "\n" for r in ranks))
+    waited = 0.0
+    while waited < MAX_REAL_S:  # a write to a closed channel raises: the controller ended the job
+        await asyncio.sleep(HANG_PROBE_S)
+        waited += HANG_PROBE_S
+        await write("")
+    return 124  # as the `timeout` wrapper around a real torchrun would
+
+
 def _plan(job: BurninJob, time_scale: float) -> tuple[int, float]:
     """(steps, simulated seconds per step)."""
     micro = TOKENS_PER_MICRO_BATCH.get(job.model, 25_000)
@@ -171,12 +225,15 @@ async def run_burnin(hw: NodeHardware, job: BurninJob, time_scale: float,
         return json.dumps({"clusterctl": "burnin/v1", "run": run, "node": node, "rank": rank,
                            "world_size": job.world_size, "event": event, "time": round(time.time(), 3), **fields})
 
+    hang = _hang(job, node, ranks)
     alive = [shape["stop_at"] != 0.0 for shape in shapes]
     await write("".join(line(r, "start", model=job.model, params=PARAMS.get(job.model), device=f"cuda:{i}",
                              dtype="bf16", accum=job.accum, tokens_per_micro_batch=micro, seq_len=128, fault=None)
                         + "\n" for i, r in enumerate(ranks)))
     pause = step_s * job.log_every / time_scale
     for step in range(1, steps + 1):
+        if hang is not None and step == hang.step:
+            return await _hang_forever(hang, [r for i, r in enumerate(ranks) if alive[i]], line, time_scale, write)
         lines = []
         for i, (rank, shape) in enumerate(zip(ranks, shapes, strict=True)):
             if shape["stop_at"] is not None and step > steps * shape["stop_at"]:

@@ -1,4 +1,5 @@
-"""SSH to nodes: known_hosts-checked paramiko connections, quoted commands, programs that answer in JSON."""
+"""SSH to nodes: known_hosts-checked connections, quoted commands, programs that answer in JSON, and long
+commands on thousands of nodes followed from one thread (`LongRuns`)."""
 
 from clusterctl.ssh.command import command_line
 from clusterctl.ssh.errors import (
@@ -12,10 +13,13 @@ from clusterctl.ssh.errors import (
     SSHUnreachable,
 )
 from clusterctl.ssh.fleet import SSHOutcome, run_many
+from clusterctl.ssh.longrun import LongRuns, NodeRun
 from clusterctl.ssh.pool import Result, SSHPool
 from clusterctl.ssh.target import SSHTarget, target_from_node
 
 __all__ = [
+    "LongRuns",
+    "NodeRun",
     "Result",
     "SSHAuthFailed",
     "SSHBadOutput",

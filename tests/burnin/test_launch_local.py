@@ -74,6 +74,15 @@ def test_ranks_map_to_nodes_in_blocks() -> None:
         rank_nodes(BurninSpec(run_id="x", nodes=("a", "b", "c"), nproc=4))
 
 
+def test_stall_timeout_reaches_the_workload_and_the_lab_reads_it() -> None:
+    from clusterctl.sim.ranks import parse_burnin
+
+    args = BurninSpec(run_id="x", nodes=("a",), steps=5, stall_timeout_s=90).workload_args()
+    assert args[args.index("--stall-timeout") + 1] == "90s"
+    job = parse_burnin("torchrun --nnodes 1 --nproc-per-node 8 " + " ".join(args))
+    assert job is not None and job.env["CLUSTERCTL_STALL_TIMEOUT"] == "90.0"
+
+
 @pytest.mark.parametrize("args,message", [
     (["--steps", "5", "--duration", "1m"], "give one of them"),
     (["--duration", "soon"], "not a duration"),

@@ -47,8 +47,10 @@ def burnin(inventory: Path, *extra: str, capsys: pytest.CaptureFixture[str]) -> 
 def test_two_nodes_over_ssh_pass_then_a_slowed_node_is_named(fleet: SSHFleet, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     inventory = write_inventory(tmp_path, fleet)
-    code, report = burnin(inventory, capsys=capsys)
-    assert code == 0, report
+    # Two single-thread ranks share this two-core machine with other tests: judge stragglers with the
+    # same margin as the slowed run below, not the default 0.85, so a busy neighbour is not a fault.
+    code, report = burnin(inventory, "--straggler-ratio", "0.6", capsys=capsys)
+    assert code == 0, report["nodes"]
     assert {n["node"]: n["status"] for n in report["nodes"]} == {"host01": "pass", "host02": "pass"}
 
     code, report = burnin(inventory, "--fault", "slow:rank=1:factor=4", "--straggler-ratio", "0.6", capsys=capsys)
@@ -67,3 +69,24 @@ def test_dry_run_shows_quoted_commands_per_node(fleet: SSHFleet, tmp_path: Path,
     text = json.loads(capsys.readouterr().out)["files"]["commands.sh"]
     assert "--node-rank 1" in text and "--master-addr 127.0.81.1" in text
     assert "'CLUSTERCTL_BURNIN_FAULT=slow:rank=1; touch /tmp/pwned'" in text
+
+
+def test_a_hung_job_is_ended_on_every_node_at_its_timeout(fleet: SSHFleet, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import time
+
+    inventory = write_inventory(tmp_path, fleet)
+    # The sshd hosts run on this machine, so their torchrun processes are visible here by their master address.
+    mine = ["pgrep", "-f", f"--master-addr {fleet.hosts[0].address} "]
+    code = run(["burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny", "--steps", "500",
+                "--log-every", "1", "--threads", "1", "--timeout", "25s", "--fault", "hang:rank=1:step=3",
+                "--python", sys.executable, "-o", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["job_state"] == "timeout"
+    assert {n["node"]: n["status"] for n in report["nodes"]} == {"host01": "fail", "host02": "fail"}
+    assert all("stopped reporting" in n["reasons"][0] for n in report["nodes"])
+    deadline = time.monotonic() + 15
+    while subprocess.run(mine, capture_output=True, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "torchrun still runs on a node after cancel"
+        time.sleep(0.2)

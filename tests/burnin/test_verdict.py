@@ -73,6 +73,46 @@ def test_throughput_floor_from_rules() -> None:
     assert sorted(failed) == NODES and "below the floor" in failed["gpu0001"][0]
 
 
+def test_a_rank_that_stopped_after_its_warm_up_report_is_not_judged_on_speed() -> None:
+    # Warm-up speed says nothing: a peer stopped after step 1 only "stopped reporting", even if it looked slow.
+    records = _job(["a", "b", "c"], steps=1, speed={"a": 400.0}, unfinished={"a"})
+    failed = _failed(judge(records, ["a", "b", "c"], world_size=3))
+    assert failed == {"a": ["rank 0 stopped reporting after step 10 (crash or hang)"]}
+    # The same report from a run that finished after one report is all there is: it is judged.
+    records = _job(["a", "b", "c"], steps=1, speed={"a": 400.0})
+    assert "straggler" in _failed(judge(records, ["a", "b", "c"], world_size=3))["a"][0]
+
+
+def test_unstarted_node_fails_for_its_reason_and_the_rest_are_incomplete() -> None:
+    from clusterctl.burnin.run import blame_unstarted
+
+    nodes = ["a", "b", "c"]
+    # "b" never started; "a" stopped mid-run when the job was given up; "c" finished.
+    records = [r for r in _job(nodes, unfinished={"a"}) if r["node"] != "b"]
+    verdicts = judge(records, nodes, world_size=3)
+    blame_unstarted(verdicts, {"b": "unreachable: cannot connect to 10.0.0.2:22: Connection refused"})
+    by_node = {v.node: v for v in verdicts}
+    assert by_node["b"].status == "fail"
+    assert by_node["b"].reasons == ["could not start the burn-in on this node: unreachable: cannot connect to "
+                                    "10.0.0.2:22: Connection refused"]
+    assert by_node["a"].status == "incomplete" and "could not start on b" in by_node["a"].reasons[-1]
+    assert by_node["c"].status == "pass"
+
+
+def test_a_stall_outside_a_collective_is_a_hang_and_a_stall_inside_one_is_waiting() -> None:
+    nodes = ["a", "b"]
+    records = _job(nodes, unfinished=set(nodes))
+    records += [{"clusterctl": "burnin/v1", "node": "a", "rank": 0, "event": "stall", "step": 61,
+                 "where": "collective", "phase": "gradient-all-reduce", "stack": ["torch/autograd/graph.py:1 x"]},
+                {"clusterctl": "burnin/v1", "node": "b", "rank": 1, "event": "stall", "step": 61,
+                 "where": "compute", "phase": "step", "stack": ["workloads/transformer/faults.py:68 before_step"]}]
+    failed = _failed(judge(records, nodes, world_size=2))
+    assert failed["a"] == ["rank 0 stopped reporting after step 60 (waiting in a collective at step 61, "
+                           "gradient-all-reduce)"]
+    assert failed["b"] == ["rank 1 hung at step 61 outside any collective (step in "
+                           "workloads/transformer/faults.py:68 before_step): the other ranks waited for it"]
+
+
 @pytest.mark.parametrize("nproc,slow_rank", [(4, 2)])
 def test_real_torchrun_job_names_the_slowed_node(nproc: int, slow_rank: int) -> None:
     pytest.importorskip("torch")

@@ -56,7 +56,8 @@ def after_local_compute(fault: Fault | None, step: int, elapsed_s: float) -> Non
 
 
 def before_step(fault: Fault | None, step: int, model: torch.nn.Module) -> None:
-    if not fault or fault.step != step:
+    # One-shot faults act at `step`; the default 0 means the first step (steps count from 1).
+    if not fault or max(fault.step, 1) != step:
         return
     if fault.kind == "crash":
         sys.stderr.write(f"burn-in fault: crashing at step {step}\n")

@@ -8,6 +8,12 @@ Straggler detection needs each rank's own speed, but DDP makes every rank wait f
 slowest in the gradient all-reduce. So each step runs `accum` micro-batches, the first
 accum-1 under `no_sync()` (pure local compute, timed per rank: `local_tokens_per_s`),
 the last one synchronising gradients (the step as the job sees it: `tokens_per_s`).
+
+A rank that hangs makes every other rank wait for it, so all of them stop reporting at the
+same step. `StallWatchdog` tells them apart: after `--stall-timeout` seconds without step
+progress it reports, once per stall, where the main thread is (`stall` event: its phase and
+top stack frames). Ranks waiting for a peer sit in a collective (the gradient all-reduce, the
+stop vote); the rank that hung sits elsewhere, and the verdict names its node.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -30,6 +37,14 @@ from workloads.transformer import faults, telemetry
 from workloads.transformer.configs import get_config
 from workloads.transformer.data import ReversePermuteTask
 from workloads.transformer.model import Transformer, count_parameters, flops_per_token, sequence_loss
+
+# A stall report after this long without step progress; 0 turns the watchdog off.
+STALL_TIMEOUT_S = float(os.environ.get("CLUSTERCTL_STALL_TIMEOUT", "120"))
+STALL_FRAMES = 12
+# Phases of a step in which a rank may be waiting for its peers (on GPUs the host waits at the next
+# synchronize, not inside torch.distributed, so the stack alone cannot say it).
+COLLECTIVE_PHASES = {"gradient-all-reduce", "stop-vote"}
+_COLLECTIVE_FILES = ("torch/distributed/", "torch/nn/parallel/distributed.py")
 
 # Dense bf16 peak, for MFU; FIELD-NOTES: H100 SXM 989 TFLOPS. Unknown devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -60,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per rank")
+    p.add_argument("--stall-timeout", type=parse_duration, default=STALL_TIMEOUT_S,
+                   help="report where a rank is stuck after this long without progress (0: never) "
+                        "[default: $CLUSTERCTL_STALL_TIMEOUT or 120s]")
     args = p.parse_args(argv)
     if args.steps is None and args.duration is None:
         args.steps = 100
@@ -69,11 +87,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class Reporter:
     def __init__(self, rank: int, world: int, node: str, run: str) -> None:
         self.base = {"clusterctl": "burnin/v1", "run": run, "node": node, "rank": rank, "world_size": world}
+        self._lock = threading.Lock()  # the watchdog reports from its own thread
 
     def emit(self, event: str, **fields: Any) -> None:
         line = json.dumps({**self.base, "event": event, "time": round(time.time(), 3), **fields})
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        with self._lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+
+def _frame_name(filename: str, lineno: int, function: str) -> str:
+    path = filename.replace("\\", "/")
+    for root in ("/torch/", "/workloads/"):
+        if root in path:
+            path = root[1:] + path.split(root, 1)[1]
+            break
+    else:
+        path = path.rsplit("/", 1)[-1]
+    return f"{path}:{lineno} {function}"
+
+
+def main_thread_stack(limit: int = STALL_FRAMES) -> list[str]:
+    """The main thread's innermost `limit` frames, innermost first."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)  # noqa: SLF001 - no public API
+    stack = []
+    while frame is not None and len(stack) < limit:
+        stack.append(_frame_name(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        frame = frame.f_back
+    return stack
+
+
+def stall_place(phase: str, stack: list[str], distributed: bool) -> str:
+    """"collective" when the rank is waiting for its peers, else "compute" (it is the one stuck)."""
+    if not distributed:
+        return "compute"
+    if phase in COLLECTIVE_PHASES or any(f.startswith(_COLLECTIVE_FILES) for f in stack):
+        return "collective"
+    return "compute"
+
+
+class StallWatchdog:
+    """Reports once per stall where the main thread is stuck; a daemon thread, ended by `stop`."""
+
+    def __init__(self, report: Reporter, timeout_s: float, distributed: bool) -> None:
+        self.report = report
+        self.timeout_s = max(0.0, min(timeout_s, 24 * 3600.0))
+        self.distributed = distributed
+        self.step = 0
+        self.phase = "start"
+        self._since = time.monotonic()
+        self._reported: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
+
+    def start(self) -> None:
+        if self.timeout_s > 0:
+            self._thread.start()
+
+    def progress(self, step: int) -> None:
+        self.step, self.phase, self._since = step, "step", time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _watch(self) -> None:
+        poll = min(1.0, self.timeout_s / 4)
+        while not self._stop.wait(poll):
+            stalled = time.monotonic() - self._since
+            if stalled < self.timeout_s or self._reported == self.step:
+                continue
+            self._reported = self.step
+            stack = main_thread_stack()
+            self.report.emit("stall", step=self.step, where=stall_place(self.phase, stack, self.distributed),
+                             phase=self.phase, stalled_s=round(stalled, 1), stack=stack)
 
 
 def param_checksum(model: torch.nn.Module) -> str:
@@ -145,8 +233,10 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)  # identical initial weights on every replica
     model = Transformer(cfg).to(device)
     n_params = count_parameters(model)
-    ddp = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
-        if world > 1 else model
+    # The only buffer (sinusoidal positions) is a constant: broadcasting it before every forward would
+    # make the "local" micro-batches wait for the slowest peer, blurring per-rank speed and stall places.
+    ddp = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
+                                  broadcast_buffers=False) if world > 1 else model
     step_model = torch.compile(ddp) if args.compile else ddp
     opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     lr_at = schedule(cfg.d_model, cfg.warmup_steps, args.lr_scale)
@@ -162,9 +252,12 @@ def train(args: argparse.Namespace) -> int:
                 accum=accum, tokens_per_micro_batch=cfg.tokens_per_step, seq_len=cfg.seq_len, fault=fault.kind
                 if fault else None)
     deadline = time.monotonic() + args.duration if args.duration else None
+    watchdog = StallWatchdog(report, args.stall_timeout, world > 1)
+    watchdog.start()
     step, status = 0, "done"
     while True:
         step += 1
+        watchdog.progress(step)
         faults.before_step(fault, step, model)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
@@ -175,6 +268,7 @@ def train(args: argparse.Namespace) -> int:
             src, tgt_in, tgt_out = task.batch(cfg.tokens_per_step, device)
             last = micro == accum - 1
             ctx = ddp.no_sync() if (world > 1 and not last) else contextlib.nullcontext()
+            watchdog.phase = "gradient-all-reduce" if last and world > 1 else "local-compute"
             tm = time.perf_counter()
             with ctx, autocast():
                 logits = step_model(src, tgt_in)
@@ -191,6 +285,7 @@ def train(args: argparse.Namespace) -> int:
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
+        watchdog.phase = "report"
         step_time = time.perf_counter() - t0
 
         if step % args.log_every == 0 or step == 1:
@@ -210,8 +305,10 @@ def train(args: argparse.Namespace) -> int:
             report.emit("step", **fields)
         if step % args.checksum_every == 0:
             report.emit("checksum", step=step, checksum=param_checksum(model))
+        watchdog.phase = "stop-vote"
         if _should_stop(step, args.steps, deadline, world, device):
             break
+    watchdog.stop()
     if step % args.checksum_every:
         report.emit("checksum", step=step, checksum=param_checksum(model))
     report.emit("end", status=status, steps=step)

@@ -35,6 +35,8 @@ class BurninSpec:
     threads: int | None = None
     log_every: int = 10
     checksum_every: int = 50
+    stall_timeout_s: float | None = None
+    """A rank this long without progress reports where it is stuck (None: the workload's default)."""
     fault: str | None = None
     """CLUSTERCTL_BURNIN_FAULT for every rank: deliberate faults to prove the verdict works."""
     python: str = sys.executable
@@ -56,6 +58,8 @@ class BurninSpec:
             args += ["--duration", f"{self.duration_s:g}s"]
         if self.threads:
             args += ["--threads", str(self.threads)]
+        if self.stall_timeout_s is not None:
+            args += ["--stall-timeout", f"{self.stall_timeout_s:g}s"]
         return args
 
     def workload_command(self) -> str:

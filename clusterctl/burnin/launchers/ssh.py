@@ -1,19 +1,23 @@
-"""Burn-in over SSH: one torchrun per node, started through paramiko, rendezvous on the first node.
+"""Burn-in over SSH: one torchrun per node, rendezvous on the first node, fleets of thousands of nodes.
 
 Static rendezvous (`--master-addr` = the first node's SSH address, `--node-rank` = its
 place in the list) makes global ranks deterministic: node i holds ranks i·nproc … i·nproc+nproc-1,
 and CLUSTERCTL_NODE tells each rank the inventory name of its node. Every remote command
 runs under coreutils `timeout`, so a controller that dies cannot leave ranks running past
 the burn-in's deadline; `cancel` also ends them at once by the job's unique master port.
+
+torchrun's static rendezvous waits for every node, so a bounded pool of blocking calls
+would deadlock past its size: `clusterctl.ssh.longrun` starts every node's command
+(`max_starting` connects at a time) and follows them all from one thread. A node that
+cannot be reached is named in `Submission.detail["launch_errors"]` and the job is given up at
+once: the other nodes would only wait at the rendezvous until their timeout.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
@@ -21,7 +25,7 @@ from clusterctl.burnin.launchers.torchrun import root_causes
 from clusterctl.errors import ClusterctlError
 
 if TYPE_CHECKING:
-    from clusterctl.ssh.pool import Result, SSHPool
+    from clusterctl.ssh.longrun import LongRuns, NodeRun
     from clusterctl.ssh.target import SSHTarget
 
 POLL_S = 0.2
@@ -30,20 +34,18 @@ POLL_S = 0.2
 @dataclass
 class _Job:
     port: int
-    futures: dict[str, Future[Result]] = field(default_factory=dict)
-    executor: ThreadPoolExecutor | None = None
+    runs: LongRuns
 
 
 class SSHLauncher:
     name = "ssh"
 
-    def __init__(self, targets: dict[str, SSHTarget], pool: SSHPool | None = None,
-                 master_port: int | None = None) -> None:
-        from clusterctl.ssh.pool import SSHPool
-
+    def __init__(self, targets: dict[str, SSHTarget], master_port: int | None = None, *, max_starting: int = 32,
+                 connect_timeout: float = 10.0) -> None:
         self.targets = targets
-        self.pool = pool or SSHPool(max_sessions=max(8, len(targets)))
         self.master_port = master_port
+        self.max_starting = max_starting
+        self.connect_timeout = connect_timeout
         self._jobs: dict[str, _Job] = {}
 
     def expected_nodes(self, spec: BurninSpec) -> list[str]:
@@ -82,56 +84,63 @@ class SSHLauncher:
         return {"commands.sh": "".join(lines)}
 
     def submit(self, spec: BurninSpec) -> Submission:
+        from clusterctl.ssh.longrun import LongRuns
+
         nodes = self.expected_nodes(spec)
-        job = _Job(port=self._port(spec), executor=ThreadPoolExecutor(max_workers=len(nodes),
-                                                                      thread_name_prefix="burnin-ssh"))
-        for i, node in enumerate(nodes):
-            job.futures[node] = job.executor.submit(
-                self.pool.run, self.targets[node], self.command(spec, i, job.port),
-                env=self.environment(spec, node), timeout=spec.timeout_s + 60)
+        job = _Job(port=self._port(spec), runs=LongRuns(max_starting=self.max_starting,
+                                                         connect_timeout=self.connect_timeout))
+        job.runs.start([(self.targets[node], self.command(spec, i, job.port), self.environment(spec, node))
+                        for i, node in enumerate(nodes)], timeout=spec.timeout_s + 60)
         self._jobs[spec.run_id] = job
         return Submission(self.name, spec.run_id, detail={"master_port": job.port, "nodes": nodes})
 
     def watch(self, submission: Submission, deadline: float) -> Outcome:
-        job = self._jobs[submission.ref]
-        while time.monotonic() < deadline:
-            if all(f.done() for f in job.futures.values()):
-                break
-            time.sleep(POLL_S)
-        else:
-            return Outcome("timeout", None, "the run passed its timeout")
-        failed: dict[str, str] = {}
-        stderr: list[str] = []
-        for node, future in job.futures.items():
-            error = future.exception()
-            if error is not None:
-                failed[node] = str(error)
-                continue
-            result = future.result()
-            stderr.append(result.stderr.decode(errors="replace"))
-            if result.exit_status != 0:
-                failed[node] = f"torchrun exited with status {result.exit_status}: {result.stderr_tail(200)}"
+        """Follow to the end; give up early when a node could not be started (the rendezvous cannot form)."""
+        runs = self._jobs[submission.ref].runs
+        checked = False
+        while not runs.wait(min(POLL_S, deadline - time.monotonic())):
+            if not checked and runs.started():
+                checked = True
+                if unstarted := runs.start_failures():
+                    errors = {n: _why(r) for n, r in unstarted.items()}
+                    submission.detail["launch_errors"] = errors
+                    message = "; ".join(f"{n}: {why}" for n, why in sorted(errors.items()))
+                    return Outcome("failed", 1, f"{len(errors)} node(s) could not start the job: {message}"[:600])
+            if time.monotonic() >= deadline:
+                return Outcome("timeout", None, "the run passed its timeout")
+        final = runs.snapshot()
+        if unstarted := {n: _why(r) for n, r in final.items() if r.state == "failed" and not r.started}:
+            submission.detail["launch_errors"] = unstarted
+        failed = {n: _why(r) for n, r in final.items() if r.state == "failed" or r.exit_status}
         if not failed:
             return Outcome("completed", 0)
         message = "; ".join(f"{node}: {why}" for node, why in sorted(failed.items()))[:600]
-        return Outcome("failed", 1, message, root_causes(stderr))
+        return Outcome("failed", 1, message, root_causes(r.stderr.decode(errors="replace") for r in final.values()))
 
     def collect(self, submission: Submission) -> list[str]:
+        """Every node's output so far, finished or not: a hung job's lines still say how far each rank got."""
         job = self._jobs[submission.ref]
         lines: list[str] = []
-        for future in job.futures.values():
-            if future.done() and future.exception() is None:
-                lines.extend(future.result().stdout.decode(errors="replace").splitlines())
+        for run in job.runs.snapshot().values():
+            lines.extend(run.stdout.decode(errors="replace").splitlines())
         return lines
 
     def cancel(self, submission: Submission) -> None:
         job = self._jobs.get(submission.ref)
         if job is None:
             return
-        pending = [node for node, f in job.futures.items() if not f.done()]
-        for node in pending:
-            # An unreachable node's ranks end by their `timeout` wrapper instead.
-            with contextlib.suppress(ClusterctlError):
-                self.pool.run(self.targets[node], ["pkill", "-f", "--", f"--master-port {job.port} "], timeout=30)
-        if job.executor is not None:
-            job.executor.shutdown(wait=False, cancel_futures=True)
+        # Only nodes whose command may still run are visited; an unreachable node's ranks end by their
+        # `timeout` wrapper instead.
+        pattern = f"--master-port {job.port} "
+        job.runs.stop(lambda node: ["pkill", "-f", "--", pattern], max_parallel=self.max_starting)
+
+
+_KINDS = {"SSHUnreachable": "unreachable", "SSHHostKeyError": "host key not trusted",
+          "SSHAuthFailed": "SSH login refused", "SSHCommandTimeout": "timed out", "SSHBadOutput": "bad output"}
+
+
+def _why(run: NodeRun) -> str:
+    if run.error:
+        return f"{_KINDS.get(run.error_type or '', 'failed')}: {run.error}"
+    tail = run.stderr.decode(errors="replace").strip()[-200:]
+    return f"torchrun exited with status {run.exit_status}: {tail}"
