@@ -81,8 +81,7 @@ def main() -> int:
                     raise SystemExit("the lab did not start: " + (work / "sim.log").read_text()[-1000:])
                 time.sleep(0.2)
             info = json.loads((lab_dir / "lab.json").read_text())
-            text = render_lab_inventory(nodes, lab_dir).replace("port: 8443", f"port: {bmc_port}")
-            text = text.replace("port: 2222", f"port: {ssh_port}")
+            text = render_lab_inventory(nodes, lab_dir, bmc_port=bmc_port, ssh_port=ssh_port)
             inventory = work / "inventory.yaml"
             inventory.write_text(text)
             env = dict(os.environ, CLUSTERCTL_STATE=f"sqlite:///{work / 'state.db'}")

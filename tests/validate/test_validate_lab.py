@@ -56,9 +56,8 @@ class Lab:
 
     def inventory(self, path: Path) -> Path:
         """The lab inventory `lab up` writes, on this lab's ports."""
-        text = render_lab_inventory(self.nodes, self.directory)
-        text = text.replace("port: 8443", f"port: {self.bmc_port}").replace("port: 2222", f"port: {self.ssh_port}")
-        path.write_text(text)
+        path.write_text(render_lab_inventory(self.nodes, self.directory, bmc_port=self.bmc_port,
+                                             ssh_port=self.ssh_port))
         return path
 
 
