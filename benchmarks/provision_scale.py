@@ -14,6 +14,12 @@ and the site's critical path is the largest rack bound (racks reboot independent
 makespan in simulated seconds / critical path - 1. Orchestrator CPU = this process's CPU time
 (the engine and its journal thread; the lab is another process) / wall time.
 
+The controller's cost is BMC requests (~2 ms of CPU each through httpx + TLS), so they are counted
+(`bmc_requests_per_node`) and a progress line per stage goes to stderr: a run that stops moving shows
+where. (The 2,000-node "stall in BIOS" was this: reboot waves end in lockstep across racks, and each
+node then read its 32-entry FirmwareInventory one GET per entry, ~75 requests per node at once on
+a CPU-starved controller; FirmwareInventory and Processors are now read with `$expand`.)
+
     python benchmarks/provision_scale.py --nodes 2000 --time-scale 10
 """
 
@@ -26,7 +32,9 @@ import math
 import os
 import random
 import resource
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +46,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=2000)
     p.add_argument("--time-scale", type=float, default=10.0, help="simulated seconds per real second")
     p.add_argument("--poll-interval", type=float, default=2.0, help="real seconds between BMC polls")
+    p.add_argument("--progress", type=float, default=30.0, help="seconds between progress lines on stderr (0: none)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     return p.parse_args()
 
@@ -79,17 +88,6 @@ def critical_path(inventory, idle_w: float) -> dict[str, float]:  # noqa: ANN001
     return {"critical_path_s": worst, "per_node_reboot_work_s": per_node, "idrac_s": idrac}
 
 
-async def provision(inventory, options):  # noqa: ANN001, ANN201
-    from clusterctl.provision.engine import Engine
-    from clusterctl.state.store import Store
-
-    store = Store.open(os.environ["CLUSTERCTL_STATE"])
-    try:
-        return await Engine(inventory, store, options).run(inventory.select(None))
-    finally:
-        store.close()
-
-
 def _timeline(scale: float) -> None:
     """Debug aid: per rack, when reboots ran (simulated seconds since the run started)."""
     from clusterctl.state.store import Store
@@ -103,31 +101,109 @@ def _timeline(scale: float) -> None:
     store.close()
 
 
+def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Popen[bytes], Path]:
+    """The lab as its own process (as `lab up` starts it), and its inventory on a free port."""
+    from clusterctl.inventory.lab import FIRMWARE, firmware_file_name, lab_firmware_image, render_lab_inventory
+
+    lab_dir = work / "lab"
+    (lab_dir / "firmware").mkdir(parents=True, mode=0o700)
+    for component, version in FIRMWARE.items():
+        (lab_dir / "firmware" / firmware_file_name(component, version)).write_bytes(
+            lab_firmware_image(component, version))
+    port = free_port()
+    log = open(work / "sim.log", "wb")  # noqa: SIM115 - the process keeps it
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(lab_dir), "--nodes", str(nodes),
+         "--port", str(port), "--latency-ms", "0", "--time-scale", str(time_scale), "--ssh-port", "0"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    )
+    log.close()
+    deadline = time.monotonic() + 120
+    while not (lab_dir / "lab.json").exists():
+        if lab.poll() is not None or time.monotonic() > deadline:
+            stop_lab(lab)
+            raise SystemExit(f"the lab did not start: {(work / 'sim.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    inventory_file = work / "bench-inventory.yaml"
+    inventory_file.write_text(render_lab_inventory(nodes, lab_dir, bmc_port=port))
+    return lab, inventory_file
+
+
+def stop_lab(lab: subprocess.Popen[bytes]) -> float:
+    """Stop the lab; returns its CPU seconds (user + system), read before it exits."""
+    cpu = 0.0
+    try:
+        fields = Path(f"/proc/{lab.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        pass
+    if lab.poll() is None:
+        lab.send_signal(signal.SIGTERM)
+        try:
+            lab.wait(20)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            lab.wait(5)
+    return cpu
+
+
+async def watch(tracker, every_s: float) -> None:  # noqa: ANN001
+    """Progress on stderr: per stage, how many nodes are running and done (shows where a run stalls)."""
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        parts = [f"{s}: {c.get('running', 0)}r/{c.get('done', 0) + c.get('skipped', 0)}d/{c.get('failed', 0)}f"
+                 for s, c in tracker.counts.items()]
+        print(f"[{time.monotonic() - started:6.0f} s] " + "  ".join(parts), file=sys.stderr, flush=True)
+
+
+REQUESTS = [0]
+
+
+def counting_transport(target):  # noqa: ANN001, ANN201
+    """The transport RedfishClient would build for `target`, counting the requests it sends."""
+    import httpx
+
+    class Counting(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            REQUESTS[0] += 1
+            return await super().handle_async_request(request)
+
+    return Counting(verify=target.ssl_context(), limits=httpx.Limits(max_connections=4, max_keepalive_connections=4))
+
+
+async def provision(inventory, options, progress_s: float):  # noqa: ANN001, ANN201
+    from clusterctl.provision.engine import Engine, Tracker
+    from clusterctl.state.store import Store
+
+    nodes = inventory.select(None)
+    tracker = Tracker(options.stages, len(nodes))
+    store = Store.open(os.environ["CLUSTERCTL_STATE"])
+    watcher = asyncio.ensure_future(watch(tracker, progress_s)) if progress_s > 0 else None
+    try:
+        engine = Engine(inventory, store, options, tracker=tracker, transport_for=counting_transport)
+        return await engine.run(nodes)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        store.close()
+
+
 def main() -> int:
     args = parse()
     work = Path(tempfile.mkdtemp(prefix="clusterctl-bench-"))
     os.environ["HOME"] = str(work)
     os.environ["CLUSTERCTL_LAB_DIR"] = str(work / "lab")
     os.environ["CLUSTERCTL_STATE"] = f"sqlite:///{work / 'state.db'}"
-    from clusterctl.cli import main as main_cli
     from clusterctl.inventory import load_inventory
     from clusterctl.provision.context import Tuning
     from clusterctl.provision.engine import Options
     from clusterctl.sim.node import GPU_COUNT, GPU_IDLE_W
 
-    port = free_port()
-    ssh = ["--ssh-port", "0"]  # the BMC side only: no lab SSH to collide with other labs
-    code = main_cli.run(["-q", "-o", "json", "lab", "up", "--nodes", str(args.nodes), "--port", str(port),
-                         "--latency-ms", "0", "--time-scale", str(args.time_scale), *ssh])
-    if code != 0:
-        return code
+    load = os.getloadavg()[0]
+    lab, inventory_file = start_lab(work, args.nodes, args.time_scale)
+    lab_cpu = 0.0
     try:
-        source = work / "lab" / "inventory.yaml"
-        if not source.exists():
-            source = Path(__file__).resolve().parents[1] / "inventories" / "lab.yaml"
-        inventory_file = work / "bench-inventory.yaml"
-        text = source.read_text().replace("port: 8443", f"port: {port}")
-        inventory_file.write_text(text)
         inventory = load_inventory(inventory_file)
         tuning = Tuning(poll_s=args.poll_interval, job_deadline_s=3600, reboot_deadline_s=3600,
                         request_timeout_s=60, stage_retry_wait_s=args.poll_interval)
@@ -135,13 +211,13 @@ def main() -> int:
                           global_requests=512, tuning=tuning)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         wall0 = time.monotonic()
-        summary = asyncio.run(provision(inventory, options))
+        summary = asyncio.run(provision(inventory, options, args.progress))
         wall = time.monotonic() - wall0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         if os.environ.get("BENCH_TIMELINE"):
             _timeline(args.time_scale)
     finally:
-        main_cli.run(["-q", "lab", "down"])
+        lab_cpu = stop_lab(lab)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     idle_w = 1400 + GPU_COUNT * GPU_IDLE_W  # the lab's idle draw, as discover measures it
     bound = critical_path(inventory, idle_w)
@@ -158,7 +234,11 @@ def main() -> int:
         "overhead_pct": round(100 * (makespan / bound["critical_path_s"] - 1), 2),
         "orchestrator_cpu_s": round(cpu, 1),
         "orchestrator_cores": round(cpu / wall, 3),
+        "lab_cpu_s": round(lab_cpu, 1),
+        "bmc_requests": REQUESTS[0],
+        "bmc_requests_per_node": round(REQUESTS[0] / max(1, args.nodes), 1),
         "store_commits": summary.commits,
+        "load_avg_before": round(load, 2),
         "poll_granularity_sim_s": args.poll_interval * args.time_scale,
     }
     if args.json:

@@ -22,7 +22,9 @@ HELP = (
     "  firmware  components to their inventory versions: BMC image first, the rest in one reboot\n\n"
     "  bios      the node's BIOS attributes through a BIOS config job and one reboot\n\n"
     "  boot      one-time boot override (--boot-via), power cycle, wait for SSH (installs software.os)\n\n"
-    "  os        playbooks/site.yml through ansible-runner\n\n"
+    "  os        playbooks/site.yml through ansible-runner, one run per batch of nodes reaching it "
+    "(--os-batch, --os-batch-window, --forks); a node the playbook already passed with the same playbooks "
+    "and variables is not run again\n\n"
     "  validate  the validation hook; a node is ready when it passes\n\n"
     "Skipped, never silently passed: a stage with nothing to act on or no transport is marked skipped with "
     "the reason, and the node's `ready` row lists what was skipped. `boot` is skipped when the inventory "
@@ -31,8 +33,9 @@ HELP = (
     "`clusterctl provision inventories/lab.yaml --yes` brings the lab to ready today, with boot, os and "
     "validate shown as skipped.\n\n"
     "Reboots respect each rack's max_rebooting and power_budget_w. A killed run resumes when the same "
-    "command runs again. Exit 1 if any node failed or stayed pending; `clusterctl status` shows the run "
-    "from the store while it goes on."
+    "command runs again. One provision run at a time per state store: a second one is refused with the "
+    "first one's host, pid and start time (a killed one is taken over). Exit 1 if any node failed or "
+    "stayed pending; `clusterctl status` shows the run from the store while it goes on."
 )
 
 EPILOG = (
@@ -67,6 +70,10 @@ def provision(
     job_timeout: float = typer.Option(2400.0, "--job-timeout", min=1.0, help="Seconds allowed per BMC job."),
     reboot_timeout: float = typer.Option(1800.0, "--reboot-timeout", min=1.0, help="Seconds allowed per reboot."),
     request_timeout: float = typer.Option(30.0, "--request-timeout", min=0.1, help="Seconds per BMC request."),
+    forks: int = typer.Option(50, "--forks", min=1, help="SSH connections per ansible-runner run (os stage)."),
+    batch: int = typer.Option(200, "--os-batch", min=1, help="Most nodes in one ansible-runner run (os stage)."),
+    batch_window: float = typer.Option(5.0, "--os-batch-window", min=0.0,
+                                       help="Seconds the os stage waits for more nodes to share a run."),
 ) -> None:
     from clusterctl.inventory import load_inventory
     from clusterctl.provision.context import Tuning
@@ -79,7 +86,8 @@ def provision(
     nodes = inv.select(limit)
     tuning = Tuning(poll_s=poll, job_deadline_s=job_timeout, reboot_deadline_s=reboot_timeout,
                     request_timeout_s=request_timeout, boot_via=boot_via,
-                    stage_retry_wait_s=min(10.0, poll * 2))
+                    stage_retry_wait_s=min(10.0, poll * 2), os_batch_window_s=batch_window, os_batch_max=batch,
+                    os_forks=forks)
     options = Options(stages=parse_stages(stages), concurrency=concurrency, canary=canary,
                       max_failures=max_failures, max_rebooting_total=reboots, tuning=tuning)
     from clusterctl.provision.engine import failure_threshold

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -117,13 +118,15 @@ def run_playbook(
     timeout: float | None = None,
     connect_timeout: int = 10,
     on_task: Callable[[TaskResult], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, HostOutcome]:
     """Run `playbook` on `nodes`; returns an outcome for every node, whatever happened to the others.
 
     `host_vars` sets variables for single hosts on top of what the inventory gives (a per-host
     `clusterctl_root`, say); `extra_vars` override everything for all hosts. The private data
     directory (generated inventory, ansible-runner's artifacts) is a new directory under `workdir`.
-    `timeout` bounds the whole run; hosts the run did not finish are reported failed.
+    `timeout` bounds the whole run; hosts the run did not finish are reported failed, as they are
+    when `cancel` is set (ansible-runner checks it between events and stops ansible-playbook).
     ansible-runner writes `extra_vars` into the private data directory: pass no secrets in them.
     """
     import ansible_runner
@@ -160,6 +163,7 @@ def run_playbook(
             forks=max(1, min(forks, len(nodes))),
             timeout=max(1, math.ceil(timeout)) if timeout else None,
             event_handler=collector.handle,
+            cancel_callback=(lambda: cancel.is_set()) if cancel is not None else None,
             status_handler=lambda status, runner_config: _log.debug("ansible-runner: %s", status.get("status")),
             quiet=True,
         )

@@ -40,6 +40,10 @@ class Tuning:
     stage_retry_wait_s: float = 10.0
     ssh_probe_timeout_s: float = 3.0
     boot_via: str = "pxe"
+    os_batch_window_s: float = 5.0
+    """How long the first node to reach `os` waits for others to share its ansible-runner run."""
+    os_batch_max: int = 200
+    os_forks: int = 50
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from clusterctl.provision.images import ImageCheck
 from clusterctl.provision.journal import Journal
 from clusterctl.provision.power import PowerGate
 from clusterctl.provision.stages import READY, STAGES
+from clusterctl.state import leases
 
 if TYPE_CHECKING:
     import httpx
@@ -182,18 +183,29 @@ class Engine:
         self.stop_reason: str | None = None
         self._threshold: int | None = None
         self._failures = 0
+        self._lease: leases.Lease | None = None
 
     # -- the run ---------------------------------------------------------------------------------------
 
     async def run(self, nodes: list[Node], *, args: Any = None) -> Summary:
-        from clusterctl.redfish import Limits, RetryPolicy
-
+        """Provision `nodes`; one run at a time per store (a second one gets `LeaseHeld`, naming the first)."""
         opts = self.options
         started = time.monotonic()
-        names = [n.name for n in nodes]
         self._threshold = failure_threshold(opts.max_failures, len(nodes))
         tracker = self.tracker or Tracker(opts.stages, len(nodes))
         self.tracker = tracker
+        self._lease = await asyncio.to_thread(leases.acquire, self.store, "provision",
+                                              command=f"provision {self.inventory.path}")
+        try:
+            return await self._run_locked(nodes, args, started, tracker)
+        finally:
+            await asyncio.to_thread(self._lease.release)
+
+    async def _run_locked(self, nodes: list[Node], args: Any, started: float, tracker: Tracker) -> Summary:
+        from clusterctl.redfish import Limits, RetryPolicy
+
+        opts = self.options
+        names = [n.name for n in nodes]
         self._close_abandoned_runs()
         run_id = self.store.start_run("provision", inventory=str(self.inventory.path), args=args)
         summary = Summary(run_id=run_id, nodes=len(nodes))
@@ -265,7 +277,7 @@ class Engine:
         return summary
 
     def _close_abandoned_runs(self) -> None:
-        """A provision run still `running` in the store was killed: say so before this one starts."""
+        """A provision run still `running` in the store was killed (this one holds the lease): say so."""
         for old in self.store.runs(limit=50):
             if old.kind == "provision" and old.status == "running":
                 self.store.finish_run(old.id, "interrupted", {"note": "found unfinished by a later run"})
@@ -274,6 +286,8 @@ class Engine:
         skipped: list[str] = []
         try:
             for stage in self.options.stages:
+                if self._lease is not None and self._lease.lost and self.stop_reason is None:
+                    self.stop_reason = self._lease.lost
                 if self.stop_reason is not None:
                     return  # stays pending: the run was stopped between this node's stages
                 result = await self._stage(ctx, stage, summary)

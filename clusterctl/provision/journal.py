@@ -48,6 +48,7 @@ class Journal:
         self._queue: queue.Queue[tuple[Write, asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._open: dict[tuple[str, str], dict[str, OpenIntent]] = {}
+        self._last: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.commits = 0
 
     async def __aenter__(self) -> Journal:
@@ -126,6 +127,10 @@ class Journal:
         self._open.get((node, stage), {}).pop(key, None)
         await self.event(f"{stage}.outcome", node=node, stage=stage, payload={"key": key, "result": result, **payload})
 
+    def last_outcome(self, node: str, stage: str, key: str) -> dict[str, Any] | None:
+        """The payload of the newest outcome earlier runs recorded for this effect (read at resume)."""
+        return self._last.get((node, stage, key))
+
     def open_intent(self, node: str, stage: str, key: str) -> OpenIntent | None:
         return self._open.get((node, stage), {}).get(key)
 
@@ -140,7 +145,8 @@ class Journal:
     # -- resume ---------------------------------------------------------------------------------------
 
     def load_open_intents(self, nodes: list[str], stages: Iterable[str]) -> int:
-        """Read intents earlier runs left without an outcome; returns how many (called before the run)."""
+        """Read intents earlier runs left without an outcome, and each effect's newest outcome;
+        returns how many intents are open (called before the run)."""
         wanted = set(nodes)
         for stage in stages:
             events = self.store.events(0, node=nodes if len(nodes) < 500 else None, stage=stage)
@@ -153,6 +159,7 @@ class Journal:
                     bucket[key] = OpenIntent(e.node, stage, key, dict(e.payload), e.id)
                 elif e.kind == f"{stage}.outcome":
                     bucket.pop(key, None)
+                    self._last[(e.node, stage, key)] = dict(e.payload)
         return sum(len(v) for v in self._open.values())
 
 

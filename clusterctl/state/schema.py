@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # The newest migration this code knows. `Store.open` compares the store's
 # `alembic_version` with it to skip importing Alembic when nothing needs doing.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 class RunStatus(StrEnum):
@@ -155,4 +155,20 @@ node_flags = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("since", Epoch, nullable=False),
     sa.Column("source", sa.String(128), nullable=True),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    # One row per job that must not run twice at once on this store (e.g. "provision").
+    sa.Column("name", sa.String(64), primary_key=True),
+    # Random per taking: renewals and the release touch only the holder's own row.
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # The holder's process start time (clock ticks since boot): tells a reused pid apart.
+    sa.Column("pid_started", sa.Double, nullable=True),
+    sa.Column("started_at", Epoch, nullable=False),
+    sa.Column("heartbeat_at", Epoch, nullable=False),
+    sa.Column("command", sa.Text, nullable=True),
 )

@@ -37,6 +37,11 @@ class Transaction:
 
             self._upsert = sqlite_insert
 
+    @property
+    def connection(self) -> sa.Connection:
+        """The open connection, for writes that live beside the store's own (leases)."""
+        return self._conn
+
     # -- runs -------------------------------------------------------------------------------------------
 
     def start_run(self, kind: str, *, inventory: str | None = None, args: Any = None) -> int:

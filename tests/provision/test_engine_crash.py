@@ -16,7 +16,7 @@ KILLS = 20
 RUNNER = (
     "import sys\n"
     "from clusterctl.cli import main\n"
-    "main.run(sys.argv[1:])\n"
+    "sys.exit(main.run(sys.argv[1:]))\n"
 )
 
 

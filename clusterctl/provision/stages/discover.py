@@ -41,7 +41,7 @@ async def _gpu_count(client: RedfishClient, system: dict[str, Any]) -> int | Non
     uri = odata_id(system.get("Processors"))
     if not uri:
         return None
-    processors = await client.members(uri)
+    processors = await client.members(uri, expand=True)  # one request, not one per CPU and GPU
     return sum(1 for p in processors if str(p.get("ProcessorType", "")).upper() == "GPU")
 
 
@@ -49,7 +49,7 @@ async def _macs(client: RedfishClient, system: dict[str, Any]) -> list[str]:
     uri = odata_id(system.get("EthernetInterfaces"))
     if not uri:
         return []
-    return [str(i["MACAddress"]) for i in await client.members(uri) if i.get("MACAddress")]
+    return [str(i["MACAddress"]) for i in await client.members(uri, expand=True) if i.get("MACAddress")]
 
 
 async def _power(client: RedfishClient) -> dict[str, Any]:
