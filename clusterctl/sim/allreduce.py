@@ -105,7 +105,10 @@ def node_peak_gbs(hw: NodeHardware, nproc: int) -> float:
         return 0.0
     slowest = min(int(p["rate"].split()[0]) for p in active)
     rails = len(active) * slowest / 8 * NIC_EFFICIENCY
-    return min(rails, NVLINK_RING_GBS) if nproc > 1 else rails
+    peak = min(rails, NVLINK_RING_GBS) if nproc > 1 else rails
+    for params in hw.faults_of("ib_slow"):
+        peak *= float(params["factor"])
+    return peak
 
 
 @dataclass

@@ -90,6 +90,13 @@ FAULT_KINDS: dict[str, FaultKind] = {
             rate_gbps=200,
             symbol_errors=1200,
         ),
+        _k(
+            "ib_slow",
+            "node",
+            "Every IB port is Active at full rate, yet all-reduce runs at factor of the expected bandwidth "
+            "(a cable retransmitting, a congested leaf): only the bandwidth check sees it.",
+            factor=0.5,
+        ),
         _k("thermal_throttle", "node", "A GPU runs hot and reports HW thermal slowdown.", gpu=0, celsius=91),
         _k("gpu_slow", "node", "A GPU delivers factor of its normal throughput.", gpu=0, factor=0.33),
     ]

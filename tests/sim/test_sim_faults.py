@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clusterctl.sim.allreduce import node_peak_gbs
 from clusterctl.sim.errors import FaultError
 from clusterctl.sim.faults import FAULT_KINDS, load_fault_file, make_fault, parse_param_args
 from clusterctl.sim.fleet import Fleet
@@ -176,6 +177,12 @@ NODE_CHECKS = {
     "ib_degraded": (
         {"port": 2, "rate_gbps": 200},
         lambda hw: hw.ib_ports()[2]["rate"].startswith("200") and hw.ib_ports()[2]["counters"]["symbol_error"] > 0,
+    ),
+    "ib_slow": (
+        {"factor": 0.5},
+        lambda hw: (
+            node_peak_gbs(hw, 8) == pytest.approx(185.0) and all(p["rate"].startswith("400") for p in hw.ib_ports())
+        ),
     ),
     "thermal_throttle": ({"gpu": 7}, lambda hw: "HwThermalSlowdown" in hw.nvml()[7]["clocks_event_reasons"]),
     "gpu_slow": ({"gpu": 3, "factor": 0.33}, lambda hw: hw.nvml()[3]["perf_factor"] == pytest.approx(0.33)),

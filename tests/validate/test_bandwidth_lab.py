@@ -152,3 +152,19 @@ def test_an_unreachable_node_fails_alone_and_the_rest_still_pair(
     # Nine nodes, one left out: eight pair along a ring in two rounds, and everyone has two partners.
     assert doc["bandwidth"]["rounds"] == 2 and len(doc["bandwidth"]["pairs"]) == 8
     assert doc["bandwidth"]["not_ready"].keys() == {"gpu0004"}
+
+
+@pytest.mark.parametrize("lab", [(8, [{"node": "gpu0003", "kind": "ib_slow", "params": {"factor": 0.5}}])],
+                         indirect=True)
+def test_a_fabric_that_looks_healthy_but_runs_slow_is_caught_only_by_the_bandwidth_check(
+        lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = lab.inventory(tmp_path / "lab.yaml")
+    code, doc = validate(capsys, str(inventory), "--checks", "fabric,bandwidth")
+    assert code == 1
+    verdicts = {v["node"]: v for v in doc["nodes"]}
+    assert [n for n, v in verdicts.items() if v["status"] != "pass"] == ["gpu0003"]
+    checks = {c["name"]: c["status"] for c in verdicts["gpu0003"]["checks"]}
+    assert checks["fabric.allreduce_busbw"] == "fail"
+    # Every port Active at full rate with clean counters: the port checks have nothing to say.
+    assert [name for name, status in checks.items() if status != "pass"] == ["fabric.allreduce_busbw"]
+    assert sum(name.startswith("fabric.") and name != "fabric.allreduce_busbw" for name in checks) > 0
