@@ -6,83 +6,26 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.lab import Lab, start_lab
 
 from clusterctl.cli import main as main_cli
-from clusterctl.inventory.lab import render_lab_inventory
 from clusterctl.state.store import Store
-
-START_TIMEOUT_S = 60.0
-
-
-@dataclass
-class Lab:
-    directory: Path
-    nodes: int
-    ssh_port: int
-    process: subprocess.Popen[bytes]
-
-    def inventory(self, path: Path, unreachable: str | None = None) -> Path:
-        text = render_lab_inventory(self.nodes, self.directory).replace("port: 2222", f"port: {self.ssh_port}")
-        if unreachable:  # the lab's one group ends the file: give it an override
-            text = text.rstrip("\n") + f"\n    overrides:\n      {unreachable}: {{ssh: {{address: 127.2.250.250}}}}\n"
-        path.write_text(text)
-        return path
-
-
-def free_port(address: str) -> int:
-    for _ in range(50):
-        port = random.randint(40001, 60000)
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
 
 
 @pytest.fixture
 def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
     nodes, faults = request.param
-    directory = tmp_path / "lab"
-    directory.mkdir(mode=0o700)
-    fault_file = directory / "faults.json"  # JSON is YAML: the lab's fault file loader reads it
-    fault_file.write_text(json.dumps({"faults": faults}))
-    ssh_port = free_port("127.2.0.1")
-    with open(directory / "sim.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(directory), "--nodes", str(nodes),
-             "--time-scale", "600", "--port", str(free_port("127.1.0.1")), "--ssh-port", str(ssh_port),
-             "--faults", str(fault_file)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    running = Lab(directory, nodes, ssh_port, process)
+    running = start_lab(tmp_path / "lab", nodes, faults, latency_ms=50.0)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (directory / "lab.json").exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the lab did not start: {(directory / 'sim.log').read_text()[-2000:]}")
-            time.sleep(0.1)
         yield running
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
+        running.stop()
 
 
 def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

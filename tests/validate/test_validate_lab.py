@@ -11,10 +11,7 @@ and must warn on their own check).
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,74 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.lab import Lab, start_lab
 
 from clusterctl.cli import main as main_cli
-from clusterctl.inventory.lab import render_lab_inventory
 from clusterctl.sim.fleet import node_name
-
-START_TIMEOUT_S = 60.0
-
-
-def free_ports() -> tuple[int, int]:
-    """A BMC port and an SSH port that nothing listens on at the first lab addresses."""
-    for _ in range(50):
-        ports = random.randint(20000, 40000), random.randint(40001, 60000)
-        try:
-            for address, port in (("127.1.0.1", ports[0]), ("127.2.0.1", ports[1])):
-                with socket.socket() as probe:
-                    probe.bind((address, port))
-        except OSError:
-            continue
-        return ports
-    raise RuntimeError("no free ports")
-
-
-@dataclass
-class Lab:
-    directory: Path
-    nodes: int
-    bmc_port: int
-    ssh_port: int
-    process: subprocess.Popen[bytes]
-
-    def inventory(self, path: Path) -> Path:
-        """The lab inventory `lab up` writes, on this lab's ports."""
-        path.write_text(render_lab_inventory(self.nodes, self.directory, bmc_port=self.bmc_port,
-                                             ssh_port=self.ssh_port))
-        return path
-
-
-def start_lab(directory: Path, nodes: int, faults: list[dict[str, Any]], latency_ms: float) -> Lab:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fault_file = directory / "faults.json"  # JSON is YAML: the fault file loader reads it
-    fault_file.write_text(json.dumps({"faults": faults}))
-    bmc_port, ssh_port = free_ports()
-    log = open(directory / "sim.log", "wb")  # noqa: SIM115 - closed with the process below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(directory), "--nodes", str(nodes),
-         "--latency-ms", str(latency_ms), "--time-scale", "600", "--port", str(bmc_port),
-         "--ssh-port", str(ssh_port), "--faults", str(fault_file)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    log.close()
-    lab = Lab(directory, nodes, bmc_port, ssh_port, process)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not (directory / "lab.json").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_lab(lab)
-            pytest.fail(f"the lab did not start: {(directory / 'sim.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    return lab
-
-
-def stop_lab(lab: Lab) -> None:
-    if lab.process.poll() is None:
-        os.kill(lab.process.pid, signal.SIGTERM)
-        try:
-            lab.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(lab.process.pid, signal.SIGKILL)
-            lab.process.wait(5)
 
 
 @pytest.fixture
@@ -99,7 +32,7 @@ def lab_factory(tmp_path: Path) -> Iterator[Any]:
     labs: list[Lab] = []
 
     def make(nodes: int, faults: list[dict[str, Any]] | None = None, latency_ms: float = 0.0) -> Lab:
-        lab = start_lab(tmp_path / f"lab{len(labs)}", nodes, faults or [], latency_ms)
+        lab = start_lab(tmp_path / f"lab{len(labs)}", nodes, faults or [], latency_ms=latency_ms)
         labs.append(lab)
         return lab
 
@@ -107,7 +40,7 @@ def lab_factory(tmp_path: Path) -> Iterator[Any]:
         yield make
     finally:
         for lab in labs:
-            stop_lab(lab)
+            lab.stop()
 
 
 def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

@@ -1,0 +1,90 @@
+"""A private embedded lab for one test: `python -m clusterctl.sim` in its own process on free ports.
+
+Its own process, as an operator runs it, so a test never depends on what earlier tests left in
+this interpreter; its own directory and ports, so it never meets a lab another test (or a
+developer's `clusterctl lab up`) has running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clusterctl.inventory.lab import render_lab_inventory
+
+START_TIMEOUT_S = 60.0
+UNSERVED_SSH = "127.2.250.250"
+"""An SSH address inside the lab's range that no lab node serves."""
+
+
+def free_port(address: str = "127.0.0.1", low: int = 40001, high: int = 60000) -> int:
+    for _ in range(50):
+        port = random.randint(low, high)  # noqa: S311 - test ports, not secrets
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port on {address}")
+
+
+@dataclass
+class Lab:
+    directory: Path
+    nodes: int
+    bmc_port: int
+    ssh_port: int
+    process: subprocess.Popen[bytes]
+
+    def inventory(self, path: Path, unreachable: str | None = None) -> Path:
+        """The inventory `lab up` writes, on this lab's ports; `unreachable` gets an SSH address nothing serves."""
+        text = render_lab_inventory(self.nodes, self.directory, bmc_port=self.bmc_port, ssh_port=self.ssh_port)
+        if unreachable:  # the lab's one group ends the file: give it an override
+            text = text.rstrip("\n") + f"\n    overrides:\n      {unreachable}: {{ssh: {{address: {UNSERVED_SSH}}}}}\n"
+        path.write_text(text)
+        return path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+def start_lab(directory: Path, nodes: int, faults: Sequence[dict[str, Any]] = (), *, latency_ms: float = 0.0,
+              time_scale: float = 600.0) -> Lab:
+    """Start a lab and wait until it announces itself; the caller stops it (`Lab.stop`)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fault_file = directory / "faults.json"  # JSON is YAML: the lab's fault file loader reads it
+    fault_file.write_text(json.dumps({"faults": list(faults)}))
+    bmc_port, ssh_port = free_port("127.1.0.1", 20000, 40000), free_port("127.2.0.1")
+    with open(directory / "sim.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(directory), "--nodes", str(nodes),
+             "--latency-ms", str(latency_ms), "--time-scale", str(time_scale), "--port", str(bmc_port),
+             "--ssh-port", str(ssh_port), "--faults", str(fault_file)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    lab = Lab(directory, nodes, bmc_port, ssh_port, process)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (directory / "lab.json").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            lab.stop()
+            pytest.fail(f"the lab did not start: {(directory / 'sim.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    return lab
