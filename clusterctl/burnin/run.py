@@ -178,11 +178,18 @@ def blame_unstarted(verdicts: list[NodeVerdict], launch_errors: Mapping[str, str
 
 
 def save(store: Store, report: BurninReport, records: list[dict[str, Any]]) -> None:
+    """Verdicts, one `burnin.failed` event per node that did not pass, and every step's telemetry.
+
+    Rows are built before the transaction opens, so the store's write lock is held only for the writes.
+    """
+    from clusterctl.state.records import NewEvent
+
+    readings = samples(records, report.run_id)
+    failures = [NewEvent("burnin.failed", v.node, payload={"reasons": v.reasons})
+                for v in report.verdicts if v.status != "pass"]
     with store.transaction() as tx:
         for verdict in report.verdicts:
             tx.record_burnin(verdict.node, verdict.status, run_id=report.run_id, reasons=verdict.reasons,
                              metrics=verdict.metrics)
-            if verdict.status != "pass":
-                tx.event("burnin.failed", node=verdict.node, run_id=report.run_id,
-                         payload={"reasons": verdict.reasons})
-        tx.record_telemetry(samples(records, report.run_id))
+        tx.record_events(failures, run_id=report.run_id)
+        tx.record_telemetry(readings)

@@ -5,6 +5,10 @@ carry a credential. A key that names a secret loses its whole value; every strin
 also goes through `log.scrub`, which masks resolved secrets and credential patterns.
 NaN and infinities become null: JSON has no spelling for them and PostgreSQL's json
 type refuses them.
+
+Bulk writes (hundreds of thousands of telemetry samples) repeat the same few keys,
+strings and label dicts on every row, so a `Cleaner` lives for one batch and cleans
+each distinct string, key and shared container once; plain numbers skip all work.
 """
 
 from __future__ import annotations
@@ -22,26 +26,81 @@ _SECRET_KEY = re.compile(
 )
 
 
+class Cleaner:
+    """`clean` for one batch of rows; it remembers what it cleaned, so keep one per batch, not longer.
+
+    A secret registered with `log.redact` after the cleaner met a string is not applied to
+    that string again: a batch is cleaned against one snapshot of the known secrets.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._secret_keys: dict[object, bool] = {}
+        # The key tuples of dicts already met -> whether every key is a str that names no secret.
+        self._plain_shapes: dict[tuple[object, ...], bool] = {}
+        # id -> (the original, kept alive so its id cannot be reused; its cleaned copy)
+        self._containers: dict[int, tuple[object, Any]] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or type(value) is int or type(value) is bool:
+            return value
+        if type(value) is float:
+            return value if math.isfinite(value) else None
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            seen = self._containers.get(id(value))
+            if seen is not None and seen[0] is value:
+                return seen[1]
+            cleaned = self._container(value)
+            self._containers[id(value)] = (value, cleaned)
+            return cleaned
+        if isinstance(value, int):  # int subclasses (IntEnum) are stored as numbers, as before
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        return self.text(str(value))
+
+    def text(self, value: str) -> str:
+        cleaned = self._texts.get(value)
+        if cleaned is None:
+            cleaned = self._texts[value] = scrub(value)
+        return cleaned
+
+    def optional_text(self, value: str | None) -> str | None:
+        return None if value is None else self.text(value)
+
+    def _container(self, value: Any) -> Any:
+        if type(value) is dict and self._is_plain(value):
+            return value
+        if isinstance(value, Mapping):
+            return {str(k): MASK if self._is_secret_key(k, v) else self(v) for k, v in value.items()}
+        return [self(v) for v in value]
+
+    def _is_plain(self, value: dict[Any, Any]) -> bool:
+        """The fast path for labels such as {"rank": 3, "step": 120}: nothing to mask, nothing to convert."""
+        shape = tuple(value)
+        plain = self._plain_shapes.get(shape)
+        if plain is None:
+            plain = self._plain_shapes[shape] = all(type(k) is str and not _SECRET_KEY.search(k) for k in shape)
+        return plain and all(
+            v is None or type(v) is int or type(v) is bool or (type(v) is float and math.isfinite(v))
+            for v in value.values()
+        )
+
+    def _is_secret_key(self, key: object, value: object) -> bool:
+        """Mask scalar values under a secret-looking key; containers are walked instead."""
+        if isinstance(value, bool) or value is None or value == "" or not isinstance(value, str | bytes | int):
+            return False
+        secret = self._secret_keys.get(key)
+        if secret is None:
+            secret = self._secret_keys[key] = bool(_SECRET_KEY.search(str(key)))
+        return secret
+
+
 def clean(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, Mapping):
-        return {str(k): MASK if _is_secret_key(k, v) else clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [clean(v) for v in value]
-    return scrub(str(value))
+    return Cleaner()(value)
 
 
 def clean_text(value: str | None) -> str | None:
     return None if value is None else scrub(value)
-
-
-def _is_secret_key(key: object, value: object) -> bool:
-    """Mask scalar values under a secret-looking key; containers are walked instead."""
-    if isinstance(value, bool) or value in (None, ""):
-        return False
-    return isinstance(value, str | bytes | int) and bool(_SECRET_KEY.search(str(key)))

@@ -98,3 +98,23 @@ class Failure(NamedTuple):
     node: str
     stage: str
     reason: str | None
+
+
+class NewCheck(NamedTuple):
+    """One check result to write with `Transaction.record_checks`; `ts` None means "now"."""
+
+    node: str
+    check: str
+    status: str
+    detail: str | None = None
+    data: Any = None
+    ts: float | None = None
+
+
+class NewEvent(NamedTuple):
+    """One event to write with `Transaction.record_events`."""
+
+    kind: str
+    node: str | None = None
+    stage: str | None = None
+    payload: Any = None

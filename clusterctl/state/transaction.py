@@ -7,6 +7,7 @@ commit. A stage change and its `stage.<status>` event are always written togethe
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,8 +16,8 @@ import sqlalchemy as sa
 
 from clusterctl.errors import StateError
 from clusterctl.state import schema
-from clusterctl.state.payloads import clean, clean_text
-from clusterctl.state.records import Sample
+from clusterctl.state.payloads import Cleaner, clean, clean_text
+from clusterctl.state.records import NewCheck, NewEvent, Sample
 from clusterctl.state.schema import CheckStatus, RunStatus, StageStatus
 
 
@@ -151,6 +152,14 @@ class Transaction:
                "kind": kind, "payload": clean(payload)}
         return self._insert_events([row])[0]
 
+    def record_events(self, events: Iterable[NewEvent], *, run_id: int | None = None) -> list[int]:
+        """Many events in one statement, ids in the order given (one per node at the end of a wave)."""
+        now = time.time()
+        cleaner = Cleaner()
+        rows = [{"ts": now, "run_id": run_id, "node": e.node, "stage": e.stage, "kind": e.kind,
+                 "payload": cleaner(e.payload)} for e in events]
+        return self._insert_events(rows) if rows else []
+
     def _insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
         if len(rows) == 1:
             return [int(self._conn.execute(
@@ -182,12 +191,26 @@ class Transaction:
             .returning(schema.checks.c.id)
         ).scalar_one())
 
+    def record_checks(self, checks: Iterable[NewCheck], *, run_id: int | None = None) -> int:
+        """Many check results in one executemany (a validation's whole fleet); returns how many."""
+        now = time.time()
+        cleaner = Cleaner()
+        rows = [
+            {"run_id": run_id, "node": c.node, "check": c.check, "status": _check_status(c.status),
+             "detail": cleaner.optional_text(c.detail), "data": cleaner(c.data), "ts": now if c.ts is None else c.ts}
+            for c in checks
+        ]
+        if rows:
+            self._conn.execute(schema.checks.insert(), rows)
+        return len(rows)
+
     def record_telemetry(self, samples: Iterable[Sample]) -> int:
         """Append readings in one executemany; returns how many were written."""
         now = time.time()
+        cleaner = Cleaner()
         rows = [
-            {"node": s.node, "metric": s.metric, "value": clean(None if s.value is None else float(s.value)),
-             "ts": now if s.ts is None else s.ts, "labels": clean(s.labels)}
+            {"node": s.node, "metric": s.metric, "value": _reading(s.value),
+             "ts": now if s.ts is None else s.ts, "labels": cleaner(s.labels)}
             for s in samples
         ]
         if rows:
@@ -230,3 +253,21 @@ class Transaction:
         self._conn.execute(stmt)
         kind = "flag.quarantined" if quarantined else "flag.cleared"
         return self.event(kind, node=node, payload={"reason": reason, "source": source}, ts=now)
+
+
+_CHECK_STATUSES: dict[object, str] = {s.value: s.value for s in CheckStatus}
+
+
+def _check_status(status: CheckStatus | str) -> str:
+    try:
+        return _CHECK_STATUSES[status]
+    except (KeyError, TypeError):
+        return CheckStatus(status).value  # raises the same ValueError as `record_check`
+
+
+def _reading(value: float | None) -> float | None:
+    """A stored reading: a finite float, or NULL for none, NaN and infinities."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
