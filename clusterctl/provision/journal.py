@@ -39,6 +39,17 @@ class OpenIntent:
     event_id: int
 
 
+@dataclass(frozen=True)
+class Note:
+    """An event about an effect between its intent and outcome (e.g. `firmware.pushed` naming the
+    task a push started): what resume needs to follow the effect instead of repeating it."""
+
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    event_id: int
+
+
 class Journal:
     """The engine's only way to write to the store; use as `async with Journal(store, run_id)`."""
 
@@ -49,6 +60,7 @@ class Journal:
         self._thread: threading.Thread | None = None
         self._open: dict[tuple[str, str], dict[str, OpenIntent]] = {}
         self._last: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._notes: dict[tuple[str, str], list[Note]] = {}
         self.commits = 0
 
     async def __aenter__(self) -> Journal:
@@ -110,8 +122,11 @@ class Journal:
 
     async def event(self, kind: str, *, node: str | None = None, stage: str | None = None,
                     payload: Any = None) -> int:
-        return int(await self.write(lambda tx: tx.event(kind, node=node, stage=stage, run_id=self.run_id,
-                                                        payload=payload)))
+        event_id = int(await self.write(lambda tx: tx.event(kind, node=node, stage=stage, run_id=self.run_id,
+                                                            payload=payload)))
+        if node and stage and isinstance(payload, dict) and "key" in payload and _is_note(kind, stage):
+            self._notes.setdefault((node, stage), []).append(Note(kind, str(payload["key"]), dict(payload), event_id))
+        return event_id
 
     async def intent(self, node: str, stage: str, key: str, payload: dict[str, Any]) -> None:
         """`<stage>.intent` before a side effect; `key` names the effect (e.g. `firmware:BIOS`, `reboot`)."""
@@ -137,6 +152,11 @@ class Journal:
     def open_intents(self, node: str, stage: str) -> list[OpenIntent]:
         return list(self._open.get((node, stage), {}).values())
 
+    def notes(self, node: str, stage: str) -> list[Note]:
+        """Keyed events of this node and stage other than intents and outcomes, oldest first: earlier
+        runs' (read at resume) and this run's (a stage retried within the run reads its own)."""
+        return list(self._notes.get((node, stage), []))
+
     async def close_open(self, node: str, stage: str, result: str, **payload: Any) -> None:
         """Give every intent still open for this node and stage an outcome (what was observed in the end)."""
         for intent in self.open_intents(node, stage):
@@ -160,7 +180,13 @@ class Journal:
                 elif e.kind == f"{stage}.outcome":
                     bucket.pop(key, None)
                     self._last[(e.node, stage, key)] = dict(e.payload)
+                elif _is_note(e.kind, stage):
+                    self._notes.setdefault((e.node, stage), []).append(Note(e.kind, key, dict(e.payload), e.id))
         return sum(len(v) for v in self._open.values())
+
+
+def _is_note(kind: str, stage: str) -> bool:
+    return kind.startswith(f"{stage}.") and kind not in (f"{stage}.intent", f"{stage}.outcome")
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -660,6 +660,14 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
     )
 
 
+def _awaiting_activation(job: Job, state: str) -> list[dict[str, Any]]:
+    """DMTF's word for a verified, staged image that waits for a reset (Update message registry)."""
+    if job.job_type != "FirmwareUpdate" or state != "Scheduled":
+        return []
+    return [{"MessageId": "Update.1.0.AwaitToActivate", "MessageArgs": ["a reset", job.name],
+             "Message": f"Awaiting for a reset to proceed with activating {job.name}."}]
+
+
 def task(bmc: BMC, job: Job) -> dict[str, Any]:
     state, pct, message = job.state(bmc.clock.now())
     task_state = {"Completed": "Completed", "Failed": "Exception"}.get(state, "Running")
@@ -673,7 +681,8 @@ def task(bmc: BMC, job: Job) -> dict[str, Any]:
         PercentComplete=pct,
         StartTime=bmc.clock.iso(job.created),
         **({"EndTime": bmc.clock.iso(job.end_time)} if job.end_time is not None else {}),
-        Messages=[{"Message": message, "MessageId": "IDRAC.2.8.JCP001" if state != "Failed" else "IDRAC.2.8.RED007"}],
+        Messages=[{"Message": message, "MessageId": "IDRAC.2.8.JCP001" if state != "Failed" else "IDRAC.2.8.RED007"},
+                  *_awaiting_activation(job, state)],
         TaskMonitor=f"{V1}/TaskService/TaskMonitors/{job.id}",
         Oem={
             "Dell": {

@@ -3,15 +3,20 @@
 observe (FirmwareInventory) -> diff (components behind) -> act (BMC image first and waited out;
 the others staged OnReset and applied by one reboot) -> confirm (re-read versions).
 
-Resume after a kill: before pushing, the BMC's job queue is read; a job already there for the
-component (scheduled, downloading or running) is followed instead of pushing again, and a
-component found at its target closes any intent left open. So an image is never applied twice.
+Resume after a kill: a component found at its target closes any intent left open. Otherwise, on
+an iDRAC the job queue is read and a job already there for the component is followed instead of
+pushing again. On a generic (DMTF) BMC the task the push started is followed: the one an earlier
+run recorded (`firmware.pushed`), else the one TaskService lists that the journal does not know
+(matched by the image its Payload names, or by elimination when it is the only one). When that
+cannot be told, the node fails with the reason and the push is not repeated (outcome
+`undetermined`, re-examined by the next run). So an image is never applied twice.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, NodeCheckFailed, TaskFailed
 from clusterctl.provision import components as comp
 from clusterctl.provision.context import StageResult, done, skipped
@@ -19,15 +24,20 @@ from clusterctl.provision.reboot import reboot
 from clusterctl.redfish.client import odata_id
 from clusterctl.redfish.oem import idrac
 from clusterctl.redfish.resources.managers import list_managers
-from clusterctl.redfish.resources.tasks import task_location, wait_task
+from clusterctl.redfish.resources.tasks import Task, list_tasks, task_location, wait_staged, wait_task
 from clusterctl.redfish.resources.update import FirmwareComponent, multipart_push, simple_update, update_service
 
 if TYPE_CHECKING:
     from clusterctl.provision.context import NodeContext
 
 STAGE = "firmware"
+STAGE_GRACE_S = 120.0
+"""How long a generic BMC gets to say a pushed image is staged before the reboot goes ahead anyway."""
+_log = log.get("provision.firmware")
 IN_FLIGHT = {"New", "Scheduled", "Downloading", "Downloaded", "Running", "Waiting", "Starting", "Pending",
              "ReadyForExecution", "Scheduling"}
+UNDETERMINED = "undetermined"
+GONE = ""  # a recorded task the BMC no longer lists: the FirmwareInventory alone decides
 
 
 def _key(component: str) -> str:
@@ -85,6 +95,96 @@ async def _jobs_in_flight(ctx: NodeContext) -> dict[str, str]:
     return found
 
 
+def _recorded_tasks(ctx: NodeContext) -> tuple[dict[str, str], set[str]]:
+    """({key: task} the open intents' pushes started, every task the journal knows for this node)."""
+    notes = ctx.journal.notes(ctx.name, STAGE)
+    known = {str(n.payload["job"]) for n in notes if n.payload.get("job")}
+    started: dict[str, str] = {}
+    for intent in ctx.journal.open_intents(ctx.name, STAGE):
+        known.update({str(intent.payload["adopted_job"])} if intent.payload.get("adopted_job") else set())
+        after = [n for n in notes if n.key == intent.key and n.event_id > intent.event_id and n.payload.get("job")]
+        if after:
+            started[intent.key] = str(after[-1].payload["job"])
+        elif intent.payload.get("adopted_job"):
+            started[intent.key] = str(intent.payload["adopted_job"])
+    return started, known
+
+
+def _request_body(task: Task) -> str | None:
+    """The request that started the task (DMTF Task.Payload.JsonBody); None where the BMC does not say."""
+    payload = (task.model_extra or {}).get("Payload")
+    body = payload.get("JsonBody") if isinstance(payload, dict) else None
+    return str(body) if body else None
+
+
+def _names_image(task: Task, image: str) -> bool:
+    body = _request_body(task)
+    return body is not None and image.rstrip("/").rsplit("/", 1)[-1] in body
+
+
+async def _task_exists(ctx: NodeContext, ref: str) -> bool:
+    try:
+        await (await ctx.bmc()).get(ref)
+    except BMCRequestFailed as exc:
+        if exc.status in (404, 410):
+            return False
+        raise
+    return True
+
+
+async def _tasks_to_follow(ctx: NodeContext, todo: list[str]) -> dict[str, str]:
+    """{component: task} of pushes earlier runs started on a generic BMC, found instead of pushed again.
+
+    A push is unaccounted for when a run was killed between recording its intent and recording the
+    task the BMC answered with (or an earlier run could not tell, outcome `undetermined`). TaskService
+    then decides: a task the journal does not know whose Payload names the image is that push; with no
+    Payload, the only unknown task is (pushes on one node go one at a time, so at most one is
+    unaccounted for); no unknown task means the push never reached the BMC. Anything else fails the node.
+    """
+    started, known = _recorded_tasks(ctx)
+    found: dict[str, str] = {}
+    unaccounted: list[str] = []
+    for component in todo:
+        key = _key(component)
+        if key in started:
+            found[component] = started[key] if await _task_exists(ctx, started[key]) else GONE
+        elif ctx.journal.open_intent(ctx.name, STAGE, key) is not None or (
+            (ctx.journal.last_outcome(ctx.name, STAGE, key) or {}).get("result") == UNDETERMINED
+        ):
+            unaccounted.append(component)
+    if not unaccounted:
+        return found
+    unknown = [t for t in await list_tasks(await ctx.bmc())
+               if not t.failed and not ({t.odata_id, t.task_monitor} & known)]
+    anonymous = [t for t in unknown if _request_body(t) is None]
+    for component in unaccounted:
+        named = [t for t in unknown if _names_image(t, ctx.node.firmware[component].image)]
+        if len(named) == 1 and named[0].odata_id:
+            found[component] = named[0].odata_id
+        elif not named and not anonymous:
+            await ctx.journal.event("firmware.not_pushed", node=ctx.name, stage=STAGE, payload={
+                "key": _key(component), "reason": "no task on the BMC that the journal does not know"})
+        elif not named and len(anonymous) == 1 and len(unaccounted) == 1 and anonymous[0].odata_id:
+            found[component] = anonymous[0].odata_id
+        else:
+            await _undetermined(ctx, component, named or anonymous)
+    return found
+
+
+async def _undetermined(ctx: NodeContext, component: str, tasks: list[Task]) -> None:
+    uris = ", ".join(t.odata_id or "?" for t in tasks)
+    why = (f"an earlier run started pushing {component} but did not record its task, and the BMC lists "
+           f"{len(tasks)} task(s) it could be ({uris}): not pushing again; let them finish or delete them, "
+           "then re-run")
+    if ctx.journal.open_intent(ctx.name, STAGE, _key(component)) is not None:
+        await ctx.journal.outcome(ctx.name, STAGE, _key(component), UNDETERMINED, error=why)
+    else:  # still in doubt since an earlier run's `undetermined` outcome, which stays the newest
+        await ctx.journal.event("firmware.undetermined", node=ctx.name, stage=STAGE,
+                                payload={"key": _key(component), "error": why})
+    await ctx.journal.close_open(ctx.name, STAGE, "abandoned", error="firmware pass stopped")
+    raise NodeCheckFailed(f"firmware {why}")
+
+
 async def _push(ctx: NodeContext, component: str) -> str:
     """Verify the image, record the intent, hand the image to the BMC; returns the job/task reference."""
     target = ctx.node.firmware[component]
@@ -110,12 +210,17 @@ async def _push(ctx: NodeContext, component: str) -> str:
 
 
 async def _follow(ctx: NodeContext, ref: str, *, until: str) -> None:
+    if ref == GONE:
+        return
     client = await ctx.bmc()
     if ctx.idrac:
         await idrac.wait_job(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s,
                              stop_at="scheduled" if until == "scheduled" else "completed")
     elif until == "completed":
         await wait_task(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s)
+    elif not await wait_staged(client, ref, deadline_s=min(ctx.tuning.job_deadline_s, STAGE_GRACE_S),
+                               poll_s=ctx.tuning.poll_s):
+        _log.info("%s: task %s never said it awaits activation; rebooting anyway", ctx.name, ref)
 
 
 async def _adopt(ctx: NodeContext, component: str, job: str) -> str:
@@ -176,12 +281,15 @@ async def run(ctx: NodeContext) -> StageResult:
         return done("already at target", versions=targets)
     # Our jobs can only be on the BMC when an intent is open (intents precede pushes), so the job
     # queue is read only then: at 2,000 nodes every request saved counts.
-    in_flight = await _jobs_in_flight(ctx) if ctx.journal.open_intents(ctx.name, STAGE) else {}
+    if ctx.idrac:
+        in_flight = await _jobs_in_flight(ctx) if ctx.journal.open_intents(ctx.name, STAGE) else {}
+    else:
+        in_flight = await _tasks_to_follow(ctx, todo)
     pushed: dict[str, str] = {}
     errors: dict[str, str] = {}
     for component in todo:
         job = in_flight.get(component)
-        ref = await _adopt(ctx, component, job) if job else await _push(ctx, component)
+        ref = await _adopt(ctx, component, job) if job is not None else await _push(ctx, component)
         if not comp.is_bmc(component):
             pushed[component] = ref  # staged: all pushed back to back, then waited for together
             continue

@@ -124,6 +124,41 @@ async def wait_task(
         await asyncio.sleep(min(wait, remaining))
 
 
+async def wait_staged(
+    client: RedfishClient,
+    location: str,
+    *,
+    deadline_s: float = 120.0,
+    poll_s: float = 5.0,
+) -> bool:
+    """Wait until a staged update says it awaits activation (DMTF `Update.*.AwaitToActivate`), or ends.
+
+    A reset before the BMC has verified and staged the image can leave the update waiting for a
+    reset that already happened. True: staged (or already finished); False: the BMC never said so
+    within `deadline_s` (not every BMC does; the caller goes on as before). Raises TaskFailed when
+    the task fails.
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            body = _json(await client.request("GET", location))
+        except BMCUnreachable:
+            body = {}
+        task = Task.model_validate(body) if body else None
+        if task is not None:
+            if task.finished:
+                if task.failed:
+                    raise TaskFailed(_failure(location, task), bmc=client.name)
+                return True
+            ids = [str(m.get("MessageId") or "") for m in task.messages if isinstance(m, dict)]
+            if any(i.split(".")[0] == "Update" and i.split(".")[-1] == "AwaitToActivate" for i in ids):
+                return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(poll_s, remaining))
+
+
 def _failure(location: str, task: Task) -> str:
     detail = task.message_text()
     return f"task {location} ended {task.task_state}/{task.task_status}" + (f": {detail}" if detail else "")
