@@ -22,18 +22,17 @@ import argparse
 import asyncio
 import hashlib
 import json
-import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from clusterctl.sim.node import NodeHardware
+from clusterctl.sim.torchrun import first_int, parse_torchrun
 
 SCHEMA = "allreduce/v1"
 RENDEZVOUS_S = 60.0
 NIC_EFFICIENCY = 0.96  # 48 GB/s of NDR 400's 50 GB/s line rate
 NVLINK_RING_GBS = 370.0
 HALF_PEAK_BYTES = 16 << 20
-_SHELL_OPS = {";", "&&", "||", "|", "&"}
 
 
 @dataclass(frozen=True)
@@ -49,30 +48,11 @@ class AllreduceJob:
     node: str | None
 
 
-def _first_int(text: str) -> int:
-    return int(str(text).split(":")[0])
-
-
 def parse_allreduce(command: str) -> AllreduceJob | None:
     """The benchmark a shell command starts, or None when it starts none."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    call = parse_torchrun(command, "workloads.allreduce")
+    if call is None:
         return None
-    start = next((i for i, w in enumerate(words) if w.rsplit("/", 1)[-1] == "torchrun"), None)
-    if start is None:
-        start = next((i + 1 for i in range(len(words) - 1)
-                      if words[i] == "-m" and words[i + 1] == "torch.distributed.run"), None)
-    if start is None:
-        return None
-    rest = words[start + 1:]
-    module = next((i for i in range(len(rest) - 1) if rest[i] == "-m" and rest[i + 1] == "workloads.allreduce"),
-                  None)
-    if module is None:
-        return None
-    script = rest[module + 2:]
-    script = script[:next((i for i, w in enumerate(script) if w in _SHELL_OPS), len(script))]
-    env = dict(w.split("=", 1) for w in words[:start] if "=" in w and w.split("=", 1)[0].isidentifier())
     launcher = argparse.ArgumentParser(add_help=False)
     launcher.add_argument("--nnodes", default="1")
     launcher.add_argument("--node-rank", "--node_rank", default="0")
@@ -85,14 +65,14 @@ def parse_allreduce(command: str) -> AllreduceJob | None:
     bench.add_argument("--iters", type=int, default=20)
     bench.add_argument("--warmup", type=int, default=5)
     try:
-        outer, _ = launcher.parse_known_args(rest[:module])
-        inner, _ = bench.parse_known_args(script)
-        nproc = 8 if outer.nproc_per_node in ("gpu", "auto") else _first_int(outer.nproc_per_node)
+        outer, _ = launcher.parse_known_args(call.launcher_args)
+        inner, _ = bench.parse_known_args(call.script_args)
+        nproc = 8 if outer.nproc_per_node in ("gpu", "auto") else first_int(outer.nproc_per_node)
         return AllreduceJob(
-            nnodes=max(1, _first_int(outer.nnodes)), node_rank=_first_int(outer.node_rank), nproc=max(1, nproc),
+            nnodes=max(1, first_int(outer.nnodes)), node_rank=first_int(outer.node_rank), nproc=max(1, nproc),
             master=(outer.master_addr, str(outer.master_port)), min_bytes=max(4, inner.min_bytes),
             max_bytes=max(4, min(inner.max_bytes, 1 << 34)), iters=max(1, inner.iters), warmup=max(0, inner.warmup),
-            node=env.get("CLUSTERCTL_NODE"),
+            node=call.env.get("CLUSTERCTL_NODE"),
         )
     except (SystemExit, ValueError):
         return None

@@ -31,13 +31,13 @@ import asyncio
 import hashlib
 import json
 import math
-import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from clusterctl.sim.node import GPU_COUNT, NodeHardware
+from clusterctl.sim.torchrun import first_int, parse_torchrun
 
 MAX_REAL_S = 120.0
 MAX_STEPS = 1_000_000
@@ -49,7 +49,6 @@ TOKENS_PER_MICRO_BATCH = {"transformer-tiny": 1024, "transformer-small": 4096}
 PARAMS = {"transformer-tiny": 214_016, "transformer-small": 10_500_000, "transformer-base": 63_000_000,
           "transformer-big": 213_000_000}
 _REASON_BITS = {"HwSlowdown": 0x8, "SwThermalSlowdown": 0x20, "HwThermalSlowdown": 0x40, "HwPowerBrakeSlowdown": 0x80}
-_SHELL_OPS = {";", "&&", "||", "|", "&"}
 STALL_TIMEOUT_S = 120.0
 HANG_PROBE_S = 0.5
 _HUNG_STACK = ["workloads/transformer/faults.py:68 before_step", "workloads/transformer/train.py:259 train"]
@@ -81,35 +80,12 @@ def _duration(text: str) -> float:
     return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
 
 
-def _first_int(text: str) -> int:
-    return int(str(text).split(":")[0])
-
-
 def parse_burnin(command: str) -> BurninJob | None:
     """The burn-in a shell command starts, or None when it starts none."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    call = parse_torchrun(command, "workloads.transformer")
+    if call is None:
         return None
-    start = next((i for i, w in enumerate(words) if w.rsplit("/", 1)[-1] == "torchrun"), None)
-    if start is None:
-        start = next((i for i in range(len(words) - 1) if words[i] == "-m" and words[i + 1] == "torch.distributed.run"),
-                     None)
-        if start is None:
-            return None
-        start += 1
-    rest = words[start + 1:]
-    try:
-        module = next(i for i in range(len(rest) - 1) if rest[i] == "-m" and rest[i + 1] == "workloads.transformer")
-    except StopIteration:
-        return None
-    script = rest[module + 2:]
-    end = next((i for i, w in enumerate(script) if w in _SHELL_OPS), len(script))
-    env = {}
-    for word in words[:start]:
-        name, sep, value = word.partition("=")
-        if sep and name.isidentifier():
-            env[name] = value
+    env = call.env
     launcher = argparse.ArgumentParser(add_help=False)
     launcher.add_argument("--nproc-per-node", "--nproc_per_node", default="1")
     launcher.add_argument("--nnodes", default="1")
@@ -123,12 +99,12 @@ def parse_burnin(command: str) -> BurninJob | None:
     trainer.add_argument("--accum", type=int, default=2)
     trainer.add_argument("--stall-timeout", type=_duration, default=None)
     try:
-        outer, _ = launcher.parse_known_args(rest[:module])
-        inner, _ = trainer.parse_known_args(script[:end])
-        nproc = GPU_COUNT if outer.nproc_per_node in ("gpu", "auto") else _first_int(outer.nproc_per_node)
-        node_rank = _first_int(outer.node_rank if outer.node_rank is not None else env.get("NODE_RANK", "0"))
+        outer, _ = launcher.parse_known_args(call.launcher_args)
+        inner, _ = trainer.parse_known_args(call.script_args)
+        nproc = GPU_COUNT if outer.nproc_per_node in ("gpu", "auto") else first_int(outer.nproc_per_node)
+        node_rank = first_int(outer.node_rank if outer.node_rank is not None else env.get("NODE_RANK", "0"))
         return BurninJob(
-            nproc=max(1, min(nproc, GPU_COUNT)), nnodes=max(1, _first_int(outer.nnodes)), node_rank=node_rank,
+            nproc=max(1, min(nproc, GPU_COUNT)), nnodes=max(1, first_int(outer.nnodes)), node_rank=node_rank,
             model=inner.model, steps=inner.steps if inner.steps or inner.duration else 100,
             duration_s=inner.duration, log_every=max(1, inner.log_every),
             checksum_every=max(1, inner.checksum_every), accum=max(1, inner.accum),
