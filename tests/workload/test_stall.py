@@ -38,8 +38,14 @@ def _stalled_run(env: dict[str, str]) -> list[dict]:
             if {r["rank"] for r in records if r["event"] == "stall"} == {0, 1} or time.monotonic() > deadline:
                 break
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        # SIGTERM first: torchrun ends its workers, which run in sessions of their own (a SIGKILL to
+        # torchrun's group would leave them behind, the hung one sleeping).
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
     return records
 
 

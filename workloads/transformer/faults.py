@@ -9,7 +9,7 @@ Kinds:
            the cross-replica checksum exposes it (silent data corruption)
   nan      the loss becomes NaN from `step` on
   crash    the rank exits with status 3 at `step`
-  hang     the rank stops making progress at `step` (sleeps until killed)
+  hang     the rank stops making progress at `step` (sleeps until killed, an hour at most)
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Fault:
 
 
 KINDS = {"slow", "corrupt", "nan", "crash", "hang"}
+HANG_LIMIT_S = 3600.0
+"""A hung rank gives up (exit 4) after this long if nothing killed it."""
 
 
 def from_env(rank: int, node: str) -> Fault | None:
@@ -64,8 +66,11 @@ def before_step(fault: Fault | None, step: int, model: torch.nn.Module) -> None:
         sys.stderr.flush()
         os._exit(3)
     if fault.kind == "hang":
-        while True:  # ends when the launcher's timeout kills the rank
+        # Until the launcher's timeout kills the rank; bounded, so an orphaned rank cannot sleep forever.
+        deadline = time.monotonic() + HANG_LIMIT_S
+        while time.monotonic() < deadline:
             time.sleep(1)
+        os._exit(4)
     if fault.kind == "corrupt":
         with torch.no_grad():
             next(model.parameters()).view(-1)[0] += 1e-3
