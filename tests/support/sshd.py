@@ -101,6 +101,21 @@ class SSHFleet:
                 time.sleep(0.05)
         raise RuntimeError(f"sshd for {host.name} did not answer on {host.endpoint}")
 
+    def write_inventory(self, path: Path, site: str) -> Path:
+        """A site inventory whose nodes host01.. are these sshd hosts (one rack, one H100 each)."""
+        overrides = "\n".join(f"      {h.name}: {{ssh: {{address: {h.address}, port: {h.port}}}}}" for h in self.hosts)
+        path.write_text(
+            f"version: 1\nsite: {{name: {site}}}\n"
+            "defaults:\n"
+            "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:BMC_PASSWORD}\n"
+            f"  ssh: {{address: 127.0.0.1, user: {self.user}, key: 'file:{self.client_key}', "
+            f"known_hosts: {self.known_hosts}}}\n"
+            "  hardware: {gpu: {model: H100-SXM5-80GB, count: 1}}\n"
+            "halls: [{name: H1, rows: [{name: R1, racks: [{name: r1, power_budget_w: 40000}]}]}]\n"
+            f"groups:\n  - name: gpu\n    nodes: host[01-{len(self.hosts):02d}]\n    rack: r1\n    overrides:\n"
+            + overrides + "\n")
+        return path
+
     def stop(self) -> None:
         for proc in self._procs:
             proc.terminate()

@@ -27,18 +27,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
 
 
 def write_inventory(tmp_path: Path, fleet: SSHFleet) -> Path:
-    overrides = "\n".join(f"      {h.name}: {{ssh: {{address: {h.address}, port: {h.port}}}}}" for h in fleet.hosts)
-    path = tmp_path / "site.yaml"
-    path.write_text(
-        "version: 1\nsite: {name: ssh-bandwidth}\n"
-        "defaults:\n"
-        "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:BMC_PASSWORD}\n"
-        f"  ssh: {{address: 127.0.0.1, user: {fleet.user}, key: 'file:{fleet.client_key}', "
-        f"known_hosts: {fleet.known_hosts}}}\n"
-        "  hardware: {gpu: {model: H100-SXM5-80GB, count: 1}}\n"
-        "halls: [{name: H1, rows: [{name: R1, racks: [{name: r1, power_budget_w: 40000}]}]}]\n"
-        "groups:\n  - name: gpu\n    nodes: host[01-02]\n    rack: r1\n    overrides:\n" + overrides + "\n")
-    return path
+    return fleet.write_inventory(tmp_path / "site.yaml", "ssh-bandwidth")
 
 
 def site_rules(tmp_path: Path, min_busbw_gbs: float) -> Path:
