@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from clusterctl.provision.journal import Journal
     from clusterctl.provision.power import PowerGate
     from clusterctl.redfish import BMCTarget, Limits, RedfishClient, RetryPolicy
+    from clusterctl.redfish.cadence import Durations, Learned
     from clusterctl.redfish.resources.systems import ComputerSystem
 
 _log = log.get("provision")
@@ -87,10 +88,13 @@ class NodeContext:
     limits: Limits
     retry: RetryPolicy
     images: ImageCheck | None = None
+    durations: Durations | None = None
+    """How long BMC operations took on earlier nodes of the run: later waits poll around that."""
     transport: httpx.AsyncBaseTransport | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     warmed_up: Callable[[], None] | None = None
-    """Called when the node first waits for a reboot slot: its BMC-heavy start is over."""
+    """Called once the node's first reset is sent, or when it must queue for a reboot slot: its
+    BMC-heavy start is over."""
     stage: str = ""
     _client: RedfishClient | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -126,6 +130,12 @@ class NodeContext:
             client = RedfishClient(self.target, use_sessions=False, **kwargs)
             self._client = await self._stack.enter_async_context(client)
         return self._client
+
+    def poll(self, *what: str) -> Learned | float:
+        """The cadence for waiting on `what` (the same work on the same server model learns together)."""
+        if self.durations is None:
+            return self.tuning.poll_s
+        return self.durations.cadence((self.node.hardware.model, self.target.vendor, *what))
 
     async def system(self) -> ComputerSystem:
         """The node's ComputerSystem, read fresh; its URI is found once, then read directly (one GET)."""

@@ -203,6 +203,7 @@ class Engine:
 
     async def _run_locked(self, nodes: list[Node], args: Any, started: float, tracker: Tracker) -> Summary:
         from clusterctl.redfish import Limits, RetryPolicy
+        from clusterctl.redfish.cadence import Durations
 
         opts = self.options
         names = [n.name for n in nodes]
@@ -214,6 +215,7 @@ class Engine:
         retry = RetryPolicy(max_wait=min(30.0, max(opts.tuning.poll_s, 0.05) * 6),
                             max_total=max(opts.tuning.request_timeout_s * 4, 1.0))
         images = ImageCheck(self.inventory)
+        durations = Durations(opts.tuning.poll_s)
         targets = bmc_targets(self.inventory, nodes)
         status = "failed"
         try:
@@ -230,6 +232,7 @@ class Engine:
                     return NodeContext(
                         node=node, target=target, inventory=self.inventory, journal=journal, gate=gate,
                         tuning=opts.tuning, hooks=self.hooks, limits=limits, retry=retry, images=images,
+                        durations=durations,
                         transport=self.transport_for(target) if self.transport_for else None,
                     )
 

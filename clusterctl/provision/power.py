@@ -81,6 +81,13 @@ class PowerGate:
                 f"rack's power_budget_w {rack.budget_w}"
             )
 
+    def admits(self, node: Node) -> bool:
+        """Whether `rebooting(node)` would start at once, without waiting for a slot."""
+        rack = self.racks.get(node.rack)
+        if self._total is not None and self._total.locked():
+            return False
+        return rack is None or rack.fits(node.name)
+
     @asynccontextmanager
     async def rebooting(self, node: Node) -> AsyncIterator[RackPower | None]:
         rack = self.racks.get(node.rack)

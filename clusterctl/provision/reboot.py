@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from clusterctl.errors import BMCUnreachable, TaskFailed
+from clusterctl.redfish.cadence import Cadence, cadence_of
 from clusterctl.redfish.resources.systems import ComputerSystem, power
 
 if TYPE_CHECKING:
@@ -19,23 +20,26 @@ if TYPE_CHECKING:
 TRANSITIONS = ("PoweringOn", "PoweringOff")
 
 
-async def wait_powered_on(ctx: NodeContext, *, what: str) -> ComputerSystem:
+async def wait_powered_on(ctx: NodeContext, *, what: str, poll: float | Cadence) -> ComputerSystem:
     """Poll until the server reports PowerState On; the BMC may drop out meanwhile."""
-    deadline = time.monotonic() + ctx.tuning.reboot_deadline_s
+    cadence = cadence_of(poll)
+    started = time.monotonic()
     state = "unknown"
     while True:
+        elapsed = time.monotonic() - started
         try:
             system = await ctx.system()
             state = system.power_state or "unknown"
             if state == "On":
+                cadence.finished(time.monotonic() - started)
                 return system
         except BMCUnreachable:
             state = "BMC unreachable"
-        remaining = deadline - time.monotonic()
+        remaining = ctx.tuning.reboot_deadline_s - (time.monotonic() - started)
         if remaining <= 0:
             raise TaskFailed(f"{what}: server still {state} after {ctx.tuning.reboot_deadline_s:.0f} s",
                              bmc=ctx.name)
-        await asyncio.sleep(min(ctx.tuning.poll_s, remaining))
+        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 async def settle_power(ctx: NodeContext, system: ComputerSystem) -> ComputerSystem:
@@ -45,13 +49,19 @@ async def settle_power(ctx: NodeContext, system: ComputerSystem) -> ComputerSyst
     if ctx.warmed_up is not None:
         ctx.warmed_up()
     async with ctx.gate.rebooting(ctx.node):
-        return await wait_powered_on(ctx, what="reboot in progress")
+        return await wait_powered_on(ctx, what="reboot in progress", poll=ctx.tuning.poll_s)
 
 
 async def reboot(ctx: NodeContext, reason: str) -> ComputerSystem:
-    """Power-cycle (or power on) within the rack's limits and wait until the server is On again."""
+    """Power-cycle (or power on) within the rack's limits and wait until the server is On again.
+
+    The node leaves the warm-up group (`warmed_up`) once its reset is sent, or before it queues for
+    a busy slot: the nodes that group lets in next start with a burst of requests, which would
+    otherwise land between this node's slot and its reset. The slot is given back as soon as the
+    server is On, before the outcome is written: the next node's reset need not wait on the commit.
+    """
     client = await ctx.bmc()
-    if ctx.warmed_up is not None:
+    if ctx.warmed_up is not None and not ctx.gate.admits(ctx.node):
         ctx.warmed_up()
     async with ctx.gate.rebooting(ctx.node) as rack:
         system = await ctx.system()
@@ -64,7 +74,9 @@ async def reboot(ctx: NodeContext, reason: str) -> ComputerSystem:
             action = "waited for a transition in progress"
         else:
             action = await power(client, system, "on" if system.power_state == "Off" else "cycle")
-        system = await wait_powered_on(ctx, what=f"reboot for {reason}")
-        await ctx.journal.outcome(ctx.name, ctx.stage, "reboot", "rebooted", action=action,
-                                  power_state=system.power_state)
-        return system
+        if ctx.warmed_up is not None:
+            ctx.warmed_up()
+        system = await wait_powered_on(ctx, what=f"reboot for {reason}", poll=ctx.poll("reboot", reason))
+    await ctx.journal.outcome(ctx.name, ctx.stage, "reboot", "rebooted", action=action,
+                              power_state=system.power_state)
+    return system

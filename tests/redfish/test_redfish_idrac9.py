@@ -276,7 +276,7 @@ def test_lc_status_ready_and_wait_until_ready(idrac: FakeBMC) -> None:
     busy = dict(ready, LCStatus="NotInitialized", Status="NotReady")
     _lc(idrac, [busy, busy, ready])
 
-    status = with_client(idrac, lambda c: dell.wait_lc_ready(c, deadline_s=5, poll_s=0.01))
+    status = with_client(idrac, lambda c: dell.wait_lc_ready(c, deadline_s=5, poll=0.01))
     assert status.ready and status.server_status == "OutOfPOST"
     assert len(idrac.requests("POST", dell.LC_STATUS_URIS[0])) == 3
 
@@ -293,7 +293,7 @@ def test_bios_config_job_is_created_for_the_staged_settings(idrac: FakeBMC) -> N
 
     async def go(client: RedfishClient) -> tuple:
         change, jid = await dell.configure_bios(client, await get_system(client), {"SriovGlobalEnable": "Enabled"})
-        job = await dell.wait_job(client, jid, deadline_s=2, poll_s=0.01, stop_at="scheduled")
+        job = await dell.wait_job(client, jid, deadline_s=2, poll=0.01, stop_at="scheduled")
         return change, jid, job
 
     change, jid, job = with_client(idrac, go)
@@ -312,7 +312,7 @@ def test_failed_dell_job_raises_with_its_message(idrac: FakeBMC) -> None:
     )
     idrac.add(f"{dell.JOBS}/JID_1", failed)
     with pytest.raises(TaskFailed, match="JID_1 Failed: SYS051 Unable to apply"):
-        with_client(idrac, lambda c: dell.wait_job(c, "JID_1", deadline_s=2, poll_s=0.01))
+        with_client(idrac, lambda c: dell.wait_job(c, "JID_1", deadline_s=2, poll=0.01))
 
 
 def test_scp_export_follows_the_task_to_the_profile(idrac: FakeBMC) -> None:
@@ -323,7 +323,7 @@ def test_scp_export_follows_the_task_to_the_profile(idrac: FakeBMC) -> None:
     polls = iter([Resp(202, fixture("idrac9/task.json")), Resp(200, profile)])
     idrac.on("GET", task_uri, lambda req: next(polls))
 
-    got = with_client(idrac, lambda c: dell.export_scp_and_wait(c, target="BIOS", deadline_s=5, poll_s=0.01))
+    got = with_client(idrac, lambda c: dell.export_scp_and_wait(c, target="BIOS", deadline_s=5, poll=0.01))
     assert got == profile
     (post,) = idrac.requests("POST", export_uri)
     assert post.json == {"ExportFormat": "JSON", "ShareParameters": {"Target": "BIOS"}}

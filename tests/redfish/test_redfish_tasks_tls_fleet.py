@@ -55,7 +55,7 @@ def test_task_monitor_polls_until_completed() -> None:
 
     async def go() -> dict:
         async with RedfishClient(tgt("http://bmc1.test"), transport=httpx.ASGITransport(app=bmc), retry=FAST) as c:
-            return await start_and_wait(c, await c.post("/redfish/v1/Act", {}), deadline_s=10, poll_s=0.01)
+            return await start_and_wait(c, await c.post("/redfish/v1/Act", {}), deadline_s=10, poll=0.01)
 
     assert run(go())["TaskState"] == "Completed"
     assert len(polls) == 3
@@ -85,7 +85,7 @@ def test_task_exception_is_task_failed_with_its_messages() -> None:
 
     async def go() -> None:
         async with RedfishClient(tgt("http://bmc1.test"), transport=httpx.ASGITransport(app=bmc), retry=FAST) as c:
-            await start_and_wait(c, await c.post("/redfish/v1/Act", {}), deadline_s=10, poll_s=0.01)
+            await start_and_wait(c, await c.post("/redfish/v1/Act", {}), deadline_s=10, poll=0.01)
 
     with pytest.raises(TaskFailed, match="Exception/Critical: SYS051: Unable to apply"):
         run(go())
@@ -97,7 +97,7 @@ def test_task_that_never_ends_stops_at_the_deadline() -> None:
 
     async def go() -> None:
         async with RedfishClient(tgt("http://bmc1.test"), transport=httpx.ASGITransport(app=bmc), retry=FAST) as c:
-            await wait_task(c, "/redfish/v1/TaskMonitors/1", deadline_s=0.5, poll_s=0.05)
+            await wait_task(c, "/redfish/v1/TaskMonitors/1", deadline_s=0.5, poll=0.05)
 
     t0 = time.monotonic()
     with pytest.raises(TaskFailed, match="still Running after"):
@@ -129,7 +129,7 @@ def test_task_survives_the_bmc_going_away_and_coming_back(clusterctl_logs: pytes
         async def go() -> dict:
             async with RedfishClient(tgt(server.url), retry=FAST, timeout=2.0) as c:
                 resp = await c.post("/redfish/v1/Act", {})
-                return await start_and_wait(c, resp, deadline_s=20, poll_s=0.2)
+                return await start_and_wait(c, resp, deadline_s=20, poll=0.2)
 
         result = run(go())
     assert outage_over.is_set()

@@ -75,7 +75,7 @@ def test_simple_update_sends_a_valid_request_and_its_task_is_followed(updatable:
             apply_time="OnReset",
             targets=["/redfish/v1/Systems/1"],
         )
-        return await start_and_wait(client, resp, deadline_s=5, poll_s=0.01)
+        return await start_and_wait(client, resp, deadline_s=5, poll=0.01)
 
     assert with_client(updatable, go)["TaskState"] == "Completed"
     (post,) = updatable.requests("POST", f"{US}/Actions/UpdateService.SimpleUpdate")

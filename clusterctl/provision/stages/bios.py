@@ -59,7 +59,7 @@ async def run(ctx: NodeContext) -> StageResult:
     if job is None:
         await ctx.journal.intent(ctx.name, STAGE, KEY, {"attributes": change})
         if ctx.idrac:
-            await idrac.wait_lc_ready(client, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s)
+            await idrac.wait_lc_ready(client, deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "lc"))
             await stage_attributes(client, bios, dict(ctx.node.bios))
             try:
                 job = await idrac.create_config_job(client, bios.settings_uri() or f"{bios.odata_id}/Settings")
@@ -75,11 +75,11 @@ async def run(ctx: NodeContext) -> StageResult:
     elif ctx.journal.open_intent(ctx.name, STAGE, KEY) is None:
         await ctx.journal.intent(ctx.name, STAGE, KEY, {"attributes": change, "adopted_job": job})
     if job is not None:
-        await idrac.wait_job(client, job, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s,
+        await idrac.wait_job(client, job, deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "scheduled"),
                              stop_at="scheduled")
     await reboot(ctx, "BIOS settings")
     if job is not None:
-        await idrac.wait_job(client, job, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s)
+        await idrac.wait_job(client, job, deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "completed"))
     _, left = await _current(ctx)
     if left:
         await ctx.journal.outcome(ctx.name, STAGE, KEY, "failed", not_applied=left)

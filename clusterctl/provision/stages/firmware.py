@@ -209,17 +209,17 @@ async def _push(ctx: NodeContext, component: str) -> str:
     return ref
 
 
-async def _follow(ctx: NodeContext, ref: str, *, until: str) -> None:
+async def _follow(ctx: NodeContext, ref: str, component: str, *, until: str) -> None:
     if ref == GONE:
         return
     client = await ctx.bmc()
+    poll = ctx.poll(STAGE, component, until)
     if ctx.idrac:
-        await idrac.wait_job(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s,
+        await idrac.wait_job(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll=poll,
                              stop_at="scheduled" if until == "scheduled" else "completed")
     elif until == "completed":
-        await wait_task(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll_s=ctx.tuning.poll_s)
-    elif not await wait_staged(client, ref, deadline_s=min(ctx.tuning.job_deadline_s, STAGE_GRACE_S),
-                               poll_s=ctx.tuning.poll_s):
+        await wait_task(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll=poll)
+    elif not await wait_staged(client, ref, deadline_s=min(ctx.tuning.job_deadline_s, STAGE_GRACE_S), poll=poll):
         _log.info("%s: task %s never said it awaits activation; rebooting anyway", ctx.name, ref)
 
 
@@ -294,7 +294,7 @@ async def run(ctx: NodeContext) -> StageResult:
             pushed[component] = ref  # staged: all pushed back to back, then waited for together
             continue
         try:
-            await _follow(ctx, ref, until="completed")
+            await _follow(ctx, ref, component, until="completed")
         except TaskFailed as exc:
             errors[component] = str(exc)
         await _confirm_bmc(ctx, component, errors)
@@ -304,7 +304,7 @@ async def run(ctx: NodeContext) -> StageResult:
     staged: dict[str, str] = {}
     for component, ref in pushed.items():
         try:
-            await _follow(ctx, ref, until="scheduled")
+            await _follow(ctx, ref, component, until="scheduled")
             staged[component] = ref
         except TaskFailed as exc:
             errors[component] = str(exc)
@@ -313,7 +313,7 @@ async def run(ctx: NodeContext) -> StageResult:
         await reboot(ctx, "firmware " + ", ".join(staged))
         for component, ref in staged.items():
             try:
-                await _follow(ctx, ref, until="completed")
+                await _follow(ctx, ref, component, until="completed")
             except TaskFailed as exc:
                 errors[component] = str(exc)
         await _confirm(ctx, list(staged), errors)

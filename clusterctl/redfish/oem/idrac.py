@@ -23,6 +23,7 @@ from pydantic import Field
 
 from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
+from clusterctl.redfish.cadence import Cadence, cadence_of
 from clusterctl.redfish.client import RedfishClient
 from clusterctl.redfish.resources.bios import read_bios, stage_attributes
 from clusterctl.redfish.resources.common import RedfishModel
@@ -99,15 +100,17 @@ async def wait_job(
     job_id: str,
     *,
     deadline_s: float = 1200.0,  # OpenManage's idrac_bios default; SCP imports with reboots need more
-    poll_s: float = 10.0,
+    poll: float | Cadence = 10.0,
     stop_at: Literal["completed", "scheduled"] = "completed",
 ) -> DellJob:
     """Poll the job until it completes (or is scheduled); the iDRAC may reset meanwhile, so
     unreachable polls are waited out until the deadline."""
-    deadline = time.monotonic() + deadline_s
+    cadence = cadence_of(poll)
+    started = time.monotonic()
     done = JOB_DONE | (JOB_SCHEDULED if stop_at == "scheduled" else set())
     last: DellJob | None = None
     while True:
+        elapsed = time.monotonic() - started
         try:
             last = await job(client, job_id)
         except BMCUnreachable as exc:
@@ -119,12 +122,13 @@ async def wait_job(
                     bmc=client.name,
                 )
             if last.job_state in done:
+                cadence.finished(time.monotonic() - started)
                 return last
-        remaining = deadline - time.monotonic()
+        remaining = deadline_s - (time.monotonic() - started)
         if remaining <= 0:
             state = last.job_state if last else "unknown"
             raise TaskFailed(f"job {job_id} still {state} after {deadline_s:.0f} s", bmc=client.name)
-        await asyncio.sleep(min(poll_s, remaining))
+        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 async def lc_status(client: RedfishClient) -> LCStatus:
@@ -142,22 +146,26 @@ async def lc_status(client: RedfishClient) -> LCStatus:
     raise last_error
 
 
-async def wait_lc_ready(client: RedfishClient, *, deadline_s: float = 600.0, poll_s: float = 15.0) -> LCStatus:
+async def wait_lc_ready(client: RedfishClient, *, deadline_s: float = 600.0,
+                        poll: float | Cadence = 15.0) -> LCStatus:
     """Before any job: the LC refuses work while it is collecting inventory after a reboot."""
-    deadline = time.monotonic() + deadline_s
+    cadence = cadence_of(poll)
+    started = time.monotonic()
     while True:
+        elapsed = time.monotonic() - started
         status: LCStatus | None = None
         try:
             status = await lc_status(client)
             if status.ready:
+                cadence.finished(time.monotonic() - started)
                 return status
         except BMCUnreachable:
             pass
-        remaining = deadline - time.monotonic()
+        remaining = deadline_s - (time.monotonic() - started)
         if remaining <= 0:
             what = f"LC {status.lc_status}, RT {status.rt_status}" if status else "unreachable"
             raise TaskFailed(f"Lifecycle Controller not ready after {deadline_s:.0f} s ({what})", bmc=client.name)
-        await asyncio.sleep(min(poll_s, remaining))
+        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 async def create_config_job(client: RedfishClient, settings_uri: str, *, reboot: bool = False) -> str:
@@ -206,10 +214,10 @@ async def export_scp(client: RedfishClient, *, target: str = "ALL", fmt: Literal
 
 
 async def export_scp_and_wait(
-    client: RedfishClient, *, target: str = "ALL", deadline_s: float = 600.0, poll_s: float = 5.0
+    client: RedfishClient, *, target: str = "ALL", deadline_s: float = 600.0, poll: float | Cadence = 5.0
 ) -> dict[str, Any]:
     location = await export_scp(client, target=target, fmt="JSON")
-    return await wait_task(client, location, deadline_s=deadline_s, poll_s=poll_s)
+    return await wait_task(client, location, deadline_s=deadline_s, poll=poll)
 
 
 async def import_scp(

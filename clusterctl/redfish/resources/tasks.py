@@ -16,6 +16,7 @@ from pydantic import Field
 
 from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
+from clusterctl.redfish.cadence import Cadence, cadence_of
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.messages import describe
 from clusterctl.redfish.resources.common import Resource
@@ -84,16 +85,27 @@ async def wait_task(
     location: str,
     *,
     deadline_s: float = 1800.0,
-    poll_s: float = 5.0,
+    poll: float | Cadence = 5.0,
 ) -> dict[str, Any]:
     """Poll until the operation ends; return its final body (the Task, or the operation's result).
 
     Raises TaskFailed when the task ends in an exception state or the deadline passes.
     """
-    deadline = time.monotonic() + deadline_s
+    cadence = cadence_of(poll)
+    started = time.monotonic()
+    body = await _until_task_ends(client, location, started + deadline_s, deadline_s, cadence)
+    cadence.finished(time.monotonic() - started)
+    return body
+
+
+async def _until_task_ends(
+    client: RedfishClient, location: str, deadline: float, deadline_s: float, cadence: Cadence
+) -> dict[str, Any]:
+    started = time.monotonic()
     last: dict[str, Any] = {}
     while True:
-        wait = poll_s
+        looked = time.monotonic() - started
+        retry_after: float | None = None
         try:
             resp = await client.request("GET", location)
         except BMCUnreachable as exc:
@@ -116,12 +128,13 @@ async def wait_task(
                 if task.failed:
                     raise TaskFailed(_failure(location, task), bmc=client.name)
                 return body
-            wait = parse_retry_after(resp.headers.get("Retry-After")) or poll_s
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             state = Task.model_validate(last).task_state if last else "unknown"
             raise TaskFailed(f"task {location} still {state} after {deadline_s:.0f} s", bmc=client.name)
-        await asyncio.sleep(min(wait, remaining))
+        wait = cadence.delay(looked)
+        await asyncio.sleep(min(wait if retry_after is None else retry_after, remaining))
 
 
 async def wait_staged(
@@ -129,7 +142,7 @@ async def wait_staged(
     location: str,
     *,
     deadline_s: float = 120.0,
-    poll_s: float = 5.0,
+    poll: float | Cadence = 5.0,
 ) -> bool:
     """Wait until a staged update says it awaits activation (DMTF `Update.*.AwaitToActivate`), or ends.
 
@@ -138,8 +151,10 @@ async def wait_staged(
     within `deadline_s` (not every BMC does; the caller goes on as before). Raises TaskFailed when
     the task fails.
     """
-    deadline = time.monotonic() + deadline_s
+    cadence = cadence_of(poll)
+    started = time.monotonic()
     while True:
+        elapsed = time.monotonic() - started
         try:
             body = _json(await client.request("GET", location))
         except BMCUnreachable:
@@ -152,11 +167,12 @@ async def wait_staged(
                 return True
             ids = [str(m.get("MessageId") or "") for m in task.messages if isinstance(m, dict)]
             if any(i.split(".")[0] == "Update" and i.split(".")[-1] == "AwaitToActivate" for i in ids):
+                cadence.finished(time.monotonic() - started)
                 return True
-        remaining = deadline - time.monotonic()
+        remaining = deadline_s - (time.monotonic() - started)
         if remaining <= 0:
             return False
-        await asyncio.sleep(min(poll_s, remaining))
+        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 def _failure(location: str, task: Task) -> str:
@@ -175,10 +191,10 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
 
 
 async def start_and_wait(
-    client: RedfishClient, response: httpx.Response, *, deadline_s: float = 1800.0, poll_s: float = 5.0
+    client: RedfishClient, response: httpx.Response, *, deadline_s: float = 1800.0, poll: float | Cadence = 5.0
 ) -> dict[str, Any]:
     """Follow a response that may be synchronous (200/204) or asynchronous (202 + task)."""
     location = task_location(response)
     if location is None:
         return _json(response)
-    return await wait_task(client, location, deadline_s=deadline_s, poll_s=poll_s)
+    return await wait_task(client, location, deadline_s=deadline_s, poll=poll)
