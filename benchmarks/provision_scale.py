@@ -14,7 +14,7 @@ and the site's critical path is the largest rack bound (racks reboot independent
 makespan in simulated seconds / critical path - 1. Orchestrator CPU = this process's CPU time
 (the engine and its journal thread; the lab is another process) / wall time.
 
-The controller's cost is BMC requests (~2 ms of CPU each through httpx + TLS), so they are counted
+The controller's cost is BMC requests (~1 ms of CPU each through the aiohttp transport + TLS), so they are counted
 (`bmc_requests_per_node`) and a progress line per stage goes to stderr: a run that stops moving shows
 where. (The 2,000-node "stall in BIOS" was this: reboot waves end in lockstep across racks, and each
 node then read its 32-entry FirmwareInventory one GET per entry, ~75 requests per node at once on
@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import signal
 import socket
@@ -158,18 +159,21 @@ async def watch(tracker, every_s: float) -> None:  # noqa: ANN001
 
 
 REQUESTS = [0]
+KINDS: dict[str, int] = {}
 
 
 def counting_transport(target):  # noqa: ANN001, ANN201
-    """The transport RedfishClient would build for `target`, counting the requests it sends."""
-    import httpx
+    """The transport RedfishClient builds for `target` (aiohttp underneath), counting the requests it sends."""
+    from clusterctl.redfish.transport import AiohttpTransport
 
-    class Counting(httpx.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    class Counting(AiohttpTransport):
+        async def handle_async_request(self, request):  # noqa: ANN001, ANN202
             REQUESTS[0] += 1
+            kind = request.method + " " + re.sub(r"\d+", "N", request.url.path)
+            KINDS[kind] = KINDS.get(kind, 0) + 1
             return await super().handle_async_request(request)
 
-    return Counting(verify=target.ssl_context(), limits=httpx.Limits(max_connections=4, max_keepalive_connections=4))
+    return Counting(verify=target.ssl_context(), max_connections=4)
 
 
 async def provision(inventory, options, progress_s: float):  # noqa: ANN001, ANN201
@@ -237,6 +241,8 @@ def main() -> int:
         "lab_cpu_s": round(lab_cpu, 1),
         "bmc_requests": REQUESTS[0],
         "bmc_requests_per_node": round(REQUESTS[0] / max(1, args.nodes), 1),
+        "requests_per_node_by_kind": {k: round(v / max(1, args.nodes), 1)
+                                      for k, v in sorted(KINDS.items(), key=lambda kv: -kv[1])[:10]},
         "store_commits": summary.commits,
         "load_avg_before": round(load, 2),
         "poll_granularity_sim_s": args.poll_interval * args.time_scale,

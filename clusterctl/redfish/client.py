@@ -62,6 +62,8 @@ class RedfishClient:
         self._session_uri: str | None = None
         self._token: str | None = None
         self.root: dict[str, Any] = {}
+        self.memo: dict[str, Any] = {}
+        """Service documents read once per client (they describe where things are, not their state)."""
         log.redact(target.password)
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -35,7 +35,11 @@ class FirmwareComponent(Resource):
 
 
 async def update_service(client: RedfishClient) -> dict[str, Any]:
-    return await client.get(odata_id(client.root.get("UpdateService")) or UPDATE_SERVICE)
+    """Read once per session: where to push images and list firmware does not move (a firmware run
+    read it before every push and every inventory, 7 requests per node)."""
+    if "UpdateService" not in client.memo:
+        client.memo["UpdateService"] = await client.get(odata_id(client.root.get("UpdateService")) or UPDATE_SERVICE)
+    return dict(client.memo["UpdateService"])
 
 
 async def firmware_inventory(client: RedfishClient) -> list[FirmwareComponent]:
