@@ -6,7 +6,9 @@ its outcome after the effect is confirmed, so a run killed at any instant leaves
 
 Writes go through one thread that commits whatever is queued in a single transaction (group
 commit): `await journal.write(...)` returns only once its rows are committed, so the rule holds,
-while thousands of nodes writing at once cost a few commits per second instead of one each.
+while thousands of nodes writing at once cost a few commits per second instead of one each. The
+events and stage changes of one commit go in one statement per table: row by row, the writer
+took a fifth of the controller's CPU at 2,000 nodes, and every node's next step waits on it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
+from clusterctl.state.records import NewEvent, NewTransition
 
 if TYPE_CHECKING:
     from clusterctl.state.store import Store
     from clusterctl.state.transaction import Transaction
 
 _log = log.get("provision.journal")
-Write = Callable[["Transaction"], Any]
+Write = Callable[["Transaction"], Any] | NewEvent | NewTransition
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class Journal:
             error: BaseException | None = None
             try:
                 with self.store.transaction() as tx:
-                    results = [write(tx) for write, _, _ in batch]
+                    results = self._apply(tx, [write for write, _, _ in batch])
                 self.commits += 1
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter, never lost
                 error = exc
@@ -102,6 +105,19 @@ class Journal:
                 loop.call_soon_threadsafe(_settle, future, value, error)
             if stop:
                 return
+
+    def _apply(self, tx: Transaction, writes: list[Write]) -> list[Any]:
+        """Results in the order of `writes`: events and stage changes in bulk, then the rest one by one."""
+        results: list[Any] = [None] * len(writes)
+        for kind, record in ((NewEvent, tx.record_events), (NewTransition, tx.record_transitions)):
+            at = [i for i, w in enumerate(writes) if isinstance(w, kind)]
+            if at:
+                for i, event_id in zip(at, record([writes[i] for i in at], run_id=self.run_id), strict=True):
+                    results[i] = event_id
+        for i, write in enumerate(writes):
+            if not isinstance(write, NewEvent | NewTransition):
+                results[i] = write(tx)
+        return results
 
     async def write(self, write: Write) -> Any:
         loop = asyncio.get_running_loop()
@@ -113,8 +129,7 @@ class Journal:
 
     async def stage(self, node: str, stage: str, status: str, *, reason: str | None = None,
                     detail: Any = None) -> None:
-        await self.write(lambda tx: tx.set_stage(node, stage, status, run_id=self.run_id, reason=reason,
-                                                 detail=detail))
+        await self.write(NewTransition(node, stage, status, reason, detail))
 
     async def stages(self, nodes: Iterable[str], stage: str, status: str, *, reason: str | None = None) -> None:
         names = list(nodes)
@@ -122,8 +137,7 @@ class Journal:
 
     async def event(self, kind: str, *, node: str | None = None, stage: str | None = None,
                     payload: Any = None) -> int:
-        event_id = int(await self.write(lambda tx: tx.event(kind, node=node, stage=stage, run_id=self.run_id,
-                                                            payload=payload)))
+        event_id = int(await self.write(NewEvent(kind, node, stage, payload)))
         if node and stage and isinstance(payload, dict) and "key" in payload and _is_note(kind, stage):
             self._notes.setdefault((node, stage), []).append(Note(kind, str(payload["key"]), dict(payload), event_id))
         return event_id

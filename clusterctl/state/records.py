@@ -111,6 +111,16 @@ class NewCheck(NamedTuple):
     ts: float | None = None
 
 
+class NewTransition(NamedTuple):
+    """One node's stage change to write with `Transaction.record_transitions` (with its event)."""
+
+    node: str
+    stage: str
+    status: str
+    reason: str | None = None
+    detail: Any = None
+
+
 class NewEvent(NamedTuple):
     """One event to write with `Transaction.record_events`."""
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from clusterctl.errors import StateError
 from clusterctl.state import schema
 from clusterctl.state.payloads import Cleaner, clean, clean_text
-from clusterctl.state.records import NewCheck, NewEvent, Sample
+from clusterctl.state.records import NewCheck, NewEvent, NewTransition, Sample
 from clusterctl.state.schema import CheckStatus, RunStatus, StageStatus
 
 
@@ -97,21 +97,27 @@ class Transaction:
         detail: Any = None,
     ) -> list[int]:
         """The same transition for many nodes (a wave), written with one statement per table."""
-        status = StageStatus(status)
-        nodes = list(nodes)
-        if not nodes:
-            return []
+        status = StageStatus(status).value
+        return self.record_transitions([NewTransition(n, stage, status, reason, detail) for n in nodes],
+                                       run_id=run_id)
+
+    def record_transitions(self, changes: Iterable[NewTransition], *, run_id: int | None) -> list[int]:
+        """Stage changes of many nodes (each with its `stage.<status>` event) in one statement per
+        table; returns the event ids in the order given. A (node, stage) appears at most once."""
         now = time.time()
-        reason, detail = clean_text(reason), clean(detail)
-        payload = {k: v for k, v in (("reason", reason), ("detail", detail)) if v is not None} or None
-        event_ids = self._insert_events(
-            [
-                {"ts": now, "run_id": run_id, "node": node, "stage": stage, "kind": f"stage.{status.value}",
-                 "payload": payload}
-                for node in nodes
-            ]
-        )
-        started = 1 if status is StageStatus.running else 0
+        cleaner = Cleaner()
+        rows = []
+        for c in changes:
+            status = StageStatus(c.status)
+            reason, detail = cleaner.optional_text(c.reason), cleaner(c.detail)
+            rows.append((c.node, c.stage, status, reason, detail))
+        if not rows:
+            return []
+        event_ids = self._insert_events([
+            {"ts": now, "run_id": run_id, "node": node, "stage": stage, "kind": f"stage.{status.value}",
+             "payload": {k: v for k, v in (("reason", reason), ("detail", detail)) if v is not None} or None}
+            for node, stage, status, reason, detail in rows
+        ])
         table = schema.node_stages
         stmt = self._upsert(table)
         stmt = stmt.on_conflict_do_update(
@@ -119,7 +125,7 @@ class Transaction:
             set_={
                 "status": stmt.excluded.status,
                 "run_id": stmt.excluded.run_id,
-                "attempt": table.c.attempt + started,
+                "attempt": table.c.attempt + stmt.excluded.attempt,
                 "reason": stmt.excluded.reason,
                 "detail": stmt.excluded.detail,
                 "updated_at": stmt.excluded.updated_at,
@@ -129,9 +135,10 @@ class Transaction:
         self._conn.execute(
             stmt,
             [
-                {"node": node, "stage": stage, "status": status.value, "run_id": run_id, "attempt": started,
-                 "reason": reason, "detail": detail, "updated_at": now, "event_id": event_id}
-                for node, event_id in zip(nodes, event_ids, strict=True)
+                {"node": node, "stage": stage, "status": status.value, "run_id": run_id,
+                 "attempt": 1 if status is StageStatus.running else 0, "reason": reason, "detail": detail,
+                 "updated_at": now, "event_id": event_id}
+                for (node, stage, status, reason, detail), event_id in zip(rows, event_ids, strict=True)
             ],
         )
         return event_ids

@@ -11,7 +11,7 @@ from clusterctl import log
 from clusterctl.errors import StateError
 from clusterctl.state import schema
 from clusterctl.state.payloads import Cleaner, clean
-from clusterctl.state.records import NewCheck, Sample
+from clusterctl.state.records import NewCheck, NewTransition, Sample
 from clusterctl.state.store import Store
 
 SECRETS = ("hunter22", "Kx7-bulk-resolved-secret", "tok-98765", "dXNlcjpodW50ZXIy")
@@ -122,3 +122,29 @@ def test_a_validation_is_recorded_in_bulk_with_each_nodes_stage_and_event(store:
     kinds = {e.node: e.kind for e in store.events(run_id=run_id, stage=STAGE) if e.kind.startswith("validate.")}
     assert kinds == {"gpu00": "validate.pass", "gpu01": "validate.fail", "gpu02": "validate.pass",
                      "gpu03": "validate.pass", "gpu04": "validate.warn", "gpu05": "validate.pass"}
+
+
+def test_transitions_of_many_nodes_in_one_statement_keep_their_events_and_attempts(store: Store) -> None:
+    run_id = store.start_run("provision")
+    log.redact("Kx7-bulk-resolved-secret")
+    with store.transaction() as tx:
+        tx.record_transitions([NewTransition("gpu01", "bios", "running"),
+                               NewTransition("gpu02", "bios", "running")], run_id=run_id)
+    with store.transaction() as tx:
+        ids = tx.record_transitions([
+            NewTransition("gpu01", "bios", "failed", reason="job failed: Kx7-bulk-resolved-secret"),
+            NewTransition("gpu02", "bios", "running"),  # started again: its second attempt
+            NewTransition("gpu03", "firmware", "done", detail={"updated": {"BIOS": "2.3.5"}, "token": "tok-98765"}),
+        ], run_id=run_id)
+    rows = {(r.node, r.stage): r for r in store.node_stages()}
+    assert [rows[("gpu01", "bios")].status, rows[("gpu02", "bios")].status, rows[("gpu03", "firmware")].status] \
+        == ["failed", "running", "done"]
+    assert rows[("gpu01", "bios")].attempt == 1 and rows[("gpu02", "bios")].attempt == 2
+    assert rows[("gpu03", "firmware")].attempt == 0
+    events = {e.id: e for e in store.events(0, run_id=run_id)}
+    assert [(events[i].node, events[i].kind) for i in ids] == [
+        ("gpu01", "stage.failed"), ("gpu02", "stage.running"), ("gpu03", "stage.done")]
+    assert [rows[k].event_id for k in (("gpu01", "bios"), ("gpu02", "bios"), ("gpu03", "firmware"))] == ids
+    dump = _dump(store)
+    assert "Kx7-bulk-resolved-secret" not in dump and "tok-98765" not in dump
+    assert events[ids[2]].payload["detail"]["updated"] == {"BIOS": "2.3.5"}
