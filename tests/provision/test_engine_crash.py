@@ -26,7 +26,7 @@ def start(lab: Lab) -> subprocess.Popen[bytes]:
 
 
 def test_kill_nine_at_random_moments_then_resume(lab: Lab) -> None:
-    lab.up(8, time_scale=500)
+    lab.up(8, time_scale=250)  # a whole run takes longer than the 20 kills give it, so they all land in work
     rng = random.Random(20261125)
     finished_early = 0
     for _ in range(KILLS):
@@ -62,6 +62,7 @@ def test_kill_nine_at_random_moments_then_resume(lab: Lab) -> None:
         assert runs[0].status == "succeeded"
         assert all(r.status in ("interrupted", "succeeded") for r in runs), [r.status for r in runs]
         killed = [r for r in runs if r.status == "interrupted"]
-        assert len(killed) >= KILLS // 3, f"only {len(killed)} kills landed in a started run"
+        print(f"{len(killed)} of {KILLS} kills landed in a started run; {finished_early} runs finished first")
+        assert len(killed) >= KILLS // 2, f"only {len(killed)} kills landed in a started run"
     finally:
         store.close()
