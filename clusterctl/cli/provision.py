@@ -74,6 +74,8 @@ def provision(
     batch: int = typer.Option(200, "--os-batch", min=1, help="Most nodes in one ansible-runner run (os stage)."),
     batch_window: float = typer.Option(5.0, "--os-batch-window", min=0.0,
                                        help="Seconds the os stage waits for more nodes to share a run."),
+    reapply: bool = typer.Option(False, "--reapply",
+                                 help="Run the os playbooks again on nodes that already have them (fixes drift)."),
 ) -> None:
     from clusterctl.inventory import load_inventory
     from clusterctl.provision.context import Tuning
@@ -98,8 +100,9 @@ def provision(
         return
     if not yes:
         _confirm(len(nodes), options.stages)
-    summary = _run(cfg, inv, nodes, options, args={"limit": limit, "stages": list(options.stages), "canary": canary,
-                                                    "max_failures": max_failures})
+    summary = _run(cfg, inv, nodes, options, reapply=reapply,
+                   args={"limit": limit, "stages": list(options.stages), "canary": canary,
+                         "max_failures": max_failures, "reapply": reapply})
     data = summary.as_dict()
     cfg.emit(data, lambda console: _draw_summary(console, data))
     if summary.failed or summary.pending:
@@ -116,8 +119,9 @@ def _confirm(count: int, stages: Any) -> None:
         raise typer.Exit(1)
 
 
-def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, args: Any) -> Any:
+def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, reapply: bool, args: Any) -> Any:
     from clusterctl.provision.engine import Engine, Tracker
+    from clusterctl.provision.hooks import default_hooks
     from clusterctl.provision.progress import live
 
     tracker = Tracker(options.stages, len(nodes))
@@ -125,7 +129,7 @@ def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, args: Any) -> An
 
     async def go() -> Any:
         with cfg.open_store() as store:
-            engine = Engine(inv, store, options, tracker=tracker)
+            engine = Engine(inv, store, options, tracker=tracker, hooks=default_hooks(reapply=reapply))
             async with live(cfg.err, tracker, show):
                 return await engine.run(nodes, args=args)
 

@@ -50,7 +50,7 @@ async def validate_hook(ctx: NodeContext) -> StageResult:
     return result
 
 
-def default_hooks() -> Hooks:
+def default_hooks(*, reapply: bool = False) -> Hooks:
     from clusterctl.provision.playbook_batches import AnsibleOS
 
-    return Hooks(os_installed=ssh_answers, configure_os=AnsibleOS(), validate=validate_hook)
+    return Hooks(os_installed=ssh_answers, configure_os=AnsibleOS(reapply=reapply), validate=validate_hook)

@@ -10,9 +10,10 @@ a time (each with at most `forks` SSH connections), so batches grow while the ru
 Crash safety: every node of a batch gets an `os.intent` (key `playbook`) committed before
 ansible-playbook starts and an `os.outcome` (ok / failed / unreachable, with the failing task and
 its message, from ansible-runner's event stream) after it ends. A node whose newest outcome is `ok`
-for the same playbooks and host variables (a fingerprint of both) is done without a run. So after
-a `kill -9`, the same command runs the playbook again only on the nodes without an outcome (Ansible
-is idempotent, so a half-done host is safe to run again) and on those that failed.
+for the same playbooks and host variables (a fingerprint of both) is done without a run (unless
+`--reapply`: a host changed by hand since is put back). So after a `kill -9`, the same command runs
+the playbook again only on the nodes without an outcome (Ansible is idempotent, so a half-done host
+is safe to run again) and on those that failed.
 """
 
 from __future__ import annotations
@@ -192,8 +193,11 @@ class AnsibleOS:
         host_vars: Mapping[str, Mapping[str, Any]] | None = None,
         workdir: Path | None = None,
         policy: BatchPolicy | None = None,
+        reapply: bool = False,
     ) -> None:
         self.playbook = playbook
+        self.reapply = reapply
+        """Run even where the journal says these playbooks and variables were applied (drift since)."""
         self.extra_vars = dict(extra_vars or {})
         self.host_vars = {k: dict(v) for k, v in (host_vars or {}).items()}
         self.workdir = workdir
@@ -223,7 +227,7 @@ class AnsibleOS:
         playbook = (self.playbook or ansible.SITE_PLAYBOOK).resolve()
         fp = await asyncio.to_thread(self.fingerprint, ctx.inventory, ctx.node, playbook)
         last = ctx.journal.last_outcome(ctx.name, STAGE, KEY)
-        if (last and last.get("result") == "ok" and last.get("fingerprint") == fp
+        if (not self.reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
                 and not ctx.facts.get("os_installed_now") and not ctx.journal.open_intent(ctx.name, STAGE, KEY)):
             return done("playbook already applied (same playbooks and variables)", fingerprint=fp)
         base = self.workdir or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")

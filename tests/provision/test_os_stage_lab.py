@@ -152,3 +152,15 @@ def test_batched_playbook_runs_resume_after_kill_nine(lab: Lab, tmp_path: Path) 
         assert_journal_complete(store)
     finally:
         store.close()
+
+    code, summary, err = lab.provision("--stages", "os", "--reapply", "--limit", "gpu000[1,3]", *BATCH)
+    assert code == 0, err
+    store = open_store()
+    try:
+        fourth = store.latest_run("provision")
+        assert fourth is not None
+        hosts = sorted(h for e in store.events(kind="os.batch", run_id=fourth.id) for h in e.payload["hosts"])
+        assert hosts == ["gpu0001", "gpu0003"]  # --reapply: run again although the journal says applied
+        assert_journal_complete(store)
+    finally:
+        store.close()
