@@ -145,6 +145,20 @@ class NodeContext:
         self.facts["system_uri"] = found.odata_id
         return found
 
+    async def look_system(self) -> ComputerSystem | None:
+        """The ComputerSystem for a poll loop (one attempt): None while the BMC does not answer."""
+        from clusterctl.errors import BMCUnreachable
+        from clusterctl.redfish.resources.systems import ComputerSystem
+
+        uri = self.facts.get("system_uri")
+        if not uri:
+            try:
+                return await self.system()
+            except BMCUnreachable:
+                return None
+        resp = await (await self.bmc()).look(uri)
+        return ComputerSystem.model_validate(resp.json()) if resp is not None else None
+
     async def drop_session(self) -> None:
         """Forget the session (after an error that may have left it broken); the next use logs in again."""
         self._client = None

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from clusterctl.errors import BMCUnreachable, TaskFailed
+from clusterctl.errors import TaskFailed
 from clusterctl.redfish.cadence import Cadence, cadence_of
 from clusterctl.redfish.resources.systems import ComputerSystem, power
 
@@ -27,14 +27,11 @@ async def wait_powered_on(ctx: NodeContext, *, what: str, poll: float | Cadence)
     state = "unknown"
     while True:
         elapsed = time.monotonic() - started
-        try:
-            system = await ctx.system()
-            state = system.power_state or "unknown"
-            if state == "On":
-                cadence.finished(time.monotonic() - started)
-                return system
-        except BMCUnreachable:
-            state = "BMC unreachable"
+        system = await ctx.look_system()
+        state = (system.power_state or "unknown") if system is not None else "BMC unreachable"
+        if system is not None and state == "On":
+            cadence.finished(time.monotonic() - started)
+            return system
         remaining = ctx.tuning.reboot_deadline_s - (time.monotonic() - started)
         if remaining <= 0:
             raise TaskFailed(f"{what}: server still {state} after {ctx.tuning.reboot_deadline_s:.0f} s",

@@ -18,7 +18,7 @@ from clusterctl import log
 from clusterctl.errors import BMCAuthFailed, BMCRequestFailed, BMCUnreachable
 from clusterctl.redfish.limits import Limits
 from clusterctl.redfish.messages import error_for
-from clusterctl.redfish.retry import RetryableStatus, RetryPolicy, is_tls_verification_error, retrying
+from clusterctl.redfish.retry import ONCE, RetryableStatus, RetryPolicy, is_tls_verification_error, retrying
 from clusterctl.redfish.target import BMCTarget
 from clusterctl.redfish.transport import AiohttpTransport
 from clusterctl.redfish.wire import Wire
@@ -166,12 +166,13 @@ class RedfishClient:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, *, idempotent: bool, retry: RetryPolicy | None = None,
+                    **kwargs: Any) -> httpx.Response:
         """One request with limits and retries; transport failures become BMCUnreachable."""
         assert self._http is not None, "use RedfishClient inside `async with`"
         http = self._http
         try:
-            async for attempt in retrying(self.retry, idempotent=idempotent):
+            async for attempt in retrying(retry or self.retry, idempotent=idempotent):
                 with attempt:
                     async with self.limits.slot(self.name):
                         resp = await http.request(method, path, **kwargs)
@@ -194,20 +195,36 @@ class RedfishClient:
             raise error_for(resp, self.name)
 
     async def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, retry: RetryPolicy | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         """A request that must succeed (2xx/3xx); a session that expired is renewed once."""
         idempotent = method.upper() != "POST"
-        resp = await self._send(method, path, idempotent=idempotent, headers=headers, **kwargs)
+        resp = await self._send(method, path, idempotent=idempotent, headers=headers, retry=retry, **kwargs)
         if resp.status_code == 401 and self._token:
             _log.info("%s: session expired, logging in again", self.name)
             self._token = self._session_uri = None
             assert self._http is not None
             self._http.headers.pop("X-Auth-Token", None)
             await self._login()
-            resp = await self._send(method, path, idempotent=idempotent, headers=headers, **kwargs)
+            resp = await self._send(method, path, idempotent=idempotent, headers=headers, retry=retry, **kwargs)
         self._raise_for(resp)
         return resp
+
+    async def look(self, path: str) -> httpx.Response | None:
+        """One GET for a poll loop: None when the BMC does not answer or asks to be asked later.
+
+        A loop polling a reset or a job is its own retry; the usual retries with backoff inside
+        each look stacked up to seconds of lag after a BMC came back from its own reset.
+        """
+        try:
+            return await self.request("GET", path, retry=ONCE)
+        except BMCUnreachable:
+            return None
+        except BMCRequestFailed as exc:
+            if exc.status in (429, 502, 503, 504):
+                return None
+            raise
 
     async def get(self, path: str) -> dict[str, Any]:
         resp = await self.request("GET", path)

@@ -38,6 +38,10 @@ class RetryPolicy:
     max_total: float = 120.0  # seconds of retrying for one request, waits included
 
 
+ONCE = RetryPolicy(attempts=1)
+"""For a poll loop's looks: the loop is the retry, at its own cadence."""
+
+
 class RetryableStatus(Exception):
     """A response the BMC asked us to repeat later; carries its Retry-After in seconds."""
 

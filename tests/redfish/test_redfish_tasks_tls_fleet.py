@@ -134,7 +134,7 @@ def test_task_survives_the_bmc_going_away_and_coming_back(clusterctl_logs: pytes
         result = run(go())
     assert outage_over.is_set()
     assert result["TaskState"] == "Completed"
-    assert "BMC unreachable, still waiting" in clusterctl_logs.text
+    assert "BMC unreachable or busy, still waiting" in clusterctl_logs.text
 
 
 def test_tls_verified_with_site_ca_refused_without_it_and_skipped_only_when_insecure(tls: dict) -> None:

@@ -111,10 +111,11 @@ async def wait_job(
     last: DellJob | None = None
     while True:
         elapsed = time.monotonic() - started
-        try:
-            last = await job(client, job_id)
-        except BMCUnreachable as exc:
-            _log.info("%s: job %s: iDRAC unreachable, still waiting (%s)", client.name, job_id, exc)
+        resp = await client.look(f"{JOBS}/{job_id}")
+        if resp is None:
+            _log.info("%s: job %s: iDRAC unreachable or busy, still waiting", client.name, job_id)
+        else:
+            last = DellJob.model_validate(resp.json())
         if last is not None:
             if last.job_state in JOB_FAILED:
                 raise TaskFailed(

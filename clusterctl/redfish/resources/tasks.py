@@ -15,7 +15,7 @@ import httpx
 from pydantic import Field
 
 from clusterctl import log
-from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
+from clusterctl.errors import BMCRequestFailed, TaskFailed
 from clusterctl.redfish.cadence import Cadence, cadence_of
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.messages import describe
@@ -107,10 +107,9 @@ async def _until_task_ends(
         looked = time.monotonic() - started
         retry_after: float | None = None
         try:
-            resp = await client.request("GET", location)
-        except BMCUnreachable as exc:
-            _log.info("%s: task %s: BMC unreachable, still waiting (%s)", client.name, location, exc)
-            resp = None
+            resp = await client.look(location)
+            if resp is None:
+                _log.info("%s: task %s: BMC unreachable or busy, still waiting", client.name, location)
         except BMCRequestFailed as exc:
             if exc.status == 404 and Task.model_validate(last).task_state == "Completed":
                 return last  # some BMCs drop a finished task monitor
@@ -155,10 +154,8 @@ async def wait_staged(
     started = time.monotonic()
     while True:
         elapsed = time.monotonic() - started
-        try:
-            body = _json(await client.request("GET", location))
-        except BMCUnreachable:
-            body = {}
+        resp = await client.look(location)
+        body = _json(resp) if resp is not None else {}
         task = Task.model_validate(body) if body else None
         if task is not None:
             if task.finished:
