@@ -86,20 +86,53 @@ def critical_path(inventory, idle_w: float) -> dict[str, float]:  # noqa: ANN001
             at_once = min(at_once, max(1, int((rack.power_budget_w - n * idle_w) // max(max(extra) - idle_w, 1))))
         bound = idrac + PUSH_VERIFY_S + max(per_node, n * per_node / at_once)
         worst = max(worst, bound)
-    return {"critical_path_s": worst, "per_node_reboot_work_s": per_node, "idrac_s": idrac}
+    return {"critical_path_s": worst, "per_node_reboot_work_s": per_node, "idrac_s": idrac,
+            "first_reboot_s": idrac + PUSH_VERIFY_S, "reboot_s": {"firmware": firmware_reboot, "bios": bios_reboot}}
 
 
-def _timeline(scale: float) -> None:
-    """Debug aid: per rack, when reboots ran (simulated seconds since the run started)."""
+def where_it_went(inventory, scale: float, bound: dict) -> dict[str, float]:  # noqa: ANN001
+    """Where the makespan exceeds the critical path, read back from the journal (simulated seconds):
+    how late each rack's first reboot started, how long after its nominal end each reboot was seen
+    done, and how long a freed reboot slot stayed empty before the next reset."""
+    import statistics
+
     from clusterctl.state.store import Store
 
     store = Store.open(os.environ["CLUSTERCTL_STATE"])
-    events = store.events(0)
+    try:
+        events = store.events(0)
+    finally:
+        store.close()
     t0 = events[0].ts
+    rack_of = {name: node.rack for name, node in inventory.nodes.items()}
+    started: dict[str, float] = {}
+    spans: dict[str, list[tuple[float, float]]] = {}
+    lags: dict[str, list[float]] = {"firmware": [], "bios": []}
     for e in events:
-        if e.node == "gpu0001" or (e.payload or {}).get("key") == "reboot" and e.node in ("gpu0002", "gpu0008"):
-            print(f"{(e.ts - t0) * scale:8.0f} {e.node} {e.stage} {e.kind} {(e.payload or {}).get('key', '')}")
-    store.close()
+        if not e.node or not isinstance(e.payload, dict) or e.payload.get("key") != "reboot":
+            continue
+        t = (e.ts - t0) * scale
+        if e.kind.endswith(".intent"):
+            started[e.node] = t
+        elif e.kind.endswith(".outcome") and e.node in started:
+            begin = started.pop(e.node)
+            spans.setdefault(rack_of[e.node], []).append((begin, t))
+            if e.stage in lags:
+                lags[e.stage].append(t - begin - bound["reboot_s"][e.stage])
+    gaps = []
+    for rack_spans in spans.values():
+        ends = sorted(end for _, end in rack_spans)
+        for begin, _ in sorted(rack_spans)[2:]:
+            before = [end for end in ends if end <= begin]
+            if before:
+                gaps.append(begin - before[-1])
+    firsts = [min(b for b, _ in rack_spans) for rack_spans in spans.values()]
+    return {
+        "first_reboot_late_s": round(statistics.median(firsts) - bound["first_reboot_s"], 1) if firsts else 0.0,
+        "firmware_reboot_seen_late_s": round(statistics.median(lags["firmware"]), 1) if lags["firmware"] else 0.0,
+        "bios_reboot_seen_late_s": round(statistics.median(lags["bios"]), 1) if lags["bios"] else 0.0,
+        "slot_handoff_s": round(statistics.median(gaps), 1) if gaps else 0.0,
+    }
 
 
 def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Popen[bytes], Path]:
@@ -218,8 +251,6 @@ def main() -> int:
         summary = asyncio.run(provision(inventory, options, args.progress))
         wall = time.monotonic() - wall0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        if os.environ.get("BENCH_TIMELINE"):
-            _timeline(args.time_scale)
     finally:
         lab_cpu = stop_lab(lab)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -244,6 +275,7 @@ def main() -> int:
         "requests_per_node_by_kind": {k: round(v / max(1, args.nodes), 1)
                                       for k, v in sorted(KINDS.items(), key=lambda kv: -kv[1])[:10]},
         "store_commits": summary.commits,
+        "medians_sim_s": where_it_went(inventory, args.time_scale, bound),
         "load_avg_before": round(load, 2),
         "poll_granularity_sim_s": args.poll_interval * args.time_scale,
     }

@@ -13,16 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.lab import free_port
 
 from clusterctl.dashboard.auth import load_token
 
 LAUNCH = "import sys; from clusterctl.cli import main; sys.argv[0] = 'clusterctl'; main.run()"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start(port: int, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -1,40 +1,27 @@
 """`clusterctl provision` against the embedded lab: happy path at 64 nodes, and a no-op re-run.
 
-The lab runs as a real background process (`clusterctl lab up`) on a private port with simulated
-time compressed, so firmware jobs, iDRAC resets and reboots pass in fractions of a second. The
-`Lab` helper here is shared with the other provision test modules.
+The lab runs as a real background process (tests/support/lab.py `start_lab`, in the lab directory
+`clusterctl lab ...` reads) on a private port with simulated time compressed, so firmware jobs, iDRAC
+resets and reboots pass in fractions of a second. The `Lab` helper here is shared with the other
+provision test modules.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.lab import Lab as LabProcess
+from support.lab import free_port, start_lab
 
 from clusterctl.cli import main as main_cli
 
 APPLIED_ONCE = {"idrac": 1, "bios": 1, "nic": 1, "gpu": 1, "cpld": 1}  # the PSU is already current
-NO_SSH_PORT = 1  # tcpmux: privileged and unused
 FAST = ["--poll-interval", "0.05", "--request-timeout", "5", "--job-timeout", "20", "--reboot-timeout", "20"]
-
-
-def free_port() -> int:
-    """A port free on the first lab address (every lab address uses the same port)."""
-    for _ in range(50):
-        port = random.randint(20000, 45000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.1.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 class Lab:
@@ -43,8 +30,9 @@ class Lab:
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         self.capsys = capsys
         self.dir = Path(os.environ["CLUSTERCTL_LAB_DIR"])
-        self.port = free_port()
+        self.port = free_port("127.1.0.1", 20000, 40000)  # chosen early: a test may run `lab up` on it itself
         self.inventory = self.dir / "provision-inventory.yaml"
+        self.process: LabProcess | None = None
 
     def cli(self, *args: str) -> tuple[int, Any, str]:
         self.capsys.readouterr()
@@ -57,22 +45,11 @@ class Lab:
 
     def up(self, nodes: int, *, time_scale: float = 2000, faults: Path | None = None,
            budget_w: int | None = None, max_rebooting: int | None = None) -> None:
-        args = ["-o", "json", "lab", "up", "--nodes", str(nodes), "--port", str(self.port), "--latency-ms", "0",
-                "--time-scale", str(time_scale)]
-        if faults is not None:
-            args += ["--faults", str(faults)]
-        # No lab SSH: these tests are about the BMC side, and a fixed SSH port would collide
-        # with other labs on this machine. The `os` stage then reports itself skipped.
-        args += ["--ssh-port", "0"]
-        code, up, err = self.cli(*args)
-        assert code == 0, err
-        self.write_inventory(Path(up["inventory"]), budget_w=budget_w, max_rebooting=max_rebooting)
-
-    def write_inventory(self, source: Path, *, budget_w: int | None, max_rebooting: int | None) -> None:
-        text = source.read_text().replace("port: 8443", f"port: {self.port}")
-        # This lab has no SSH, but another lab on this machine may serve 127.2.0.x:2222: point the
-        # nodes' SSH at a port nothing listens on, so `os` and `validate` skip here for certain.
-        text = text.replace("port: 2222", f"port: {NO_SSH_PORT}")
+        # No lab SSH: these tests are about the BMC side, and a fixed SSH port would collide with other
+        # labs on this machine. The inventory points SSH at a port nothing serves: `os` reports itself skipped.
+        self.process = start_lab(self.dir, nodes, faults or (), time_scale=time_scale, bmc_port=self.port,
+                                 ssh_port=0)
+        text = self.process.inventory(self.inventory).read_text()
         if budget_w is not None:
             text = text.replace("power_budget_w: 96000", f"power_budget_w: {budget_w}")
         if max_rebooting is not None:
@@ -96,7 +73,9 @@ class Lab:
         return self.cli("-o", "json", "provision", str(self.inventory), "--yes", *FAST, *extra)
 
     def down(self) -> None:
-        self.cli("lab", "down")
+        if self.process is not None:
+            self.process.stop()
+        self.cli("lab", "down")  # a lab the test started itself with `lab up`
         pid_file = self.dir / "lab.pid"
         if pid_file.exists():
             pid = int(pid_file.read_text())

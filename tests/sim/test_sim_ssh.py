@@ -9,8 +9,6 @@ import dataclasses
 import io
 import json
 import os
-import random
-import socket
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.lab import free_port
 
 from clusterctl.burnin.verdict import judge
 from clusterctl.inventory import load_inventory
@@ -34,18 +33,6 @@ CLI = Callable[..., tuple[int, Any, str]]
 
 def lab_dir() -> Path:
     return Path(os.environ["CLUSTERCTL_LAB_DIR"])
-
-
-def free_port(address: str) -> int:
-    for _ in range(50):
-        port = random.randint(20000, 60000)
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
 
 
 @pytest.fixture
@@ -74,7 +61,7 @@ def test_lab_nodes_over_ssh_exec_keys_and_burnin(lab: CLI, tmp_path: Path) -> No
         "  - {node: gpu0006, kind: ecc_uncorrectable, params: {gpu: 1}}\n"
         "  - {node: gpu0007, kind: xid, params: {code: 79, gpu: 2}}\n"
     )
-    ssh_port, bmc_port = free_port("127.2.0.1"), free_port("127.1.0.1")
+    ssh_port, bmc_port = free_port("127.2.0.1"), free_port("127.1.0.1", 20000, 40000)
     code, up, err = lab("-o", "json", "lab", "up", "--nodes", "8", "--port", str(bmc_port), "--ssh-port",
                         str(ssh_port), "--latency-ms", "0", "--time-scale", "3000", "--faults", str(faults))
     assert code == 0, err

@@ -27,6 +27,9 @@ from clusterctl.inventory.lab import render_lab_inventory
 START_TIMEOUT_S = 60.0
 UNSERVED_SSH = "127.2.250.250"
 """An SSH address inside the lab's range that no lab node serves."""
+NO_SSH_PORT = 1
+"""tcpmux: privileged and unused. A lab without SSH points its nodes here, so `os` and `validate` skip for
+certain even while another lab on this machine serves the usual SSH addresses."""
 
 
 def free_port(address: str = "127.0.0.1", low: int = 40001, high: int = 60000) -> int:
@@ -51,7 +54,8 @@ class Lab:
 
     def inventory(self, path: Path, unreachable: str | None = None) -> Path:
         """The inventory `lab up` writes, on this lab's ports; `unreachable` gets an SSH address nothing serves."""
-        text = render_lab_inventory(self.nodes, self.directory, bmc_port=self.bmc_port, ssh_port=self.ssh_port)
+        text = render_lab_inventory(self.nodes, self.directory, bmc_port=self.bmc_port,
+                                    ssh_port=self.ssh_port or NO_SSH_PORT)
         if unreachable:  # the lab's one group ends the file: give it an override
             text = text.rstrip("\n") + f"\n    overrides:\n      {unreachable}: {{ssh: {{address: {UNSERVED_SSH}}}}}\n"
         path.write_text(text)
@@ -67,13 +71,27 @@ class Lab:
                 self.process.wait(5)
 
 
-def start_lab(directory: Path, nodes: int, faults: Sequence[dict[str, Any]] = (), *, latency_ms: float = 0.0,
-              time_scale: float = 600.0) -> Lab:
-    """Start a lab and wait until it announces itself; the caller stops it (`Lab.stop`)."""
+def start_lab(directory: Path, nodes: int, faults: Sequence[dict[str, Any]] | Path = (), *, latency_ms: float = 0.0,
+              time_scale: float = 600.0, bmc_port: int | None = None, ssh_port: int | None = None) -> Lab:
+    """Start a lab and wait until it announces itself; the caller stops it (`Lab.stop`).
+
+    `faults` is a list of faults or a fault file (YAML); ports left out are free ones picked here, and
+    `ssh_port=0` starts the lab without SSH. The directory ends as `lab up` leaves it, firmware images
+    included, so an inventory from `Lab.inventory` can be provisioned.
+    """
+    from clusterctl.cli.lab import _write_firmware_images
+
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fault_file = directory / "faults.json"  # JSON is YAML: the lab's fault file loader reads it
-    fault_file.write_text(json.dumps({"faults": list(faults)}))
-    bmc_port, ssh_port = free_port("127.1.0.1", 20000, 40000), free_port("127.2.0.1")
+    if isinstance(faults, Path):
+        fault_file = faults.resolve()
+    else:
+        fault_file = directory / "faults.json"  # JSON is YAML: the lab's fault file loader reads it
+        fault_file.write_text(json.dumps({"faults": list(faults)}))
+    _write_firmware_images(directory)
+    if bmc_port is None:
+        bmc_port = free_port("127.1.0.1", 20000, 40000)
+    if ssh_port is None:
+        ssh_port = free_port("127.2.0.1")
     with open(directory / "sim.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(directory), "--nodes", str(nodes),
