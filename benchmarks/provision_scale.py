@@ -232,6 +232,7 @@ def main() -> int:
     os.environ["HOME"] = str(work)
     os.environ["CLUSTERCTL_LAB_DIR"] = str(work / "lab")
     os.environ["CLUSTERCTL_STATE"] = f"sqlite:///{work / 'state.db'}"
+    from clusterctl.eventloop import run
     from clusterctl.inventory import load_inventory
     from clusterctl.provision.context import Tuning
     from clusterctl.provision.engine import Options
@@ -248,7 +249,7 @@ def main() -> int:
                           global_requests=512, tuning=tuning)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         wall0 = time.monotonic()
-        summary = asyncio.run(provision(inventory, options, args.progress))
+        summary = run(provision(inventory, options, args.progress))
         wall = time.monotonic() - wall0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     finally:
@@ -273,7 +274,7 @@ def main() -> int:
         "bmc_requests": REQUESTS[0],
         "bmc_requests_per_node": round(REQUESTS[0] / max(1, args.nodes), 1),
         "requests_per_node_by_kind": {k: round(v / max(1, args.nodes), 1)
-                                      for k, v in sorted(KINDS.items(), key=lambda kv: -kv[1])[:10]},
+                                      for k, v in sorted(KINDS.items(), key=lambda kv: -kv[1])[:24]},
         "store_commits": summary.commits,
         "medians_sim_s": where_it_went(inventory, args.time_scale, bound),
         "load_avg_before": round(load, 2),

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from clusterctl import eventloop
 from clusterctl.cli.context import Settings, settings
 from clusterctl.errors import ClusterctlError
 
@@ -164,11 +165,11 @@ class Fleet:
                                    on_done=on_done)
 
         if len(targets) <= PROGRESS_FROM or s.verbosity < 0:
-            return asyncio.run(go(None))
+            return eventloop.run(go(None))
         columns = (TextColumn("BMCs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=s.err, transient=True) as progress:
             bar = progress.add_task("bmc", total=len(targets))
-            return asyncio.run(go(lambda _r: progress.advance(bar)))
+            return eventloop.run(go(lambda _r: progress.advance(bar)))
 
 
 _FLEET_OPTIONS = [

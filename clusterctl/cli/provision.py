@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from clusterctl import eventloop
 from clusterctl.cli.context import settings
 from clusterctl.errors import ClusterctlError
 
@@ -133,13 +133,13 @@ def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, reapply: bool, a
             async with live(cfg.err, tracker, show):
                 return await engine.run(nodes, args=args)
 
-    return asyncio.run(go())
+    return eventloop.run(go())
 
 
 def _dry_run(cfg: Any, inv: Any, nodes: list[Any], options: Any) -> None:
     from clusterctl.provision.plan import plan
 
-    data = asyncio.run(plan(inv, nodes, options))
+    data = eventloop.run(plan(inv, nodes, options))
     cfg.emit(data, lambda console: _draw_plan(console, data))
 
 

@@ -8,7 +8,6 @@ CLI, shutdown in the dashboard) takes effect at once rather than after the inter
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import time
@@ -16,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from clusterctl import log
+from clusterctl import eventloop, log
 from clusterctl.monitor import names
 from clusterctl.monitor.compact import CompactionPolicy, compact
 from clusterctl.state.records import Sample
@@ -96,7 +95,7 @@ async def read_fleet(targets: Sequence[BMCTarget], *, parallel: int = 256, per_b
 def sweep(store: Store, targets: Sequence[BMCTarget], *, parallel: int = 256,
           per_bmc_timeout: float = 30.0) -> SweepResult:
     """Read every BMC once and append what they said to the telemetry table in one transaction."""
-    samples, summary = asyncio.run(read_fleet(targets, parallel=parallel, per_bmc_timeout=per_bmc_timeout))
+    samples, summary = eventloop.run(read_fleet(targets, parallel=parallel, per_bmc_timeout=per_bmc_timeout))
     store.record_telemetry(samples)
     return summary
 

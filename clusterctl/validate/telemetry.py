@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from clusterctl import eventloop
 
 if TYPE_CHECKING:
     import httpx
@@ -31,6 +32,6 @@ def gather_telemetry(
     """Per node name: (telemetry, None) or (None, the BMC's error)."""
     from clusterctl.redfish import run_fleet
 
-    results = asyncio.run(run_fleet(targets, _node_telemetry, max_bmcs=max_bmcs, per_bmc_timeout=per_bmc_timeout,
+    results = eventloop.run(run_fleet(targets, _node_telemetry, max_bmcs=max_bmcs, per_bmc_timeout=per_bmc_timeout,
                                     transport_for=transport_for, on_done=on_done))
     return {r.bmc: (r.value, r.error) for r in results}
