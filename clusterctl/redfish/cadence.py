@@ -76,7 +76,7 @@ class Durations:
 @dataclass
 class Learned:
     """One wait: polls closing in on the earliest end seen for its kind (half the way there each
-    time, 1-4 intervals apart), then fine ones through the spread of ends seen (at least two
+    time, 1-4 intervals apart), then fine ones through the spread of ends seen (two to four
     intervals), then the interval again. With nothing seen yet, each poll waits half the time
     waited so far, from a fine step up to the interval."""
 
@@ -96,8 +96,8 @@ class Learned:
         if elapsed < earliest:  # half the way to the earliest end, within 1-4 intervals
             left = earliest - elapsed
             return min(left, max(interval, min(left / 2, COARSE * interval)))
-        if elapsed < max(latest, earliest + 2 * interval):
-            return interval / FINE
+        if elapsed < min(max(latest, earliest + 2 * interval), earliest + COARSE * interval):
+            return interval / FINE  # bounded: one slow outlier must not make every later wait poll finely
         return interval
 
     def finished(self, elapsed: float) -> None:

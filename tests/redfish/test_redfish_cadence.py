@@ -54,6 +54,15 @@ def test_spread_of_durations_is_polled_finely_then_the_interval_resumes() -> Non
     assert cadence.delay(400.0) == 10.0  # slower than anything seen: back to the plain interval
 
 
+def test_one_slow_outlier_does_not_make_later_waits_poll_finely_for_long() -> None:
+    durations = Durations(10.0)
+    durations.record("job", 240.0, 250.0)
+    durations.record("job", 1190.0, 1200.0)  # one job that hung for twenty minutes
+    cadence = durations.cadence("job")
+    assert cadence.delay(260.0) == 10.0 / FINE
+    assert cadence.delay(290.0) == 10.0  # past four intervals after the earliest end
+
+
 def test_done_at_the_first_look_teaches_nothing() -> None:
     durations = Durations(10.0)
     simulate(durations.cadence("job"), 0.0)
