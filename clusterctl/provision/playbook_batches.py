@@ -196,8 +196,7 @@ class AnsibleOS:
         reapply: bool = False,
     ) -> None:
         self.playbook = playbook
-        self.reapply = reapply
-        """Run even where the journal says these playbooks and variables were applied (drift since)."""
+        self.reapply = reapply  # run even where the journal says these were applied (drift since)
         self.extra_vars = dict(extra_vars or {})
         self.host_vars = {k: dict(v) for k, v in (host_vars or {}).items()}
         self.workdir = workdir

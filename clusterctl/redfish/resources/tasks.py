@@ -93,15 +93,14 @@ async def wait_task(
     """
     cadence = cadence_of(poll)
     started = time.monotonic()
-    body = await _until_task_ends(client, location, started + deadline_s, deadline_s, cadence)
+    body = await _until_task_ends(client, location, started, deadline_s, cadence)
     cadence.finished(time.monotonic() - started)
     return body
 
 
 async def _until_task_ends(
-    client: RedfishClient, location: str, deadline: float, deadline_s: float, cadence: Cadence
+    client: RedfishClient, location: str, started: float, deadline_s: float, cadence: Cadence
 ) -> dict[str, Any]:
-    started = time.monotonic()
     last: dict[str, Any] = {}
     while True:
         looked = time.monotonic() - started
@@ -128,7 +127,7 @@ async def _until_task_ends(
                     raise TaskFailed(_failure(location, task), bmc=client.name)
                 return body
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        remaining = deadline - time.monotonic()
+        remaining = deadline_s - (time.monotonic() - started)
         if remaining <= 0:
             state = Task.model_validate(last).task_state if last else "unknown"
             raise TaskFailed(f"task {location} still {state} after {deadline_s:.0f} s", bmc=client.name)
