@@ -73,7 +73,7 @@ def dashboard(
     stop = threading.Event()
     collector = None
     try:
-        app = create_app(store, inventory, token, metrics_open=metrics_open)
+        app = create_app(store, inventory, token, metrics_open=metrics_open, host=host)
         if collect:
             collector = threading.Thread(target=_collect, args=(store, targets, interval, stop),
                                          name="monitor", daemon=True)
@@ -189,9 +189,8 @@ def _announce(s: Settings, host: str, port: int, token: Any) -> None:
                    err=True)
     else:
         s.note(f"token from {token.source}")
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        s.note("warning: listening beyond loopback over plain HTTP; put TLS (a reverse proxy) in front")
+    from clusterctl.dashboard.auth import is_loopback
+
+    if not is_loopback(host):
+        s.note("warning: listening beyond loopback over plain HTTP; put TLS (a reverse proxy) in front "
+               "(browsers keep the login cookie, marked Secure, over HTTPS only)")

@@ -1,13 +1,15 @@
 """The dashboard as one FastAPI app: pages, /api/v1, /metrics and /login behind one token gate.
 
-Safe by default: every path but /login, /static and /healthz needs the token (and /metrics too,
-unless `metrics_open`); pages send a strict Content-Security-Policy (scripts and styles only from
-/static, so an escaped-but-missed string still cannot run); templates autoescape; page data goes
-into `<script type="application/json">` through `tojson`, which escapes `<`, `>`, `&` and quotes.
+Safe by default: every path but /login, /logout, /static and /healthz needs the token (and /metrics
+too, unless `metrics_open`), by header or session cookie only, never in a URL; pages send a strict
+Content-Security-Policy (scripts and styles only from /static, so an escaped-but-missed string still
+cannot run); templates autoescape; page data goes into `<script type="application/json">` through
+`tojson`, which escapes `<`, `>`, `&` and quotes.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from clusterctl import __version__
 from clusterctl.dashboard import api
-from clusterctl.dashboard.auth import COOKIE, Token
+from clusterctl.dashboard.auth import COOKIE, SESSION_S, Token, is_loopback
 from clusterctl.dashboard.views import NotFound, ReadModel
 from clusterctl.errors import StateError
 
@@ -30,28 +32,31 @@ if TYPE_CHECKING:
     from clusterctl.state.store import Store
 
 HERE = Path(__file__).resolve().parent
-OPEN_PATHS = ("/login", "/healthz", "/favicon.ico")
+OPEN_PATHS = ("/login", "/logout", "/healthz", "/favicon.ico")
+LOGIN_FORM_MAX = 4096  # bytes: a token and a path; /login is open, so a bigger body is refused unread
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),  # /login?token=... must not leak through Referer
+    (b"referrer-policy", b"no-referrer"),  # node and rack names in our URLs stay off other sites' logs
     (b"x-frame-options", b"DENY"),
 ]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Clock = Callable[[], float]
 
 
 class TokenGate:
     """ASGI middleware: refuse what lacks the token before any route, the OpenAPI document included."""
 
-    def __init__(self, app: Any, token: Token, *, metrics_open: bool) -> None:
+    def __init__(self, app: Any, token: Token, *, metrics_open: bool, clock: Clock) -> None:
         self.app = app
         self.token = token
         self.metrics_open = metrics_open
+        self.clock = clock
 
     def _is_open(self, path: str) -> bool:
         return (path in OPEN_PATHS or path.startswith("/static/")
@@ -69,7 +74,7 @@ class TokenGate:
         except CookieError:
             return False
         morsel = jar.get(COOKIE)
-        return morsel is not None and self.token.accepts_cookie(morsel.value)
+        return morsel is not None and self.token.accepts_cookie(morsel.value, self.clock())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,14 +110,30 @@ def _templates() -> Jinja2Templates:
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a local path: `//evil.example` or `https://...` would make /login an open redirect."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only a local path: `//evil.example`, `https://...` or `/<TAB>/evil.example` (browsers drop the
+    tab) would make /login an open redirect."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or not value.isprintable():
         return "/"
     return value
 
 
-def create_app(store: Store, inventory: Inventory | None, token: Token, *, metrics_open: bool = False) -> Any:
-    """The ASGI app: FastAPI wrapped in the token gate."""
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded body, first values only; empty when it outgrows LOGIN_FORM_MAX."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > LOGIN_FORM_MAX:
+            return {}
+    return {key: values[0] for key, values in parse_qs(body.decode("latin-1")).items()}
+
+
+def create_app(store: Store, inventory: Inventory | None, token: Token, *, metrics_open: bool = False,
+               host: str = "127.0.0.1", clock: Clock = time.time) -> Any:
+    """The ASGI app: FastAPI wrapped in the token gate.
+
+    `host` is the bind address: off loopback the cookie is `Secure`, so a browser sends it over TLS only.
+    `clock` is injectable so tests can step past the session's end instead of sleeping.
+    """
     model = ReadModel(store, inventory)
     app = FastAPI(
         title="clusterctl dashboard",
@@ -162,18 +183,35 @@ def create_app(store: Store, inventory: Inventory | None, token: Token, *, metri
         return page(request, "events", "Events", filters={k: request.query_params.get(k) or ""
                                                           for k in ("node", "kind", "stage")})
 
+    def secure(request: Request) -> bool:
+        return not is_loopback(host) or request.url.scheme == "https"
+
+    def login_form(request: Request, target: str, *, failed: bool) -> Response:
+        context = {"next": target, "failed": failed, "version": __version__}
+        return templates.TemplateResponse(request, "login.html", context, status_code=401 if failed else 200)
+
     @app.get("/login", include_in_schema=False)
-    def login(request: Request) -> Response:
-        query = parse_qs(request.url.query)
-        given = (query.get("token") or [""])[0]
-        target = _safe_next((query.get("next") or [""])[0])
-        if given and token.accepts(given):
-            done = RedirectResponse(target, status_code=303)
-            done.set_cookie(COOKIE, token.cookie_value(), httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
-            return done
-        context = {"next": target, "failed": bool(given), "version": __version__}
-        return templates.TemplateResponse(request, "login.html", context, status_code=401 if given else 200)
+    def login_page(request: Request) -> Response:
+        """Only the form: a token in the query string is ignored, since the URL already went to logs and history."""
+        return login_form(request, _safe_next(request.query_params.get("next")), failed=False)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await _form(request)
+        target = _safe_next(form.get("next"))
+        if not token.accepts(form.get("token")):
+            return login_form(request, target, failed=True)
+        done = RedirectResponse(target, status_code=303)  # 303: the browser follows with a GET, not a re-POST
+        done.set_cookie(COOKIE, token.cookie_value(int(clock())), max_age=SESSION_S, path="/", httponly=True,
+                        samesite="strict", secure=secure(request))
+        return done
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        """Forgets the cookie in this browser; a copy made elsewhere lapses with SESSION_S or a new token."""
+        done = RedirectResponse("/login", status_code=303)
+        done.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure(request))
+        return done
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -190,7 +228,7 @@ def create_app(store: Store, inventory: Inventory | None, token: Token, *, metri
         return Response(render(model), media_type=CONTENT_TYPE)
 
     _declare_bearer(app)
-    return TokenGate(app, token, metrics_open=metrics_open)
+    return TokenGate(app, token, metrics_open=metrics_open, clock=clock)
 
 
 def _declare_bearer(app: FastAPI) -> None:

@@ -2,8 +2,12 @@
 
 The token is a capability, like a Jupyter token: generated at first start (printed once, kept
 0600 in the state directory), or supplied by `--token-file` / CLUSTERCTL_DASHBOARD_TOKEN so several
-operators can share one. The cookie holds an HMAC of the token, not the token, so a cookie copied
-from a browser profile does not reveal what to type into `Authorization:`. Every comparison is
+operators can share one. The token travels only in a POST body or an `Authorization:` header, never
+in a URL, where proxy logs and browser history would keep it.
+
+The cookie holds `ISSUED.HMAC(token, ISSUED)`, not the token: a cookie copied from a browser profile
+does not reveal what to type into `Authorization:`, it lapses after `SESSION_S` without any state on
+the server, and rotating the token voids every cookie issued under the old one. Every comparison is
 constant-time (`hmac.compare_digest`).
 """
 
@@ -11,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,8 @@ from clusterctl.errors import ClusterctlError
 TOKEN_ENV = "CLUSTERCTL_DASHBOARD_TOKEN"  # noqa: S105 - the variable's name, not a token
 COOKIE = "clusterctl_dashboard"
 MIN_LENGTH = 16
+COOKIE_SHAPE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")  # ISSUED.HMAC, as cookie_value writes it
+SESSION_S = 12 * 3600  # one working shift: long enough not to nag, short enough that a lost cookie lapses
 
 
 class TokenError(ClusterctlError):
@@ -37,8 +45,12 @@ class Token:
     def generated(self) -> bool:
         return self.source.startswith("generated:")
 
-    def cookie_value(self) -> str:
-        return hmac.new(self.value.encode(), b"clusterctl-dashboard-cookie", hashlib.sha256).hexdigest()
+    def cookie_value(self, issued: int) -> str:
+        return f"{issued}.{self._mac(issued)}"
+
+    def _mac(self, issued: int) -> str:
+        message = f"clusterctl-dashboard-cookie:{issued}".encode()
+        return hmac.new(self.value.encode(), message, hashlib.sha256).hexdigest()
 
     def accepts_bearer(self, header: str | None) -> bool:
         if not header:
@@ -46,8 +58,12 @@ class Token:
         scheme, _, given = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.value.encode())
 
-    def accepts_cookie(self, value: str | None) -> bool:
-        return bool(value) and hmac.compare_digest(str(value).encode(), self.cookie_value().encode())
+    def accepts_cookie(self, value: str | None, now: float) -> bool:
+        """Stateless: the stamp and the token alone decide, so a restart keeps sessions and a new token ends them."""
+        shape = COOKIE_SHAPE.fullmatch(value or "")
+        if shape is None or not 0 <= now - int(shape[1]) < SESSION_S:
+            return False
+        return hmac.compare_digest(shape[2].encode(), self._mac(int(shape[1])).encode())
 
     def accepts(self, given: str | None) -> bool:
         return bool(given) and hmac.compare_digest(str(given).encode(), self.value.encode())
@@ -94,6 +110,13 @@ def _checked(value: str, where: str) -> str:
 
 
 def _remember(token: Token) -> Token:
-    log.redact(token.value)
-    log.redact(token.cookie_value())
+    log.redact(token.value)  # cookies differ by issue time and lapse, so there is no fixed string to redact
     return token
+
+
+def is_loopback(host: str) -> bool:
+    """Only a loopback listener may hand out a cookie without `Secure`: nothing else can see it on the wire."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

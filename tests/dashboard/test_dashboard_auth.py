@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from http.cookies import Morsel, SimpleCookie
 from pathlib import Path
 
 import httpx
@@ -11,17 +12,38 @@ import pytest
 from dashboard_support import AUTH, REPO, TOKEN  # type: ignore[import-not-found]
 
 from clusterctl.dashboard.app import create_app
-from clusterctl.dashboard.auth import TOKEN_ENV, Token, TokenError, load_token
+from clusterctl.dashboard.auth import COOKIE, SESSION_S, TOKEN_ENV, Token, TokenError, load_token
 from clusterctl.inventory import load_inventory
 from clusterctl.state.store import Store
 
 HTML = {"Accept": "text/html"}
+START = 1_700_000_000.0
+
+
+class Clock:
+    """A clock the test moves by hand, so a session's end is reached without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
 def base(store: Store, token: Token, serve) -> str:  # noqa: ANN001 - fixture
     store.set_stage("gpu0001", "os", "failed", run_id=None, reason="<img src=x onerror=alert(1)>")
     return serve(create_app(store, load_inventory(REPO / "inventories" / "lab.yaml"), token))
+
+
+def sign_in(http: httpx.Client, token: str = TOKEN, **form: str) -> httpx.Response:
+    return http.post("/login", data={"token": token, **form})
+
+
+def session_cookie(response: httpx.Response) -> Morsel[str]:
+    jar: SimpleCookie = SimpleCookie()
+    jar.load(response.headers["set-cookie"])
+    return jar[COOKIE]
 
 
 def test_everything_but_login_needs_the_token(base: str) -> None:
@@ -40,20 +62,94 @@ def test_everything_but_login_needs_the_token(base: str) -> None:
         assert http.get("/static/dashboard.js").status_code == 200
 
 
-def test_login_sets_a_cookie_that_is_not_the_token(base: str) -> None:
+def test_login_posts_the_token_and_sets_a_cookie_that_is_not_the_token(base: str) -> None:
     with httpx.Client(base_url=base, timeout=10) as http:
-        wrong = http.get("/login", params={"token": "not-the-token-at-all"})
+        form = http.get("/login", params={"next": "/racks/lab-r01"})
+        assert form.status_code == 200 and 'method="post"' in form.text and 'value="/racks/lab-r01"' in form.text
+        wrong = sign_in(http, "not-the-token-at-all")
         assert wrong.status_code == 401 and "not accepted" in wrong.text
-        assert "clusterctl_dashboard" not in http.cookies
-        ok = http.get("/login", params={"token": TOKEN, "next": "/racks/lab-r01"})
+        assert COOKIE not in http.cookies
+        ok = sign_in(http, next="/racks/lab-r01")
         assert ok.status_code == 303 and ok.headers["location"] == "/racks/lab-r01"
-        cookie = http.cookies["clusterctl_dashboard"]
+        cookie = http.cookies[COOKIE]
         assert cookie and TOKEN not in cookie
-        assert "httponly" in ok.headers["set-cookie"].lower() and "samesite=strict" in ok.headers["set-cookie"].lower()
         assert http.get("/api/v1/fleet").status_code == 200  # the cookie now opens the API for the pages
-        for evil in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
-            away = http.get("/login", params={"token": TOKEN, "next": evil})
-            assert away.headers["location"] == "/", evil
+        for evil in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example"):
+            away = sign_in(http, next=evil)
+            assert away.status_code == 303 and away.headers["location"] == "/", evil
+        assert sign_in(http, "x" * 5000).status_code == 401  # an oversized form is refused unread
+
+
+def test_a_token_in_the_url_is_never_accepted(base: str) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        shown = http.get("/login", params={"token": TOKEN, "next": "/"})
+        assert shown.status_code == 200 and "set-cookie" not in shown.headers
+        assert TOKEN not in shown.text  # not echoed into the form either
+        posted = http.post(f"/login?token={TOKEN}", data={"next": "/"})
+        assert posted.status_code == 401 and COOKIE not in http.cookies
+        for path in ("/api/v1/fleet", "/api/v1/openapi.json", "/metrics"):
+            assert http.get(path, params={"token": TOKEN}).status_code == 401, path
+            assert http.get(path, params={"access_token": TOKEN}).status_code == 401, path
+        assert http.get("/", params={"token": TOKEN}, headers=HTML).status_code == 303  # to the login form
+
+
+def test_the_cookie_is_httponly_strict_and_expires(base: str) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        cookie = session_cookie(sign_in(http))
+    assert cookie["httponly"] and cookie["samesite"].lower() == "strict" and cookie["path"] == "/"
+    assert int(cookie["max-age"]) == SESSION_S
+    assert not cookie["secure"]  # on loopback over plain HTTP, or the browser would never send it back
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.20.0.5", "::", "dashboard.example.org"])
+def test_the_cookie_is_secure_off_loopback(store: Store, token: Token, serve, host: str) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=serve(create_app(store, None, token, host=host)), timeout=10) as http:
+        assert session_cookie(sign_in(http))["secure"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_the_cookie_is_not_secure_on_loopback(store: Store, token: Token, serve, host: str) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=serve(create_app(store, None, token, host=host)), timeout=10) as http:
+        assert not session_cookie(sign_in(http))["secure"]
+
+
+def test_the_cookie_lapses_after_a_session(store: Store, token: Token, serve) -> None:  # noqa: ANN001
+    clock = Clock()
+    with httpx.Client(base_url=serve(create_app(store, None, token, clock=clock)), timeout=10) as http:
+        assert sign_in(http).status_code == 303
+        issued = http.cookies[COOKIE]
+        clock.now = START + SESSION_S - 1
+        assert http.get("/api/v1/fleet").status_code == 200
+        clock.now = START + SESSION_S
+        assert http.get("/api/v1/fleet").status_code == 401
+        stamp, _, mac = issued.partition(".")
+        restamped = f"{int(stamp) + SESSION_S}.{mac}"  # a later issue time does not carry the old signature
+        http.cookies.clear()
+        assert http.get("/api/v1/fleet", headers={"Cookie": f"{COOKIE}={restamped}"}).status_code == 401
+        clock.now = START - 1
+        assert http.get("/api/v1/fleet", headers={"Cookie": f"{COOKIE}={issued}"}).status_code == 401
+
+
+def test_a_new_token_voids_old_cookies(store: Store, token: Token, serve) -> None:  # noqa: ANN001
+    clock = Clock()
+    before = serve(create_app(store, None, token, clock=clock))
+    after = serve(create_app(store, None, Token("a-rotated-dashboard-token-98765", "test"), clock=clock))
+    with httpx.Client(base_url=before, timeout=10) as http:
+        sign_in(http)
+        cookie = {"Cookie": f"{COOKIE}={http.cookies[COOKIE]}"}
+    assert httpx.get(before + "/api/v1/fleet", headers=cookie, timeout=10).status_code == 200
+    assert httpx.get(after + "/api/v1/fleet", headers=cookie, timeout=10).status_code == 401
+
+
+def test_logout_clears_the_cookie(base: str) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        sign_in(http)
+        assert http.get("/api/v1/fleet").status_code == 200
+        out = http.post("/logout")
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert int(session_cookie(out)["max-age"]) == 0
+        assert COOKIE not in http.cookies
+        assert http.get("/api/v1/fleet").status_code == 401
 
 
 def test_pages_escape_what_the_store_holds_and_send_a_strict_csp(base: str) -> None:

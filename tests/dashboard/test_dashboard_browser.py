@@ -112,7 +112,8 @@ def test_dashboard_end_to_end(cli: CLI, lab: dict[str, Any], serve: Any, request
         assert page.locator("input[name=token]").count() == 1
         screenshot(page, "login")
 
-        page.goto(f"{base}/login?token={TOKEN}")
+        page.fill("input[name=token]", TOKEN)  # posted in the form body: the token never enters a URL
+        page.click("form button[type=submit]")
         wait_ready(page)
         assert page.url == base + "/"
         for state, count in fleet.counts.items():
@@ -174,6 +175,11 @@ def test_dashboard_end_to_end(cli: CLI, lab: dict[str, Any], serve: Any, request
         page.wait_for_selector(f"body[data-renders='{renders + 1}']", timeout=10_000)
         kinds = page.locator("#events tbody tr td:nth-child(5)").all_inner_texts()
         assert kinds == ["gpu.xid"] * 3 and "kind=gpu.xid" in page.url
+
+        page.click(".signout button")
+        page.wait_for_url(base + "/login")
+        page.goto(base + "/")
+        assert "/login" in page.url  # the cookie went with the sign-out
         assert not problems
     finally:
         store.close()
