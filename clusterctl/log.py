@@ -13,6 +13,8 @@ import re
 import sys
 import threading
 import time
+from types import TracebackType
+from typing import Any
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -85,19 +87,87 @@ class _JSONFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record arrives, not the one of `setup` time.
+
+    The CLI runs in-process in tests, each under its own captured stderr: a handler holding
+    the first one would write to a closed file for the rest of the session.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+# Libraries that log about connections, sessions and requests. A handler of their own would
+# write before the root's filter runs, so any is removed and their records propagate; uvicorn
+# adds none because the dashboard starts it with log_config=None. Ansible Runner's logger is
+# spelled with a hyphen. SQLAlchemy is left at the warnings level it sets itself: at info it
+# would log every statement.
+_LIBRARIES = ("paramiko", "asyncssh", "uvicorn", "uvicorn.error", "ansible-runner", "ansible_runner", "httpx",
+              "httpcore")
+
+
 def setup(verbosity: int = 0, json_lines: bool = False) -> None:
-    """verbosity: -1 quiet (errors), 0 warnings, 1 info, 2+ debug."""
-    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    root = logging.getLogger("clusterctl")
-    root.handlers.clear()
-    handler = logging.StreamHandler(sys.stderr)
+    """Send every log record of the process, ours and every library's, through one redacting handler.
+
+    verbosity: -1 quiet (errors), 0 warnings, 1 info, 2+ debug. Libraries (SSH, HTTP, uvicorn,
+    Ansible Runner) stay at warnings until -vv (info) and -vvv (debug): their info lines are
+    one per connection, which at fleet scale would bury ours.
+
+    The handler sits on the root logger because a filter on a logger never sees records
+    propagated from its children, while a handler's filter sees every record that reaches it:
+    paramiko, asyncssh, uvicorn, Ansible Runner, `warnings` and uncaught exceptions all end
+    up there, so a registered secret is masked whoever logs it.
+    """
+    own = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    libraries = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, own)
+    handler = _StderrHandler()
     handler.addFilter(_RedactFilter())
     handler.setFormatter(
         _JSONFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
+    root = logging.getLogger()
+    # Replace our handler from an earlier setup (tests call the CLI many times); keep others'
+    # (pytest's capture) in place.
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+    root.setLevel(libraries)
+    ours = logging.getLogger("clusterctl")
+    ours.handlers.clear()
+    ours.setLevel(own)
+    ours.propagate = True
+    for name in _LIBRARIES:
+        library = logging.getLogger(name)
+        library.handlers = [h for h in library.handlers if isinstance(h, logging.NullHandler)]
+        library.propagate = True
+        library.setLevel(libraries)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """Uncaught exceptions are bugs, shown with their traceback, but as a record: one may quote a secret."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("clusterctl").critical("unexpected error (a bug): %s", kind.__name__, exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("clusterctl").critical(
+        "unexpected error in thread %s (a bug): %s", name, args.exc_type.__name__,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 def get(name: str) -> logging.Logger:

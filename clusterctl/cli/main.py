@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from urllib.parse import unquote, urlsplit
 
 import typer
 
@@ -22,6 +23,13 @@ from clusterctl.cli import state as state_cli
 from clusterctl.cli import validate as validate_cli
 from clusterctl.cli.context import Settings, default_state_url
 from clusterctl.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ClusterctlError
+
+# The backslash keeps Rich from reading "[default: ...]" as markup and dropping it.
+STATE_HELP = (
+    "State store URL: sqlite:///PATH or postgresql://USER@HOST/DB \\[default: SQLite in ~/.local/state]. "
+    "Keep a PostgreSQL password off the command line, where ps shows it to every local user: "
+    "set CLUSTERCTL_STATE, or put the password in ~/.pgpass."
+)
 
 
 class Output(StrEnum):
@@ -59,13 +67,11 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     output: Output = typer.Option(Output.table, "--output", "-o", help="table for people, json for scripts."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log detail (-vv for debug)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log detail: -v info, -vv debug "
+                                "(and the SSH/HTTP libraries' info), -vvv the libraries' debug too."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and results."),
     log_json: bool = typer.Option(False, "--log-json", help="Logs as JSON lines on stderr."),
-    state: str = typer.Option(
-        None, "--state", envvar="CLUSTERCTL_STATE", show_default=False,
-        help="State store URL: sqlite:///PATH or postgresql://... [default: SQLite in ~/.local/state]",
-    ),
+    state: str = typer.Option(None, "--state", envvar="CLUSTERCTL_STATE", show_default=False, help=STATE_HELP),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     from clusterctl import log
@@ -73,6 +79,66 @@ def main(
     verbosity = -1 if quiet else verbose
     ctx.obj = Settings(output=output.value, verbosity=verbosity, state_url=state or default_state_url())
     log.setup(verbosity, json_lines=log_json)
+    if state:
+        # By name: typer ships its own copy of click, whose ParameterSource is not click's.
+        source = ctx.get_parameter_source("state")
+        _guard_state_password(state, typed=getattr(source, "name", None) == "COMMANDLINE")
+
+
+def _guard_state_password(url: str, typed: bool) -> None:
+    """Keep the state store's password out of every output, and out of `ps` when it was typed as --state.
+
+    The password is registered for redaction before anything can print it (the store
+    registers it too, but only once it parses the URL). Typed on the command line, it is also
+    in /proc/PID/cmdline, which every local user can read: the process title is rewritten
+    without it as soon as the CLI runs, and a warning says what to use instead.
+    """
+    from clusterctl import log
+
+    passwords = _url_passwords(url)
+    for password in passwords:
+        log.redact(password)
+    if not passwords or not typed:
+        return
+    _hide_from_process_title(url, passwords)
+    log.get("cli").warning(
+        "--state carries a password, which other local users can read with ps and your shell keeps in its "
+        "history; set CLUSTERCTL_STATE or put the password in ~/.pgpass instead"
+    )
+
+
+def _url_passwords(url: str) -> set[str]:
+    """The passwords in a URL (user:PASS@ or ?password=), as typed and percent-decoded: either may be echoed."""
+    try:
+        parts = urlsplit(url)
+        typed = [parts.password] if parts.password else []
+    except ValueError:
+        return set()
+    pairs = (pair.partition("=") for pair in parts.query.split("&"))
+    typed += [value for key, _, value in pairs if key == "password" and value]
+    return {form for raw in typed for form in (raw, unquote(raw))}
+
+
+def _hide_from_process_title(url: str, passwords: set[str]) -> None:
+    """Rewrite the process's command line as `ps` shows it, the state URL's password masked.
+
+    Only when this process's own arguments carry the URL (the CLI also runs in-process, in
+    tests). The thread name (`comm`, what `pgrep` matches) is kept: setproctitle would set
+    it to the title's first 15 characters.
+    """
+    if not any(arg in (url, f"--state={url}") for arg in sys.argv[1:]):
+        return
+    try:
+        import setproctitle
+    except ImportError:  # an install without it still runs; the warning still says what to do
+        return
+    masked = url
+    for password in passwords:
+        masked = masked.replace(f":{password}@", ":***@").replace(f"password={password}", "password=***")
+    title = [arg.replace(url, masked) if arg in (url, f"--state={url}") else arg for arg in sys.orig_argv]
+    name = setproctitle.getthreadtitle()
+    setproctitle.setproctitle(" ".join(title))
+    setproctitle.setthreadtitle(name)
 
 
 # Global options that ops type after the command (`clusterctl status -o json`); click only
