@@ -14,6 +14,15 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def printable(text: str, limit: int = 2000) -> str:
+    """One line a terminal shows as it is: control characters escaped (a message may quote
+    untrusted input, and a terminal escape sequence or newline in it must not act), long text cut."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 class ClusterctlError(Exception):
     """Base class: a failure the user can act on, with a message that says how."""
 
@@ -47,7 +56,7 @@ class Problem:
         text += self.message
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return printable(text)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -78,7 +78,7 @@ def targets_from_inventory(path: Path, limit: str | None) -> list[BMCTarget]:
                 name=node.name,
                 base_url=f"https://{bmc.endpoint}",
                 username=bmc.user,
-                password=bmc.password.resolve(inventory.base_dir),
+                password=bmc.password.resolve(inventory.secrets),
                 verify=verify,
                 vendor=bmc.vendor,
             )

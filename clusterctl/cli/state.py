@@ -117,15 +117,12 @@ def _require_run(store: Store, run_id: int) -> Any:
 
 
 def _expand(hostlist: str) -> list[str]:
-    from ClusterShell.NodeSet import NodeSet, NodeSetException
+    from clusterctl.inventory.hostlist import HostlistError, expand
 
     try:
-        nodes = list(NodeSet(hostlist))
-    except NodeSetException as exc:
-        raise SelectionError(f"--node {hostlist!r} is not a valid hostlist: {exc}") from exc
-    if not nodes:
-        raise SelectionError(f"--node {hostlist!r} names no nodes")
-    return nodes
+        return expand(hostlist)
+    except HostlistError as exc:
+        raise SelectionError(f"--node: {exc}") from exc
 
 
 def _when(ts: float | None) -> str:
@@ -149,8 +146,9 @@ def _print_events(found: list[Event], as_json: bool) -> None:
 
 
 def _draw_status(console: Console, data: dict[str, Any], run_filter: int | None) -> None:
-    from ClusterShell.NodeSet import NodeSet
     from rich.table import Table
+
+    from clusterctl.inventory.hostlist import fold
 
     run = data["run"]
     if run:
@@ -183,10 +181,10 @@ def _draw_status(console: Console, data: dict[str, Any], run_filter: int | None)
         for column in ("stage", "nodes", "reason"):
             failed.add_column(column)
         for (stage, reason), nodes in grouped.items():
-            failed.add_row(_plain(stage), _plain(str(NodeSet.fromlist(nodes))), _plain(reason))
+            failed.add_row(_plain(stage), _plain(fold(nodes)), _plain(reason))
         console.print(failed)
     if data["quarantined"]:
-        names = NodeSet.fromlist([q["node"] for q in data["quarantined"]])
+        names = fold(q["node"] for q in data["quarantined"])
         console.print(f"Quarantined: {names}", markup=False, highlight=False)
 
 

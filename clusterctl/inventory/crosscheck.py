@@ -9,7 +9,7 @@ from __future__ import annotations
 import stat
 from typing import Any
 
-from clusterctl.errors import Problem
+from clusterctl.errors import Problem, SecretError
 from clusterctl.inventory.document import Document, position
 from clusterctl.inventory.hostlist import fold
 from clusterctl.inventory.secrets import SecretRef
@@ -95,10 +95,10 @@ def _secret_files(inventory: Inventory, doc: Document) -> list[Problem]:
                 first_use.setdefault(ref, node.source)
     warnings = []
     for ref, source in first_use.items():
-        path = ref.path(inventory.base_dir)
         try:
+            path = ref.path(inventory.secrets)
             mode = path.stat().st_mode
-        except OSError:
+        except (OSError, SecretError):  # commands that need it say why; a missing file is fine here
             continue
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             line = source.rpartition(":")[2]

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from clusterctl.errors import Problem
 from clusterctl.inventory.document import Document, position
 from clusterctl.inventory.hostlist import HostlistError, expand, fold
-from clusterctl.inventory.models import LAYER_KEYS, InventoryDoc, NodeSettings
+from clusterctl.inventory.models import LAYER_KEYS, InventoryDoc, NodeSettings, is_host
+from clusterctl.inventory.secrets import SecretPolicy
 from clusterctl.inventory.site import Inventory, Node, Rack
 from clusterctl.inventory.validation import did_you_mean, dotted
 
@@ -69,6 +70,7 @@ class _Failures:
 class Builder:
     doc: Document
     spec: InventoryDoc
+    secrets: SecretPolicy
     errors: list[Problem] = field(default_factory=list)
     racks: dict[str, Rack] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -302,7 +304,7 @@ class Builder:
         if "{" not in endpoint.address:
             return endpoint.address
         try:
-            return endpoint.address.format(**fields)
+            address = endpoint.address.format(**fields)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             self.failures.add(
                 gi,
@@ -312,6 +314,12 @@ class Builder:
                 "fields: {name} {n} {index} {rack} {slot}",
             )
             return None
+        if not is_host(address):
+            # What reaches ssh and URLs is the filled-in value, so that is what must be a host.
+            self.failures.add(gi, f"{kind}.address", "the address template gives a value that is not a host name",
+                              fields["name"], "fields fill in names; keep the template's own text a host name")
+            return None
+        return address
 
     def _next_in_pool(self, gi: int, kind: str, pool: IPv4Network | IPv6Network, name: str) -> str | None:
         used = self.pools.get((kind, pool), 0)
@@ -340,7 +348,8 @@ class Builder:
 
     def inventory(self) -> Inventory:
         return Inventory(
-            self.doc.path, self.spec.site, self.racks, self.nodes, self.groups, dict(self.spec.bios_profiles)
+            self.doc.path, self.spec.site, self.racks, self.nodes, self.groups, dict(self.spec.bios_profiles),
+            self.secrets,
         )
 
 
@@ -349,8 +358,8 @@ def _number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def build(doc: Document, spec: InventoryDoc) -> tuple[Inventory, list[Problem]]:
-    builder = Builder(doc, spec)
+def build(doc: Document, spec: InventoryDoc, secrets: SecretPolicy) -> tuple[Inventory, list[Problem]]:
+    builder = Builder(doc, spec, secrets)
     builder.build_racks()
     builder.build_groups()
     builder.report_failures()

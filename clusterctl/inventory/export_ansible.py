@@ -4,17 +4,37 @@ Hosts are grouped by rack, role, node group and GPU model; host variables carry 
 SSH connection and what clusterctl expects of the node (`clusterctl_*`). Secrets
 never appear: a `file:` key reference becomes `ansible_ssh_private_key_file`,
 which is a path, not the key.
+
+Every string that came from the inventory is marked unsafe, so Ansible never renders it
+as a template: `!unsafe` in YAML, `{"__ansible_unsafe": ...}` in JSON
+(https://docs.ansible.com/ansible/latest/playbook_guide/playbooks_advanced_syntax.html#unsafe-or-raw-strings).
+Validation already refuses `{{`; the marking keeps a value that slips past it inert.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Any
 
 from clusterctl.inventory.site import Inventory, Node
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+class Unsafe(str):
+    """A string Ansible must take as data, never as a template."""
+
+
+def _unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, dict):
+        return {k: _unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsafe(v) for v in value]
+    return value
 
 
 def group_name(prefix: str, value: str) -> str:
@@ -30,10 +50,12 @@ def hostvars(inventory: Inventory, node: Node) -> dict[str, Any]:
         "ansible_user": ssh.user,
     }
     if ssh.key is not None and ssh.key.scheme == "file":
-        facts["ansible_ssh_private_key_file"] = str(ssh.key.path(inventory.base_dir))
+        facts["ansible_ssh_private_key_file"] = str(ssh.key.path(inventory.secrets))
     if ssh.known_hosts:
         known = inventory.resolve_path(ssh.known_hosts)
-        facts["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
+        # Ansible splits these with shlex; quoting keeps a path one argument whatever it holds.
+        known_arg = shlex.quote(f"UserKnownHostsFile={known}")
+        facts["ansible_ssh_common_args"] = f"-o {known_arg} -o StrictHostKeyChecking=yes"
     facts.update(
         {
             "clusterctl_site": inventory.site.name,
@@ -61,7 +83,7 @@ def hostvars(inventory: Inventory, node: Node) -> dict[str, Any]:
             "clusterctl_kubernetes_labels": dict(node.scheduler.kubernetes.labels),
         }
     )
-    return facts
+    return _unsafe(facts)
 
 
 def ansible_inventory(inventory: Inventory, nodes: list[Node] | None = None) -> dict[str, Any]:
@@ -79,7 +101,7 @@ def ansible_inventory(inventory: Inventory, nodes: list[Node] | None = None) -> 
             member(group_name("gpu", node.hardware.gpu.model), node.name)
     return {
         "all": {
-            "vars": {"clusterctl_site": inventory.site.name},
+            "vars": {"clusterctl_site": Unsafe(inventory.site.name)},
             "hosts": {node.name: hostvars(inventory, node) for node in chosen},
             "children": children,
         }
@@ -89,22 +111,42 @@ def ansible_inventory(inventory: Inventory, nodes: list[Node] | None = None) -> 
 def render(inventory: Inventory, fmt: str = "yaml", nodes: list[Node] | None = None) -> str:
     data = ansible_inventory(inventory, nodes)
     if fmt == "json":
-        return json.dumps(data, indent=1) + "\n"
+        return to_json(data)
     return _yaml_dump(data)
 
 
+def to_json(data: Any) -> str:
+    """JSON that Ansible's loader reads back with every `Unsafe` string still marked unsafe."""
+    return json.dumps(_json_marked(data), indent=1) + "\n"
+
+
+def _json_marked(value: Any) -> Any:
+    if isinstance(value, Unsafe):
+        return {"__ansible_unsafe": str(value)}
+    if isinstance(value, dict):
+        return {k: _json_marked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_marked(v) for v in value]
+    return value
+
+
 def _yaml_dump(data: dict[str, Any]) -> str:
-    """PyYAML's C dumper when present (ansible-core depends on PyYAML): ruamel's pure one is slow."""
-    try:
-        import yaml
+    """PyYAML (ansible-core depends on it), C dumper when present: ruamel's pure one is slow."""
+    import yaml
 
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-        return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, width=200)
-    except ImportError:
-        import io
+    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-        from ruamel.yaml import YAML
+    class Dumper(base):  # type: ignore[misc,valid-type]
+        pass
 
-        out = io.StringIO()
-        YAML(typ="safe", pure=True).dump(data, out)
-        return out.getvalue()
+    def unsafe(dumper: Any, value: Unsafe) -> Any:
+        # ansible-core 2.19 resolves an `!unsafe` scalar's type again ("12.4" would come back a float),
+        # so text that YAML would read as a number, bool or null stays a plain quoted string: it
+        # cannot hold a template anyway.
+        text = str(value)
+        if dumper.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
+            return dumper.represent_str(text)
+        return dumper.represent_scalar("!unsafe", text, style="'")
+
+    Dumper.add_representer(Unsafe, unsafe)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=200)

@@ -69,11 +69,12 @@ def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int =
         rack_names=rack_names,
         node_names=node_names,
         lab=lab_dir,
+        secrets_dir=_quoted(str(lab_dir)),
         firmware=firmware,
         rack_size=RACK_SIZE,
-        bmc_password=_quoted(f"file:{lab_dir}/bmc-password"),
+        bmc_password="file:bmc-password",  # noqa: S106 - a reference inside secrets_dir
         ca_file=_quoted(f"{lab_dir}/ca.pem"),
-        ssh_key=_quoted(f"file:{lab_dir}/ssh/id_ed25519"),
+        ssh_key="file:ssh/id_ed25519",
         known_hosts=_quoted(f"{lab_dir}/ssh/known_hosts"),
         bmc_port=bmc_port,
         ssh_port=ssh_port,
@@ -95,6 +96,7 @@ version: 1
 site:
   name: lab
   description: clusterctl embedded lab (simulated BMCs and nodes on loopback)
+  secrets_dir: {secrets_dir}   # file: references below are inside it
 
 defaults:
   role: compute

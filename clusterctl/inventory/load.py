@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clusterctl.errors import InventoryError, Problem
+from clusterctl.errors import InventoryError, Problem, SecretError
+from clusterctl.inventory import untrusted
 from clusterctl.inventory.crosscheck import crosscheck
 from clusterctl.inventory.document import Document, position, read_document
 from clusterctl.inventory.expand import build, group_layer
 from clusterctl.inventory.models import InventoryDoc, NodeSettings
+from clusterctl.inventory.secrets import SecretPolicy, SecretRef
 from clusterctl.inventory.site import Inventory
 from clusterctl.inventory.validation import did_you_mean, dotted, validate
 
@@ -26,10 +28,13 @@ def check_inventory(path: str | Path) -> tuple[Inventory | None, list[Problem], 
     if doc is None:
         return None, errors, []
     spec, errors = validate(InventoryDoc, doc.data, doc)
-    errors = _unique(errors + _check_layers(doc))
+    errors = _unique(untrusted.scan(doc) + errors + _check_layers(doc))
     if spec is None or errors:
         return None, _ordered(errors), []
-    inventory, errors = build(doc, spec)
+    policy, errors = _secret_policy(doc, spec)
+    if policy is None or errors:
+        return None, _ordered(errors), []
+    inventory, errors = build(doc, spec, policy)
     cross_errors, warnings = crosscheck(inventory, doc)
     errors = _ordered(_unique(errors + cross_errors))
     inventory.warnings = warnings
@@ -90,6 +95,28 @@ def _check_layers(doc: Document) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _secret_policy(doc: Document, spec: InventoryDoc) -> tuple[SecretPolicy | None, list[Problem]]:
+    """The site's secret policy, and a Problem at every reference it forbids."""
+    try:
+        policy = SecretPolicy.for_site(spec.site.secrets_dir, spec.site.secret_env_prefix, doc.path.parent)
+    except SecretError as exc:
+        line, column = position(doc.tree, ("site", "secrets_dir"))
+        return None, [Problem(doc.label, line, column, str(exc), key="site")]
+    problems = []
+    for loc, layer in _layers(doc.data):
+        for section, key in (("bmc", "password"), ("ssh", "key")):
+            block = layer.get(section)
+            value = block.get(key) if isinstance(block, dict) else None
+            if not isinstance(value, str):
+                continue
+            refused = policy.refusal(SecretRef.parse(value))
+            if refused:
+                line, column = position(doc.tree, (*loc, section, key))
+                problems.append(Problem(doc.label, line, column, refused[0], key=dotted((*loc, section, key)),
+                                        hint=refused[1]))
+    return policy, problems
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

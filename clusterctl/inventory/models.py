@@ -24,8 +24,10 @@ Node settings (defaults, group, rack `defaults`, overrides; merged in that order
     ssh:  address* or address_pool*, port (22), user*, key (secret reference to a private key
           file), known_hosts
     hardware: model, gpu {model*, count*, nvlink}, infiniband {hcas*, rate_gbps*}, psus, max_power_w
-    firmware: COMPONENT: {version*, image* (https://, http:// or file:PATH), sha256* (64 hex)},
-          or COMPONENT: null to drop a component a lower layer named
+    firmware: COMPONENT: {version*, image* (https:// or file:PATH), sha256* (64 hex),
+          insecure_image_transfer (only `true` allows an http:// image; give it beside the image)},
+          or COMPONENT: null to drop a component a lower layer named. The controller downloads
+          each image once per run, checks its sha256 and pushes that copy to the BMCs
     bios_profile: a name from bios_profiles; bios: {Attribute: value} applied on top of it
     software: driver, cuda, nccl, ofed, fabricmanager, dcgm, os (version strings)
     scheduler: slurm {partition, features}, kubernetes {labels, taints}
@@ -41,17 +43,32 @@ Paths (ca_file, known_hosts, file: references) expand `~` and are relative to th
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyNetwork, StrictBool, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from clusterctl.inventory.secrets import SecretRef
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_HOST = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Every value below reaches a command line, an Ansible variable or a job file somewhere, so each kind
+# of value accepts the characters its kind needs and nothing else; see README "Security model".
+_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+_TEMPLATE_FIELD = re.compile(r"\{(name|n|index|rack|slot)\}")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~:-]{0,63}$")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()/-]{0,63}$")
+_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_ENV_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]*_$")
+# Kubernetes label syntax: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set
+_LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+_TAINT = re.compile(r"^(?P<key>[^=:]+)(=(?P<value>[^:]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)$")
 
 
 def _name(value: str) -> str:
@@ -60,12 +77,41 @@ def _name(value: str) -> str:
     return value
 
 
+def is_host(value: str) -> bool:
+    """An IP address or a DNS name: what ssh, Ansible and a URL may take as a host, never an option."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(value)) and len(value) <= 253
+
+
 def _address(value: str) -> str:
-    if "{" not in value and not _HOST.match(value):
+    # A template is checked with its fields filled in by a placeholder; expand checks every real value too.
+    if not is_host(_TEMPLATE_FIELD.sub("x0", value)):
         raise PydanticCustomError(
-            "address", "expected an IP address, a host name or a template such as '{name}.mgmt.example'"
+            "address",
+            "expected an IP address, a host name or a template such as '{name}.mgmt.example' "
+            "(fields: {name} {n} {index} {rack} {slot})",
         )
     return value
+
+
+def _path(value: str) -> str:
+    if not value or value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value):
+        raise PydanticCustomError(
+            "path", "expected a file path without spaces or control characters, not starting with '-'"
+        )
+    return value
+
+
+def _pattern(regex: re.Pattern[str], kind: str, expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise PydanticCustomError(kind, expected)
+        return value
+
+    return AfterValidator(check)
 
 
 def _sha256(value: str) -> str:
@@ -77,14 +123,63 @@ def _sha256(value: str) -> str:
     return value.lower()
 
 
-def _image(value: str) -> str:
+def _image(value: str, info: core_schema.ValidationInfo) -> str:
+    if value.startswith("http://") and info.data.get("insecure_image_transfer") is not True:
+        raise PydanticCustomError(
+            "insecure_image", "http:// image: use https://, or set insecure_image_transfer: true beside it "
+            "(the download could be altered in transit before its sha256 is checked)"
+        )
     if not value.startswith(("https://", "http://", "file:")):
-        raise PydanticCustomError("image", "expected an https://, http:// or file:PATH image location")
+        raise PydanticCustomError("image", "expected an https:// or file:PATH image location")
+    if value.startswith("file:"):
+        _path(value[len("file:"):])
+    elif any(c.isspace() or not c.isprintable() for c in value):
+        raise PydanticCustomError("image", "expected a URL without spaces or control characters")
+    return value
+
+
+@cache
+def known_gpu_models() -> tuple[str, ...]:
+    from clusterctl.validate.rules import available_models
+
+    return tuple(available_models())
+
+
+def _gpu_model(value: str) -> str:
+    # The model names the rules file validation loads: only the shipped ones, never a path.
+    known = known_gpu_models()
+    if value not in known:
+        raise PydanticCustomError(
+            "gpu_model", "unknown GPU model; expected one of: {known}", {"known": ", ".join(known)}
+        )
+    return value
+
+
+def _taint(value: str) -> str:
+    match = _TAINT.match(value)
+    if not match or not _LABEL_KEY.match(match["key"]) or not _LABEL_VALUE.match(match["value"] or ""):
+        raise PydanticCustomError(
+            "taint", "expected a Kubernetes taint KEY[=VALUE]:EFFECT, EFFECT one of NoSchedule, "
+            "PreferNoSchedule, NoExecute"
+        )
     return value
 
 
 Name = Annotated[str, AfterValidator(_name)]
 Address = Annotated[str, AfterValidator(_address)]
+FilePath = Annotated[str, AfterValidator(_path)]
+User = Annotated[str, _pattern(_USER, "user", "expected a user name of letters, digits, '-', '_' and '.'")]
+Version = Annotated[str, _pattern(_VERSION, "version", "expected a version of letters, digits and . _ + ~ : -")]
+HardwareModel = Annotated[
+    str, _pattern(_MODEL, "model", "expected a model name of letters, digits, spaces and . _ + ( ) / -")
+]
+Attribute = Annotated[
+    str, _pattern(_ATTRIBUTE, "attribute", "expected a BIOS attribute name of letters, digits and '_'")
+]
+LabelKey = Annotated[str, _pattern(_LABEL_KEY, "label_key", "expected a Kubernetes label key ([prefix/]name)")]
+LabelValue = Annotated[
+    str, _pattern(_LABEL_VALUE, "label_value", "expected a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)")
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Scalar = StrictBool | int | float | str
 
@@ -100,9 +195,9 @@ class BMC(Model):
     address: Address | None = None
     address_pool: IPvAnyNetwork | None = None
     port: Port = 443
-    user: str
+    user: User
     password: SecretRef
-    ca_file: str | None = None
+    ca_file: FilePath | None = None
     insecure: StrictBool = False
 
     @model_validator(mode="after")
@@ -123,9 +218,9 @@ class SSH(Model):
     address: Address | None = None
     address_pool: IPvAnyNetwork | None = None
     port: Port = 22
-    user: str
+    user: User
     key: SecretRef | None = None
-    known_hosts: str | None = None
+    known_hosts: FilePath | None = None
 
     @property
     def endpoint(self) -> str:
@@ -134,7 +229,7 @@ class SSH(Model):
 
 
 class GPU(Model):
-    model: str
+    model: Annotated[str, AfterValidator(_gpu_model)]
     count: int = Field(ge=0)
     nvlink: StrictBool = False
 
@@ -145,7 +240,7 @@ class InfiniBand(Model):
 
 
 class Hardware(Model):
-    model: str | None = None
+    model: HardwareModel | None = None
     gpu: GPU | None = None
     infiniband: InfiniBand | None = None
     psus: int | None = Field(default=None, ge=1)
@@ -157,34 +252,35 @@ class Hardware(Model):
 
 
 class FirmwareTarget(Model):
-    version: str
+    version: Version
+    insecure_image_transfer: StrictBool = False  # before image: its validator reads it
     image: Annotated[str, AfterValidator(_image)]
     sha256: Annotated[str, AfterValidator(_sha256)]
 
 
 class BiosProfile(Model):
     description: str | None = None
-    attributes: dict[str, Scalar] = Field(default_factory=dict)
+    attributes: dict[Attribute, Scalar] = Field(default_factory=dict)
 
 
 class Software(Model):
-    driver: str | None = None
-    cuda: str | None = None
-    nccl: str | None = None
-    ofed: str | None = None
-    fabricmanager: str | None = None
-    dcgm: str | None = None
-    os: str | None = None
+    driver: Version | None = None
+    cuda: Version | None = None
+    nccl: Version | None = None
+    ofed: Version | None = None
+    fabricmanager: Version | None = None
+    dcgm: Version | None = None
+    os: HardwareModel | None = None  # "Ubuntu 22.04"
 
 
 class Slurm(Model):
-    partition: str | None = None
-    features: list[str] = Field(default_factory=list)
+    partition: Name | None = None
+    features: list[Name] = Field(default_factory=list)
 
 
 class Kubernetes(Model):
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[str] = Field(default_factory=list)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    taints: list[Annotated[str, AfterValidator(_taint)]] = Field(default_factory=list)
 
 
 class Scheduler(Model):
@@ -199,9 +295,9 @@ class NodeSettings(Model):
     bmc: BMC
     ssh: SSH
     hardware: Hardware = Field(default_factory=Hardware)
-    firmware: dict[str, FirmwareTarget | None] = Field(default_factory=dict)
-    bios_profile: str | None = None
-    bios: dict[str, Scalar] = Field(default_factory=dict)
+    firmware: dict[Name, FirmwareTarget | None] = Field(default_factory=dict)
+    bios_profile: Name | None = None
+    bios: dict[Attribute, Scalar] = Field(default_factory=dict)
     software: Software = Field(default_factory=Software)
     scheduler: Scheduler = Field(default_factory=Scheduler)
 
@@ -212,6 +308,10 @@ LAYER_KEYS = frozenset(NodeSettings.model_fields)
 class Site(Model):
     name: Name
     description: str | None = None
+    secrets_dir: FilePath | None = None
+    secret_env_prefix: Annotated[
+        str, _pattern(_ENV_PREFIX, "env_prefix", "expected an upper-case prefix ending in '_', such as CLUSTERCTL_")
+    ] | None = None
 
 
 class RackSpec(Model):
@@ -264,6 +364,6 @@ class InventoryDoc(Model):
     version: Literal[1]
     site: Site
     defaults: dict[str, Any] = Field(default_factory=dict)
-    bios_profiles: dict[str, BiosProfile] = Field(default_factory=dict)
+    bios_profiles: dict[Name, BiosProfile] = Field(default_factory=dict)
     halls: list[Hall] = Field(min_length=1)
     groups: list[GroupSpec] = Field(min_length=1)

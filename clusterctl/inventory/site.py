@@ -22,7 +22,7 @@ from clusterctl.inventory.models import (
     Site,
     Software,
 )
-from clusterctl.inventory.secrets import resolve_path
+from clusterctl.inventory.secrets import SecretPolicy, resolve_path
 
 
 @dataclass(slots=True)
@@ -92,6 +92,7 @@ class Inventory:
     nodes: dict[str, Node]
     groups: dict[str, list[str]]
     bios_profiles: dict[str, BiosProfile]
+    secrets: SecretPolicy
     warnings: list[Problem] = field(default_factory=list)
 
     @property

@@ -94,7 +94,8 @@ def _problem(
         messages = list(dict.fromkeys(_message(e) for e in errs))
         message = messages[0] if len(messages) == 1 else "expected one of: " + "; ".join(messages)
         if kind == "inline_secret":
-            hint = f"for example env:{_env_name(loc)}, with {_env_name(loc)} exported before running"
+            name = f"CLUSTERCTL_{_env_name(loc)}"
+            hint = f"for example env:{name}, with {name} exported before running"
     return Problem(doc.label, line, column, message, key=key or None, hint=hint)
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from clusterctl import log
 from clusterctl.errors import ClusterctlError, StateError
-from clusterctl.inventory.export_ansible import ansible_inventory
+from clusterctl.inventory.export_ansible import Unsafe, ansible_inventory, to_json
 
 if TYPE_CHECKING:
     from clusterctl.inventory.site import Inventory, Node
@@ -145,7 +145,7 @@ def run_playbook(
     private = Path(tempfile.mkdtemp(prefix="ansible-", dir=workdir))
     inventory_file = private / "inventory" / "hosts.json"
     inventory_file.parent.mkdir()
-    inventory_file.write_text(json.dumps(_inventory(inventory, nodes, host_vars or {}), indent=1))
+    inventory_file.write_text(to_json(_inventory(inventory, nodes, host_vars or {})))
 
     collector = _Collector(store, run_id=run_id, stage=stage, on_task=on_task)
     started = time.monotonic()
@@ -195,7 +195,7 @@ def _inventory(
         common = hostvars.get("ansible_ssh_common_args", "")
         if "StrictHostKeyChecking" not in common:
             # No known_hosts in the inventory: the user's own file, still checked, never added to.
-            hostvars["ansible_ssh_common_args"] = f"{common} -o StrictHostKeyChecking=yes".strip()
+            hostvars["ansible_ssh_common_args"] = Unsafe(f"{common} -o StrictHostKeyChecking=yes".strip())
         hostvars.update(host_vars.get(name, {}))
     return data
 

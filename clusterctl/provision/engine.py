@@ -392,7 +392,7 @@ def bmc_targets(inventory: Inventory, nodes: list[Node]) -> dict[str, BMCTarget]
             raise ProvisionOptionError(f"{node.name}: no BMC address in the inventory")
         ref = str(bmc.password)
         if ref not in secrets:
-            secrets[ref] = bmc.password.resolve(inventory.base_dir)
+            secrets[ref] = bmc.password.resolve(inventory.secrets)
             log.redact(secrets[ref])
         verify: bool | str = False if bmc.insecure else (
             str(inventory.resolve_path(bmc.ca_file)) if bmc.ca_file else True)

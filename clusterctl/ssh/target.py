@@ -38,7 +38,7 @@ def target_from_node(node: Node, inventory: Inventory) -> SSHTarget:
     if ssh.key is not None:
         if ssh.key.scheme != "file":
             raise SSHConfigError(f"{node.name}: ssh key {ssh.key} must be a file: reference (a private key file)")
-        key_file = ssh.key.path(inventory.base_dir)
+        key_file = ssh.key.path(inventory.secrets)
         if not key_file.is_file():
             raise SSHConfigError(f"{node.name}: ssh key {ssh.key}: {key_file} does not exist")
     known_hosts = inventory.resolve_path(ssh.known_hosts) if ssh.known_hosts else None

@@ -104,7 +104,8 @@ def available_models() -> list[str]:
 def load_ruleset(model: str | None, site_file: Path | None = None) -> Ruleset:
     """base.yaml, then rules/<model>.yaml, then the site's file: each changes only what it names."""
     layers = [_read(RULES_DIR / "base.yaml")]
-    model_file = RULES_DIR / f"{model}.yaml" if model else None
+    # Only a shipped model names a file: a model string such as "../../x" must never become a path.
+    model_file = RULES_DIR / f"{model}.yaml" if model in available_models() else None
     if model_file is not None and model_file.is_file():
         layers.append(_read(model_file))
     site = _read(site_file) if site_file is not None else None

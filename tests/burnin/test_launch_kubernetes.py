@@ -190,7 +190,7 @@ def inventory(tmp_path: Path) -> Path:
 version: 1
 site: {name: kube}
 defaults:
-  bmc: {vendor: redfish, address_pool: 10.0.1.0/24, user: admin, password: env:BMC_PASSWORD}
+  bmc: {vendor: redfish, address_pool: 10.0.1.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}
   ssh: {address: "{name}.mgmt.example", user: ops}
   hardware: {gpu: {model: H100-SXM5-80GB, count: 8}}
   scheduler:

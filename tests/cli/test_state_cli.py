@@ -119,7 +119,7 @@ def test_events_for_people_one_line_each(fleet: tuple[str, int, int], capsys) ->
 
 def test_bad_hostlist_is_a_usage_error(tmp_path: Path, capsys) -> None:
     assert run(["--state", f"sqlite:///{tmp_path / 's.db'}", "events", "--node", "gpu[01-"]) == 2
-    assert "not a valid hostlist" in capsys.readouterr().err
+    assert "bad hostlist 'gpu[01-'" in capsys.readouterr().err
 
 
 def test_follow_timeout_bounds_the_wait(tmp_path: Path, capsys) -> None:

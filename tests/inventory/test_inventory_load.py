@@ -148,7 +148,8 @@ def test_ca_file_and_insecure_together_is_an_error(tmp_path: Path) -> None:
         (FIXTURES / "small.yaml")
         .read_text()
         .replace(
-            "password: env:BMC_PASSWORD}", "password: env:BMC_PASSWORD, ca_file: ca.pem, insecure: true}"
+            "password: env:CLUSTERCTL_BMC_PASSWORD}",
+            "password: env:CLUSTERCTL_BMC_PASSWORD, ca_file: ca.pem, insecure: true}",
         )
     )
     path = tmp_path / "inv.yaml"
@@ -161,7 +162,7 @@ def test_insecure_must_be_a_real_boolean(tmp_path: Path) -> None:
     text = (
         (FIXTURES / "small.yaml")
         .read_text()
-        .replace("password: env:BMC_PASSWORD}", "password: env:BMC_PASSWORD, insecure: 'yes'}")
+        .replace("password: env:CLUSTERCTL_BMC_PASSWORD}", "password: env:CLUSTERCTL_BMC_PASSWORD, insecure: 'yes'}")
     )
     path = tmp_path / "inv.yaml"
     path.write_text(text)
@@ -187,7 +188,7 @@ def test_address_templates_and_paths_relative_to_the_file(tmp_path: Path) -> Non
     inv = load_inventory(tmp_path / "inv.yaml")
     node = inv.nodes["n3"]
     assert node.ssh.address == "n3.mgmt.example"
-    assert node.ssh.key is not None and node.ssh.key.path(inv.base_dir) == tmp_path / "keys" / "id_ed25519"
+    assert node.ssh.key is not None and node.ssh.key.path(inv.secrets) == tmp_path / "keys" / "id_ed25519"
     assert node.bmc.address == "10.0.1.3"
 
 
@@ -213,7 +214,7 @@ def test_hostlist_wrapper() -> None:
 
 def test_duplicate_key_error_does_not_quote_the_values() -> None:
     rendered = " ".join(p.render() for p in errors_of("duplicate-key.yaml"))
-    assert SECRET not in rendered and "env:BMC_PASSWORD" not in rendered
+    assert SECRET not in rendered and "env:CLUSTERCTL_BMC_PASSWORD" not in rendered
 
 
 def test_readable_secret_file_is_a_warning_at_check_time(tmp_path: Path) -> None:
@@ -229,11 +230,12 @@ def test_readable_secret_file_is_a_warning_at_check_time(tmp_path: Path) -> None
 
 
 def test_lab_render_survives_odd_directory_names(tmp_path: Path) -> None:
-    lab_dir = tmp_path / "my lab #1: x"
+    lab_dir = tmp_path / "my-lab_#1:x"
     path = tmp_path / "lab.yaml"
     path.write_text(render_lab_inventory(3, lab_dir))
-    node = load_inventory(path).nodes["gpu0003"]
-    assert str(node.bmc.password) == f"file:{lab_dir}/bmc-password"
+    inventory = load_inventory(path)
+    node = inventory.nodes["gpu0003"]
+    assert node.bmc.password.path(inventory.secrets) == lab_dir / "bmc-password"
     assert node.ssh.known_hosts == f"{lab_dir}/ssh/known_hosts"
 
 

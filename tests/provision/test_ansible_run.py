@@ -105,7 +105,7 @@ def write_inventory(path: Path, hosts: list[SSHHost], known_hosts: dict[str, Pat
         "version": 1,
         "site": {"name": "ansible-test"},
         "defaults": {
-            "bmc": {"address_pool": "10.9.0.0/24", "user": "admin", "password": "env:UNUSED_BMC_PASSWORD"},
+            "bmc": {"address_pool": "10.9.0.0/24", "user": "admin", "password": "env:CLUSTERCTL_UNUSED_BMC_PASSWORD"},
             "ssh": {"address": "127.0.0.1", "user": hosts[0].user, "key": f"file:{hosts[0].key_file}",
                     "known_hosts": str(hosts[0].known_hosts)},
             "hardware": {"gpu": {"model": "H100-SXM5-80GB", "count": 8, "nvlink": True},

@@ -107,7 +107,7 @@ class SSHFleet:
         path.write_text(
             f"version: 1\nsite: {{name: {site}}}\n"
             "defaults:\n"
-            "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:BMC_PASSWORD}\n"
+            "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}\n"
             f"  ssh: {{address: 127.0.0.1, user: {self.user}, key: 'file:{self.client_key}', "
             f"known_hosts: {self.known_hosts}}}\n"
             "  hardware: {gpu: {model: H100-SXM5-80GB, count: 1}}\n"

@@ -51,7 +51,7 @@ def write_inventory(tmp_path: Path, fleet: SSHFleet, known_hosts: dict[str, Path
         "version: 1\n"
         "site: {name: e2e}\n"
         "defaults:\n"
-        "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:BMC_PASSWORD}\n"
+        "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}\n"
         f"  ssh: {{address: 127.0.0.1, user: {fleet.user}, key: 'file:{fleet.client_key}'}}\n"
         "  hardware:\n"
         "    gpu: {model: H100-SXM5-80GB, count: 8, nvlink: true}\n"
