@@ -3,7 +3,8 @@
 Everything that takes time carries deadlines in simulated seconds and is settled by
 `settle()` when a request touches this BMC, so nothing ticks in the background.
 The behaviour follows iDRAC9 where clients depend on it:
-- firmware images other than iDRAC's are staged by SimpleUpdate and applied at the next
+- firmware images other than iDRAC's are staged (SimpleUpdate, which the lab does not fetch, or
+  multipart push, whose bytes are hashed into the journal) and applied at the next
   reset (job `Scheduled` until then) unless `@Redfish.OperationApplyTime` is `Immediate`,
   which reboots the server itself; an iDRAC image applies at once and then the iDRAC
   resets: it stops answering for a while and every session is lost;
@@ -19,6 +20,7 @@ e.g. `https://repo/fw/BIOS_1.6.2.EXE`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -215,6 +217,7 @@ class Journal:
     resets: Counter[str] = field(default_factory=Counter)
     boot_overrides: list[dict[str, str]] = field(default_factory=list)
     virtual_media: list[str] = field(default_factory=list)
+    images_pushed: list[dict[str, str]] = field(default_factory=list)  # {file, sha256} of each multipart upload
     sessions_created: int = 0
     sel_cleared: int = 0
     idrac_resets: int = 0
@@ -459,6 +462,8 @@ class BMC:
             )
         now = self.clock.now()
         name = image_uri.rstrip("/").rsplit("/", 1)[-1]
+        if content is not None:
+            self.journal.images_pushed.append({"file": name, "sha256": hashlib.sha256(content).hexdigest()})
         found = identify_image(name, content)
         job = Job(
             id=self._new_job_id(),
@@ -677,6 +682,7 @@ class BMC:
             "boot_override": dict(self.boot),
             "boot_overrides": list(j.boot_overrides),
             "virtual_media": list(j.virtual_media),
+            "images_pushed": list(j.images_pushed),
             "jobs": {jid: job.state(self.clock.now())[0] for jid, job in self.jobs.items()},
             "sessions": len(self.sessions),
             "sessions_created": j.sessions_created,
