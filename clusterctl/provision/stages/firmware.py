@@ -25,7 +25,7 @@ from clusterctl.redfish.client import odata_id
 from clusterctl.redfish.oem import idrac
 from clusterctl.redfish.resources.managers import list_managers
 from clusterctl.redfish.resources.tasks import Task, list_tasks, task_location, wait_staged, wait_task
-from clusterctl.redfish.resources.update import FirmwareComponent, multipart_push, simple_update, update_service
+from clusterctl.redfish.resources.update import FirmwareComponent, multipart_push, update_service
 
 if TYPE_CHECKING:
     from clusterctl.provision.context import NodeContext
@@ -186,19 +186,25 @@ async def _undetermined(ctx: NodeContext, component: str, tasks: list[Task]) -> 
 
 
 async def _push(ctx: NodeContext, component: str) -> str:
-    """Verify the image, record the intent, hand the image to the BMC; returns the job/task reference."""
+    """Verify the image, record the intent, push the verified copy to the BMC; returns the job/task reference.
+
+    The BMC is never told to fetch the image's URL (SimpleUpdate): what it would fetch is not what was
+    checked. A BMC without multipart push fails the node instead.
+    """
     target = ctx.node.firmware[component]
     assert ctx.images is not None
+    client = await ctx.bmc()
+    if not (await update_service(client)).get("MultipartHttpPushUri"):
+        raise NodeCheckFailed(
+            f"firmware {component}: the BMC's UpdateService offers no MultipartHttpPushUri; clusterctl only "
+            "pushes the image it verified and never has a BMC fetch a URL: update this BMC's firmware "
+            "to one with multipart push (iDRAC9 4.00 or later), or update this component by hand")
     path = await ctx.images.verify(component, target)
     await ctx.journal.intent(ctx.name, STAGE, _key(component), {
         "component": component, "version": target.version, "sha256": target.sha256, "image": target.image,
     })
-    client = await ctx.bmc()
     apply_time = "Immediate" if comp.is_bmc(component) else "OnReset"
-    if path is not None:
-        resp = await multipart_push(client, path, apply_time=apply_time)
-    else:
-        resp = await simple_update(client, target.image, apply_time=apply_time)
+    resp = await multipart_push(client, path, apply_time=apply_time)
     location = task_location(resp) or resp.headers.get("Location")
     if not location:
         raise BMCRequestFailed(f"firmware {component}: the BMC answered {resp.status_code} without a task",

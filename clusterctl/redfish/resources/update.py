@@ -58,7 +58,11 @@ async def simple_update(
     protocol: str | None = None,
     apply_time: str | None = None,
 ) -> httpx.Response:
-    """Ask the BMC to fetch `image_uri` itself; the response may carry a task (202 + Location)."""
+    """Ask the BMC to fetch `image_uri` itself; the response may carry a task (202 + Location).
+
+    Provisioning never uses it: the bytes a BMC fetches are not the bytes the controller checked
+    (provision/images.py pushes its verified copy with `multipart_push` instead).
+    """
     service = await update_service(client)
     target, action = action_target(service, "UpdateService.SimpleUpdate")
     if not target:
