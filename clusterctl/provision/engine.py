@@ -270,6 +270,7 @@ class Engine:
             status = "interrupted"
             raise
         finally:
+            images.close()
             summary.seconds = time.monotonic() - started
             summary.peaks = {
                 r.name: {"peak_rebooting": r.peak_rebooting, "peak_estimated_w": round(r.peak_w, 1),
