@@ -12,19 +12,19 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+
+from clusterctl.state.private import state_dir
 
 
 def default_state_url() -> str:
     env = os.environ.get("CLUSTERCTL_STATE")
     if env:
         return env
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return f"sqlite:///{base / 'clusterctl' / 'state.db'}"
+    return f"sqlite:///{state_dir() / 'state.db'}"
 
 
 @dataclass

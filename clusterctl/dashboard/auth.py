@@ -24,6 +24,7 @@ from pathlib import Path
 
 from clusterctl import log
 from clusterctl.errors import ClusterctlError
+from clusterctl.state.private import private_dir, state_dir
 
 TOKEN_ENV = "CLUSTERCTL_DASHBOARD_TOKEN"  # noqa: S105 - the variable's name, not a token
 COOKIE = "clusterctl_dashboard"
@@ -70,8 +71,7 @@ class Token:
 
 
 def default_token_path() -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "clusterctl" / "dashboard-token"
+    return state_dir() / "dashboard-token"
 
 
 def load_token(token_file: Path | None = None, stored: Path | None = None) -> Token:
@@ -86,7 +86,7 @@ def load_token(token_file: Path | None = None, stored: Path | None = None) -> To
         return _remember(Token(_read(stored), f"stored:{stored}"))
     value = secrets.token_urlsafe(32)
     try:
-        stored.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(stored.parent)
         fd = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(value + "\n")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from clusterctl import log
 from clusterctl.errors import NodeCheckFailed
 from clusterctl.provision.context import StageResult, done
+from clusterctl.state.private import state_dir
 
 if TYPE_CHECKING:
     from clusterctl.inventory import Inventory, Node
@@ -229,8 +229,7 @@ class AnsibleOS:
         if (not self.reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
                 and not ctx.facts.get("os_installed_now") and not ctx.journal.open_intent(ctx.name, STAGE, KEY)):
             return done("playbook already applied (same playbooks and variables)", fingerprint=fp)
-        base = self.workdir or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-        workdir = base / "clusterctl" / "ansible" if self.workdir is None else base
+        workdir = self.workdir or state_dir() / "ansible"
         journal, tuning, inventory = ctx.journal, ctx.tuning, ctx.inventory
 
         def run(nodes: list[Node], cancel: threading.Event) -> Mapping[str, HostOutcome]:

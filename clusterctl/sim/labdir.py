@@ -17,6 +17,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from clusterctl.state.private import private_dir
+
 PASSWORD_FILE = "bmc-password"  # noqa: S105 - a file name, not a password
 TOKEN_FILE = "control-token"  # noqa: S105
 PID_FILE = "lab.pid"
@@ -33,9 +35,7 @@ def default_lab_dir() -> Path:
 
 
 def ensure_lab_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
-    return path
+    return private_dir(path)
 
 
 def write_private(path: Path, text: str) -> None:

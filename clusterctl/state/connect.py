@@ -3,7 +3,8 @@
 SQLite: WAL (readers never block the writer), foreign keys on, a busy timeout, and
 `BEGIN IMMEDIATE` for write transactions, so two writers queue on the lock instead
 of one failing half-way with "database is locked" when it upgrades a read lock.
-PostgreSQL: `postgresql://` means psycopg 3.
+The database file, its -wal and its -shm are 0600 and their directory, when clusterctl makes it or it is
+the state directory, 0700 (see `clusterctl.state.private`). PostgreSQL: `postgresql://` means psycopg 3.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 
 from clusterctl import log
 from clusterctl.errors import StateError
+from clusterctl.state.private import private_dir, private_file, state_dir
 
 BUSY_TIMEOUT_S = 30.0
 # Execution option a connection carries when it is about to write.
@@ -76,7 +78,7 @@ def _sqlite_engine(parsed: URL) -> Engine:
         kwargs["poolclass"] = StaticPool
     else:
         path = Path(os.path.expanduser(database))
-        _make_private_parent(path)
+        _private_database(path)
         parsed = parsed.set(database=str(path))
     engine = sa.create_engine(
         parsed,
@@ -88,14 +90,15 @@ def _sqlite_engine(parsed: URL) -> Engine:
     return engine
 
 
-def _make_private_parent(path: Path) -> None:
+def _private_database(path: Path) -> None:
+    """Make the database file 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+    database's own mode, so they are private too, whatever the umask."""
     parent = path.parent
-    if parent.is_dir():
-        return
-    try:
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StateError(f"cannot create the state directory {parent}: {exc.strerror}") from exc
+    if not parent.exists() or parent.absolute().is_relative_to(state_dir().absolute()):
+        private_dir(parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):  # left by an older clusterctl, perhaps 0644
+        private_file(path.with_name(path.name + suffix), create=False)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
