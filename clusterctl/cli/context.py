@@ -33,8 +33,11 @@ class Settings:
     verbosity: int = 0
     state_url: str = field(default_factory=default_state_url)
     # Piped output (logs, CI, `| less`) gets wide tables instead of Rich's 80-column default.
-    out: Console = field(default_factory=lambda: Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    # No emoji codes: a message quoting a file position (`inv.yaml:100:4`) must not print as "inv.yaml💯4".
+    out: Console = field(
+        default_factory=lambda: Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160, emoji=False)
+    )
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True, emoji=False))
 
     @property
     def json(self) -> bool:

@@ -79,6 +79,7 @@ def read_document(path: Path, label: str | None = None) -> tuple[Document | None
 
 def _parse(path: Path, label: str, text: str) -> tuple[Document | None, list[Problem]]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     try:
         tree = _yaml().load(text)
@@ -90,6 +91,12 @@ def _parse(path: Path, label: str, text: str) -> tuple[Document | None, list[Pro
         problem = _WITH_VALUE.sub("", str(exc.problem or exc.context or "cannot parse"))
         message = f"YAML syntax: {problem}"
         return None, [Problem(label, line, column, message.strip())]
+    except ReaderError as exc:
+        # A character YAML does not allow in a stream (a control character such as DEL): say where.
+        before = text[: exc.position] if isinstance(exc.position, int) else ""
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        code = f"U+{exc.character:04X}" if isinstance(exc.character, int) else "a character"
+        return None, [Problem(label, line, column, f"YAML syntax: {code} is not allowed in a YAML file")]
     except (YAMLError, ValueError, TypeError, RecursionError) as exc:
         return None, [Problem(label, None, None, f"YAML syntax: {type(exc).__name__}")]
     if tree is None:
