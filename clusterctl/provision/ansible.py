@@ -7,7 +7,8 @@ checked against the inventory's known_hosts: ansible-runner turns checking off u
 otherwise, and an SSH option given first wins, so both are set here explicitly.
 
 A host that fails or cannot be reached is an outcome, not an exception: Ansible drops it from
-the play and the other hosts carry on.
+the play and the other hosts carry on. When `run_playbook` returns, no process of the run is left
+on this machine, whether the run ended, timed out or was cancelled.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from clusterctl import log
+from clusterctl import log, processes
 from clusterctl.errors import ClusterctlError, StateError
 from clusterctl.inventory.export_ansible import Unsafe, ansible_inventory, to_json
+from clusterctl.state.private import private_dir
 
 if TYPE_CHECKING:
     from clusterctl.inventory.site import Inventory, Node
@@ -40,6 +42,7 @@ SITE_PLAYBOOK = PLAYBOOKS / "site.yml"
 STAGE = "os"
 MESSAGE_LIMIT = 1000
 FLUSH_EVERY = 500  # task events buffered before a store write, besides one write per task
+CHECK_EVERY_S = 1  # how often ansible-runner looks at the cancel flag and the timeout (its default: 5 s)
 
 _log = log.get("provision.ansible")
 
@@ -141,7 +144,7 @@ def run_playbook(
         raise ClusterctlError(f"host_vars names hosts that are not being provisioned: {', '.join(unknown)}")
 
     search_path = _search_path()
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_dir(workdir)
     private = Path(tempfile.mkdtemp(prefix="ansible-", dir=workdir))
     inventory_file = private / "inventory" / "hosts.json"
     inventory_file.parent.mkdir()
@@ -151,6 +154,7 @@ def run_playbook(
     started = time.monotonic()
     # SSH control sockets need a short path (sun_path is 108 bytes), so not under `workdir`.
     control_dir = Path(tempfile.mkdtemp(prefix="clusterctl-cp-"))
+    mark = processes.new_mark()
     _log.info("running %s on %d host(s) in %s", playbook.name, len(nodes), private)
     try:
         result = ansible_runner.run(
@@ -159,7 +163,9 @@ def run_playbook(
             playbook=playbook.name,
             inventory=str(inventory_file),
             extravars=dict(extra_vars or {}),
-            envvars=_environment(playbook.parent, control_dir, connect_timeout) | {"PATH": search_path},
+            envvars=_environment(playbook.parent, control_dir, connect_timeout) | {"PATH": search_path}
+            | processes.mark_env(mark),
+            settings={"pexpect_timeout": CHECK_EVERY_S},
             forks=max(1, min(forks, len(nodes))),
             timeout=max(1, math.ceil(timeout)) if timeout else None,
             event_handler=collector.handle,
@@ -169,7 +175,7 @@ def run_playbook(
         )
     finally:
         collector.flush()
-        _close_connections(control_dir)
+        _end_processes(mark, control_dir)
     why = _unfinished_reason(result, timeout)
     outcomes = {node.name: collector.outcome(node.name, why) for node in nodes}
     collector.record_outcomes(outcomes.values(), elapsed=time.monotonic() - started)
@@ -218,6 +224,17 @@ def _environment(project: Path, control_dir: Path, connect_timeout: int) -> dict
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_NOCOLOR": "True",
     }
+
+
+def _end_processes(mark: str, control_dir: Path) -> None:
+    """Leave nothing of the run running. On a timeout or a cancel ansible-runner kills ansible-playbook's
+    process group, but each Ansible worker has called setsid() and lives on, orphaned, until its task ends,
+    and so do the ssh clients it started: every one of them carries the run's mark. SSH masters shed the
+    mark once their control socket exists, so they are told to exit through it, after the sweep."""
+    left = processes.end_marked(mark)
+    if left:
+        _log.info("ended %d process(es) the playbook run left behind", len(left))
+    _close_connections(control_dir)
 
 
 def _close_connections(control_dir: Path) -> None:

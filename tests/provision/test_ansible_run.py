@@ -8,12 +8,16 @@ Host keys are checked against the fleet's known_hosts, never accepted blindly.
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.leftovers import command_line, table
 from support.sshd import SSHFleet, SSHHost
 
 from clusterctl import log
@@ -103,7 +107,7 @@ def write_inventory(path: Path, hosts: list[SSHHost], known_hosts: dict[str, Pat
         overrides[host.name] = {"ssh": ssh}
     doc = {
         "version": 1,
-        "site": {"name": "ansible-test"},
+        "site": {"name": "ansible-test", "secrets_dir": str(hosts[0].key_file.parent)},
         "defaults": {
             "bmc": {"address_pool": "10.9.0.0/24", "user": "admin", "password": "env:CLUSTERCTL_UNUSED_BMC_PASSWORD"},
             "ssh": {"address": "127.0.0.1", "user": hosts[0].user, "key": f"file:{hosts[0].key_file}",
@@ -212,23 +216,57 @@ def test_a_second_run_changes_nothing(first_run: FirstRun) -> None:
     assert statuses == {"ok", "skipped"}
 
 
+SLOW_PLAYBOOK = ("- name: Slow\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+                 "    - name: Wait on the controller\n      ansible.builtin.pause:\n        seconds: 60\n")
+
+
+def processes_of_run(base: Path) -> list[str]:
+    """Live processes that name a file under `base`: ansible-playbook and each worker it forks (they name
+    the run's inventory, which is there)."""
+    me = os.getpid()
+    return [f"{p.pid}: {command_line(p.pid)}" for p in table().values()
+            if p.pid != me and p.state not in ("Z", "X") and str(base) in command_line(p.pid)]
+
+
 def test_a_run_past_its_timeout_fails_every_unfinished_host(fleet: SSHFleet, tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path / "site.yaml", fleet.hosts[:2])
     slow = tmp_path / "slow.yml"
-    slow.write_text("- name: Slow\n  hosts: all\n  gather_facts: false\n  tasks:\n"
-                    "    - name: Wait on the controller\n      ansible.builtin.pause:\n        seconds: 60\n")
+    slow.write_text(SLOW_PLAYBOOK)
     outcomes = run_playbook(inventory, inventory.select(None), playbook=slow, workdir=tmp_path / "work",
                             extra_vars=EXTRA_VARS, timeout=3)
     assert {n: o.status for n, o in outcomes.items()} == {"host01": "failed", "host02": "failed"}
     assert all("timed out after 3 s" in (o.message or "") for o in outcomes.values())
+    assert processes_of_run(tmp_path) == []  # Ansible's worker, in a session of its own, ended too
 
     # The inventory handed to Ansible: host keys checked against the node's known_hosts, the key a path.
     written = json.loads(next((tmp_path / "work").glob("ansible-*/inventory/hosts.json")).read_text())
     host = written["all"]["hosts"]["host01"]
-    assert f"-o UserKnownHostsFile={fleet.known_hosts}" in host["ansible_ssh_common_args"]
-    assert "-o StrictHostKeyChecking=yes" in host["ansible_ssh_common_args"]
-    assert host["ansible_ssh_private_key_file"] == str(fleet.client_key)
+    common_args = host["ansible_ssh_common_args"]["__ansible_unsafe"]  # data, never a template
+    assert f"-o UserKnownHostsFile={fleet.known_hosts}" in common_args
+    assert "-o StrictHostKeyChecking=yes" in common_args
+    assert host["ansible_ssh_private_key_file"] == {"__ansible_unsafe": str(fleet.client_key)}
     assert fleet.client_key.read_text().splitlines()[1] not in json.dumps(written)
+
+
+def test_a_cancelled_run_ends_every_process_it_started(fleet: SSHFleet, tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path / "site.yaml", fleet.hosts[:2])
+    slow = tmp_path / "slow.yml"
+    slow.write_text(SLOW_PLAYBOOK)
+    cancel = threading.Event()
+
+    def cancel_once_the_worker_runs() -> None:
+        deadline = time.monotonic() + 60
+        while len(processes_of_run(tmp_path)) < 2 and time.monotonic() < deadline:  # ansible-playbook + worker
+            time.sleep(0.1)
+        cancel.set()
+
+    canceller = threading.Thread(target=cancel_once_the_worker_runs, daemon=True)
+    canceller.start()
+    outcomes = run_playbook(inventory, inventory.select(None), playbook=slow, workdir=tmp_path / "work",
+                            extra_vars=EXTRA_VARS, timeout=120, cancel=cancel)
+    canceller.join()
+    assert all(o.status == "failed" and "cancelled" in (o.message or "") for o in outcomes.values()), outcomes
+    assert processes_of_run(tmp_path) == []
 
 
 # A stand-in for nvidia-smi on a node with two GPUs: it answers the tuning role's query from a state
