@@ -148,7 +148,7 @@ def test_virtual_media_insert_and_eject_use_the_actions() -> None:
 def test_inventory_nodes_become_https_targets_with_their_tls_policy(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("IDRAC_PASSWORD", "idrac-pw-from-env")
+    monkeypatch.setenv("CLUSTERCTL_IDRAC_PASSWORD", "idrac-pw-from-env")
     targets = targets_from_inventory(repo / "inventories" / "site.yaml", "login[01-02]")
     assert [t.name for t in targets] == ["login01", "login02"]
     assert all(t.base_url.startswith("https://") and t.base_url.endswith(":443") for t in targets)

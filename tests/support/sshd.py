@@ -105,7 +105,7 @@ class SSHFleet:
         """A site inventory whose nodes host01.. are these sshd hosts (one rack, one H100 each)."""
         overrides = "\n".join(f"      {h.name}: {{ssh: {{address: {h.address}, port: {h.port}}}}}" for h in self.hosts)
         path.write_text(
-            f"version: 1\nsite: {{name: {site}}}\n"
+            f"version: 1\nsite: {{name: {site}, secrets_dir: '{self.client_key.parent}'}}\n"
             "defaults:\n"
             "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}\n"
             f"  ssh: {{address: 127.0.0.1, user: {self.user}, key: 'file:{self.client_key}', "

@@ -49,7 +49,7 @@ def write_inventory(tmp_path: Path, fleet: SSHFleet, known_hosts: dict[str, Path
     path = tmp_path / "site.yaml"
     path.write_text(
         "version: 1\n"
-        "site: {name: e2e}\n"
+        f"site: {{name: e2e, secrets_dir: '{fleet.client_key.parent}'}}\n"
         "defaults:\n"
         "  bmc: {address_pool: 10.9.0.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}\n"
         f"  ssh: {{address: 127.0.0.1, user: {fleet.user}, key: 'file:{fleet.client_key}'}}\n"
