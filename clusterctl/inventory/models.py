@@ -3,7 +3,9 @@
 Reference of every key (`*` = required once all layers are merged):
 
     version: 1                         *  file format version
-    site:                              *  name* (letters, digits, - _ .), description
+    site:                              *  name* (letters, digits, - _ .), description, secrets_dir (where file: and
+                                          vault: references lie; default ~/.config/clusterctl/secrets),
+                                          secret_env_prefix (env: references start with it; default CLUSTERCTL_)
     defaults:                             node settings for every node (lowest layer, see below)
     bios_profiles:                        NAME: {description, attributes: {Attribute: value}}
     halls:                             *  list of {name*, rows*: list of {name*, racks*: list of RACK}}
@@ -37,8 +39,9 @@ name) {index} (0-based position in the group) {rack} {slot} (1-based position in
 `address_pool` (a CIDR) gives each node using it the next host address, in node order; groups
 sharing a pool continue where the previous one stopped, and a node whose override sets `address`
 still uses up its slot, so one replaced node does not shift the addresses of all after it.
-Secrets are references only: env:NAME, file:PATH (mode 600), vault:PATH[#key].
-Paths (ca_file, known_hosts, file: references) expand `~` and are relative to the inventory file.
+Secrets are references only: env:NAME, file:PATH (mode 600), vault:PATH[#key], inside the bounds above.
+Paths (ca_file, known_hosts, secrets_dir) expand `~` and are relative to the inventory file; file: and
+vault: references are relative to secrets_dir. No string anywhere may hold a control character or `{{`.
 """
 
 from __future__ import annotations
