@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -44,6 +45,27 @@ def forget(value: str) -> None:
     """
     with _lock:
         _secrets.discard(value)
+
+
+# clusterctl's own settings that carry a credential whether or not this process resolved it.
+_CREDENTIAL_SETTINGS = ("CLUSTERCTL_STATE", "CLUSTERCTL_DASHBOARD_TOKEN")
+
+
+def masked_environment() -> dict[str, str]:
+    """Overrides that hide this process's secrets from a child's environment.
+
+    ansible-runner copies the whole environment into artifacts/<id>/command and hands it on to
+    ansible-playbook and ssh; sbatch forwards it into the job. Their settings can override a
+    variable but not remove it, so each one that holds a secret is given back masked.
+    """
+    masked = {}
+    for name, value in os.environ.items():
+        scrubbed = scrub(value)
+        if scrubbed != value:
+            masked[name] = scrubbed
+        elif name in _CREDENTIAL_SETTINGS:
+            masked[name] = MASK
+    return masked
 
 
 def scrub(text: str) -> str:

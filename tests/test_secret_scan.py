@@ -416,13 +416,7 @@ def test_the_scanner_finds_every_form_and_names_only_the_place(tmp_path: Path) -
     assert all(middle not in f.where and "b" * 36 not in f.where for f in found)
 
 
-KNOWN_LEAKS = [
-    # ansible-runner copies this process's whole environment, CLUSTERCTL_STATE and CLUSTERCTL_DASHBOARD_TOKEN
-    # included, into artifacts/<id>/command. The fix (mask them in the envvars run_playbook passes: envvars
-    # override the copy) belongs in clusterctl/provision/ansible.py; delete these two lines when it is in.
-    ("PostgreSQL password", "*/clusterctl/ansible/ansible-*/artifacts/*/command"),
-    ("dashboard token", "*/clusterctl/ansible/ansible-*/artifacts/*/command"),
-]
+KNOWN_LEAKS: list[tuple[str, str]] = []
 
 
 @dataclass

@@ -164,7 +164,7 @@ def run_playbook(
             inventory=str(inventory_file),
             extravars=dict(extra_vars or {}),
             envvars=_environment(playbook.parent, control_dir, connect_timeout) | {"PATH": search_path}
-            | processes.mark_env(mark),
+            | log.masked_environment() | processes.mark_env(mark),
             settings={"pexpect_timeout": CHECK_EVERY_S},
             forks=max(1, min(forks, len(nodes))),
             timeout=max(1, math.ceil(timeout)) if timeout else None,

@@ -4,24 +4,32 @@ The job is followed with `scontrol show job` (state and exit code), which needs 
 accounting database; `sacct` is asked only once the controller has forgotten the job
 (MinJobAge). Every call passes the configured SLURM_CONF, so one machine can drive a
 cluster other than its default. Polling is bounded by the run's deadline.
+
+The job runs the scripts written into the output directory, so that directory must be the
+user's and writable by no one else, and the scripts are written so that nothing planted there
+beforehand (a symlink, say) can redirect them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from clusterctl import log
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
 from clusterctl.burnin.launchers.torchrun import root_causes
 from clusterctl.burnin.templates import render
 from clusterctl.errors import ClusterctlError
 
 POLL_S = 1.0
+SCRIPT_MODES = {"burnin.sbatch": 0o600, "task.sh": 0o700}
 COMMAND_TIMEOUT_S = 30
 RUNNING = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
            "STAGE_OUT"}
@@ -66,12 +74,14 @@ class SlurmLauncher:
         return {"burnin.sbatch": render("sbatch.sh.j2", **values), "task.sh": render("task.sh.j2", **values)}
 
     def submit(self, spec: BurninSpec) -> Submission:
-        outdir = spec.workdir_out or Path(tempfile.mkdtemp(prefix=f"clusterctl-burnin-{spec.run_id}-"))
-        outdir.mkdir(parents=True, exist_ok=True)
+        if spec.workdir_out is None:
+            outdir = Path(tempfile.mkdtemp(prefix=f"clusterctl-burnin-{spec.run_id}-"))  # 0700
+        else:
+            outdir = _private_outdir(spec.workdir_out)
         files = {}
         for name, text in self.render(spec, outdir).items():
             files[name] = outdir / name
-            files[name].write_text(text)
+            _write_script(files[name], text, SCRIPT_MODES.get(name, 0o600))
         out = self._run(["sbatch", "--parsable", str(files["burnin.sbatch"])])
         job_id = out.strip().split(";")[0]
         if not job_id.isdigit():
@@ -128,7 +138,8 @@ class SlurmLauncher:
         return None, None, ""
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # sbatch forwards its environment into the job (and slurmctld's saved state): no secrets in it.
+        env = dict(os.environ) | log.masked_environment()
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
         return env
@@ -148,6 +159,46 @@ class SlurmLauncher:
             lines = (proc.stderr or proc.stdout).strip().splitlines()
             raise SlurmError(f"{args[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
         return proc.stdout
+
+
+def _private_outdir(path: Path) -> Path:
+    """The output directory, made 0700 if it is new; an existing one must be the user's and writable by
+    no one else, since whoever can write in it can change the scripts the job runs as the user."""
+    path = path.expanduser().absolute()
+    if not path.exists():
+        try:
+            path.mkdir(parents=True, mode=0o700)
+            os.chmod(path, 0o700)  # whatever the umask
+        except FileExistsError:
+            pass  # made meanwhile: checked below like any other
+        except OSError as exc:
+            raise ClusterctlError(f"cannot create the burn-in output directory {path}: {exc.strerror}") from exc
+    link, info = os.lstat(path), os.stat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ClusterctlError(f"the burn-in output directory {path} is not a directory")
+    me = os.geteuid()
+    for owner in {link.st_uid, info.st_uid}:
+        if owner != me:
+            raise ClusterctlError(f"the burn-in output directory {path} belongs to uid {owner}, not to you (uid {me}): "
+                                  "Slurm runs the scripts written there, so choose a directory of your own (--outdir)")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ClusterctlError(f"the burn-in output directory {path} is writable by others, who could change the "
+                              f"scripts Slurm runs as you: chmod 700 {path}, or choose another --outdir")
+    return path
+
+
+def _write_script(path: Path, text: str, mode: int) -> None:
+    """Write `path` through a new file that replaces it: a symlink planted there is replaced, never followed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _exit_code(text: str) -> int | None:
