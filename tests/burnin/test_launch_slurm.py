@@ -7,10 +7,15 @@ verdict, the drain and the resume are exactly what a real cluster would see.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from pathlib import Path
+
+import pytest
 
 from clusterctl.burnin.launchers.protocol import BurninSpec
 from clusterctl.burnin.launchers.slurm import SlurmLauncher, _exit_code
+from clusterctl.errors import ClusterctlError
 from clusterctl.state.store import Store
 
 
@@ -75,3 +80,66 @@ def test_slurm_exit_codes() -> None:
     assert _exit_code("3:0") == 3
     assert _exit_code("0:9") == 137
     assert _exit_code("") is None
+
+
+@pytest.fixture
+def sbatch(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The launcher's Slurm commands, answered here (sbatch hands out job 42): no Slurm needed."""
+    calls: list[list[str]] = []
+
+    def answer(_launcher: SlurmLauncher, args: list[str]) -> str:
+        calls.append(args)
+        return "42\n"
+
+    monkeypatch.setattr(SlurmLauncher, "_run", answer)
+    return calls
+
+
+def _spec(outdir: Path) -> BurninSpec:
+    return BurninSpec(run_id="r1", model="transformer-tiny", nodes=("node1",), workdir_out=outdir)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_an_outdir_others_can_write_is_refused_before_anything_is_written(tmp_path: Path, sbatch) -> None:
+    outdir = tmp_path / "shared"
+    outdir.mkdir()
+    outdir.chmod(0o1777)  # like /tmp: anyone may add a file, or a symlink, for the job to run
+    with pytest.raises(ClusterctlError, match=re.escape(f"{outdir} is writable by others") + ".*"
+                       + re.escape(f"chmod 700 {outdir}")):
+        SlurmLauncher().submit(_spec(outdir))
+    assert sbatch == [] and list(outdir.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_an_outdir_of_another_user_is_refused(tmp_path: Path, sbatch) -> None:
+    outdir = tmp_path / "theirs"
+    outdir.mkdir(mode=0o755)
+    os.chown(outdir, 65534, 65534)
+    with pytest.raises(ClusterctlError, match=re.escape(f"{outdir} belongs to uid 65534, not to you")):
+        SlurmLauncher().submit(_spec(outdir))
+    assert sbatch == []
+
+
+def test_a_new_outdir_and_the_scripts_are_private_whatever_the_umask(tmp_path: Path, sbatch) -> None:
+    outdir = tmp_path / "runs" / "r1"
+    previous = os.umask(0)
+    try:
+        submission = SlurmLauncher().submit(_spec(outdir))
+    finally:
+        os.umask(previous)
+    assert submission.ref == "42" and sbatch == [["sbatch", "--parsable", str(outdir / "burnin.sbatch")]]
+    assert (_mode(outdir), _mode(outdir / "burnin.sbatch"), _mode(outdir / "task.sh")) == (0o700, 0o600, 0o700)
+
+
+def test_a_symlink_planted_where_a_script_goes_is_replaced_not_followed(tmp_path: Path, sbatch) -> None:
+    outdir = tmp_path / "out"
+    outdir.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (outdir / "task.sh").symlink_to(victim)
+    SlurmLauncher().submit(_spec(outdir))
+    assert victim.read_text() == "untouched\n"
+    assert not (outdir / "task.sh").is_symlink() and "torch.distributed.run" in (outdir / "task.sh").read_text()
