@@ -2,12 +2,13 @@
 
 With inventory nodes, the ranks are split evenly between them and CLUSTERCTL_RANK_NODES
 tells each rank which node it plays, so the verdict names nodes exactly as a real
-multi-node run would. The whole process group is killed on timeout or cancel.
+multi-node run would. On timeout or cancel torchrun's process group gets SIGTERM, then SIGKILL;
+then every process that still carries the run's mark (clusterctl.processes) is killed, wherever
+it went: torchrun starts its ranks in sessions of their own, and a rank may have started more.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
 from clusterctl.burnin.launchers.torchrun import root_causes
 from clusterctl.errors import ClusterctlError
+from clusterctl.processes import end_marked, mark_env, new_mark, signal_group
 
 POLL_S = 0.2
 KILL_GRACE_S = 5.0
@@ -42,6 +44,7 @@ class LocalLauncher:
 
     def __init__(self, processes: dict[str, subprocess.Popen[bytes]] | None = None) -> None:
         self._procs: dict[str, subprocess.Popen[bytes]] = processes if processes is not None else {}
+        self._marks: dict[str, str] = {}
 
     def expected_nodes(self, spec: BurninSpec) -> list[str]:
         return list(dict.fromkeys(rank_nodes(spec)))
@@ -64,11 +67,13 @@ class LocalLauncher:
         out = spec.workdir_out or Path(tempfile.mkdtemp(prefix=f"clusterctl-burnin-{spec.run_id}-"))
         out.mkdir(parents=True, exist_ok=True)
         files = {"stdout": out / "ranks.out", "stderr": out / "ranks.err"}
+        mark = new_mark()
         with files["stdout"].open("wb") as stdout, files["stderr"].open("wb") as stderr:
             proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                self.command(spec), cwd=spec.workdir, env={**os.environ, **self.environment(spec)},
+                self.command(spec), cwd=spec.workdir, env={**os.environ, **self.environment(spec), **mark_env(mark)},
                 stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True)
         self._procs[str(proc.pid)] = proc
+        self._marks[str(proc.pid)] = mark
         return Submission(self.name, str(proc.pid), files=files)
 
     def watch(self, submission: Submission, deadline: float) -> Outcome:
@@ -90,20 +95,17 @@ class LocalLauncher:
 
     def cancel(self, submission: Submission) -> None:
         proc = self._procs.get(submission.ref)
-        if proc is None or proc.poll() is not None:
-            return
-        # torchrun starts its workers in sessions of their own and forwards SIGTERM to them; a hung
-        # worker may outlive that, so every descendant seen now gets SIGKILL after the grace period.
-        family = _descendants(proc.pid)
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=KILL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=KILL_GRACE_S)
-        for pid in family:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        if proc is not None and proc.poll() is None:
+            signal_group(proc.pid, signal.SIGTERM)  # torchrun forwards it to the ranks
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=KILL_GRACE_S)
+        # Also after a run that ended by itself: a hung rank may outlive torchrun, in a session of its own.
+        mark = self._marks.pop(submission.ref, None)
+        if mark is not None:
+            end_marked(mark)
 
     @staticmethod
     def _tail(submission: Submission) -> str:
@@ -114,24 +116,3 @@ class LocalLauncher:
                  if ln.strip() and not set(ln.strip()) <= set("=-")]
         return lines[-1][:300] if lines else ""
 
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (Linux); empty where /proc is not there."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
