@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from clusterctl.burnin.launchers.local import rank_nodes
+from clusterctl.burnin.launchers.local import LocalLauncher, rank_nodes
 from clusterctl.burnin.launchers.protocol import BurninSpec
 from clusterctl.errors import ClusterctlError
 from clusterctl.state.store import Store
 
 LOCAL = ["burnin", "--launcher", "local", "--nproc", "2", "--nodes", "gpu[1-2]", "-o", "json"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _store() -> Store:
@@ -107,3 +115,18 @@ def test_crashed_rank_is_blamed_and_its_peer_is_incomplete(cli, tiny: list[str],
     assert "rank 1 exited with status 3, the first failure of the job" in nodes["gpu2"]["reasons"]
     assert nodes["gpu1"]["status"] == "incomplete", nodes["gpu1"]
     assert "gpu2 failed first" in nodes["gpu1"]["reasons"][-1]
+
+
+def test_cancel_ends_what_the_run_left_behind_after_torchrun_exited(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in for torchrun that exits at once, leaving a "rank" behind in a session of its own.
+    pidfile = tmp_path / "rank.pid"
+    monkeypatch.setattr(LocalLauncher, "command",
+                        lambda _self, _spec: ["/bin/sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}"])
+    launcher = LocalLauncher()
+    submission = launcher.submit(BurninSpec(run_id="left", workdir_out=tmp_path / "out"))
+    assert launcher.watch(submission, time.monotonic() + 30).state == "completed"
+    pid = int(pidfile.read_text())
+    assert _alive(pid)
+    launcher.cancel(submission)
+    assert not _alive(pid)
