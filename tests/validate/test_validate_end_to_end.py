@@ -146,7 +146,8 @@ def test_bad_checks_and_unknown_model_are_one_line_errors(fleet: SSHFleet, tmp_p
     b200 = tmp_path / "b200.yaml"
     b200.write_text(inventory.read_text().replace("H100-SXM5-80GB", "B200"))
     result = cli("validate", str(b200), "--checks", "gpu")
-    assert "no ruleset for GPU model 'B200'" in str(result.exception)
+    # A model without shipped rules is an inventory error now: the model names the rules file.
+    assert "unknown GPU model; expected one of: A100-SXM4-80GB, H100-SXM5-80GB" in str(result.exception)
 
 
 def test_quarantine_hands_failed_nodes_to_burnins_quarantine(
