@@ -1,4 +1,5 @@
-"""Fixtures every test gets: an isolated home, state store and lab directory.
+"""Fixtures every test gets: an isolated home, state store and lab directory, and a check that
+no process the test started outlives it.
 
 Nothing a test does may touch the developer's real ~/.local/state, so HOME and the
 clusterctl locations point into the test's own temporary directory.
@@ -8,11 +9,50 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import leftovers
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "leaves_processes(reason): the test may leave processes running (say why); they are still ended")
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Error the test if a process it started is still running once its function-scoped fixtures are torn down.
+
+    Declared first, with no dependencies, so that it is set up before every other function-scoped
+    fixture and checks after all of them; session- and module-scoped servers are set up before it and
+    are not the test's (see support.leftovers). Leftovers get a grace period, then SIGKILL, so that
+    one leak does not spill into the next test.
+    """
+    if not leftovers.available():
+        yield
+        return
+    watch = leftovers.Watch()
+    previous = os.environ.get(leftovers.MARK_ENV)
+    os.environ[leftovers.MARK_ENV] = watch.mark
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(leftovers.MARK_ENV, None)
+        else:
+            os.environ[leftovers.MARK_ENV] = previous
+    left = watch.wait_for_leftovers()
+    if not left:
+        return
+    described = [proc.describe() for proc in left]
+    watch.kill(left)
+    if request.node.get_closest_marker("leaves_processes") is None:
+        pytest.fail(f"{len(left)} process(es) the test started outlived it, now killed:\n  " + "\n  ".join(described),
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import leftovers
 
 ENV_URL = "CLUSTERCTL_TEST_POSTGRES_URL"
 
@@ -134,6 +135,7 @@ def _start() -> Server:
     start = subprocess.run(
         [*pg_ctl, "start", "-D", str(datadir), "-l", str(logfile), "-w", "-t", "60", "-o", options],
         capture_output=True, text=True, timeout=120, check=False,
+        env=leftovers.session_env(),  # the server outlives the test that happens to start it
     )
     if start.returncode != 0:
         log = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""

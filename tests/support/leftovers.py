@@ -5,7 +5,8 @@ CLUSTERCTL_TEST_MARK=<this test's mark> from pytest's environment and keeps it w
 (a session of its own, reparented to init once its parent died). A process started with an
 environment of its own is found if it descends from pytest. Processes that ran before the test
 (servers of session- and module-scoped fixtures, which are set up before any function-scoped
-fixture) and whatever they start later are not the test's, unless they carry its mark.
+fixture) and whatever they start later are not the test's, unless they carry its mark. A server
+that a test starts on first use and keeps for the session must be started with `session_env()`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class Proc:
 
     def describe(self) -> str:
         return f"pid {self.pid} (parent {self.ppid}, state {self.state}): {command_line(self.pid) or '?'}"
+
+
+def session_env() -> dict[str, str]:
+    """The environment for a process that outlives the test that starts it on purpose (a server kept for
+    the session, started on first use): without the test's mark."""
+    return {k: v for k, v in os.environ.items() if k != MARK_ENV}
 
 
 def available() -> bool:
