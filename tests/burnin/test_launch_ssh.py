@@ -36,13 +36,14 @@ def burnin(inventory: Path, *extra: str, capsys: pytest.CaptureFixture[str]) -> 
 def test_two_nodes_over_ssh_pass_then_a_slowed_node_is_named(fleet: SSHFleet, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     inventory = write_inventory(tmp_path, fleet)
-    # Two single-thread ranks share this two-core machine with other tests: judge stragglers with the
-    # same margin as the slowed run below, not the default 0.85, so a busy neighbour is not a fault.
-    code, report = burnin(inventory, "--straggler-ratio", "0.6", capsys=capsys)
+    # Two single-thread ranks share this two-core machine with whatever else runs: a busy neighbour can
+    # slow one of them by half (the issue saw this test fail so on a fresh clone). Only a rank slower
+    # than 0.3 of the median is a straggler here; the slowed run below is at 0.25 or less.
+    code, report = burnin(inventory, "--straggler-ratio", "0.3", capsys=capsys)
     assert code == 0, report["nodes"]
     assert {n["node"]: n["status"] for n in report["nodes"]} == {"host01": "pass", "host02": "pass"}
 
-    code, report = burnin(inventory, "--fault", "slow:rank=1:factor=4", "--straggler-ratio", "0.6", capsys=capsys)
+    code, report = burnin(inventory, "--fault", "slow:rank=1:factor=8", "--straggler-ratio", "0.3", capsys=capsys)
     assert code == 1
     verdicts = {n["node"]: n for n in report["nodes"]}
     assert verdicts["host01"]["status"] == "pass"
