@@ -19,7 +19,7 @@ import ipaddress
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clusterctl import log
@@ -39,7 +39,7 @@ class TokenError(ClusterctlError):
 
 @dataclass(frozen=True)
 class Token:
-    value: str
+    value: str = field(repr=False)  # a repr in a log line or traceback must not show it
     source: str  # "file:PATH", "env", "generated:PATH", "stored:PATH"
 
     @property
