@@ -71,6 +71,12 @@ def masked_environment() -> dict[str, str]:
 def scrub(text: str) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return mask_secrets(text)
+
+
+def mask_secrets(text: str) -> str:
+    """Only the secret values this process resolved: for data (JSON output), where a key named
+    `password` holds a reference such as env:NAME that the patterns above would hide."""
     if _secrets:
         with _lock:
             known = sorted(_secrets, key=len, reverse=True)

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from clusterctl import log
 from clusterctl.state.private import state_dir
 
 
@@ -45,7 +46,7 @@ class Settings:
 
     def emit(self, data: Any, draw: Callable[[Console], None] | None = None) -> None:
         if self.json or draw is None:
-            sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+            sys.stdout.write(log.mask_secrets(json.dumps(data, indent=2, default=str)) + "\n")
             sys.stdout.flush()
         else:
             draw(self.out)
@@ -53,7 +54,7 @@ class Settings:
     def note(self, message: str) -> None:
         """Human progress text: stderr, so stdout stays clean for JSON and pipes."""
         if self.verbosity >= 0:
-            self.err.print(message, highlight=False)
+            self.err.print(log.scrub(message), highlight=False)
 
     def open_store(self):  # noqa: ANN201 - avoids importing the store for --help
         from clusterctl.state.store import Store

@@ -122,3 +122,18 @@ def test_state_password_is_gone_from_ps_and_stderr(clusterctl_bin: list[str]) ->
     assert proc.returncode == 2, err
     assert password not in err
     assert "CLUSTERCTL_STATE" in err and "~/.pgpass" in err
+
+
+def test_json_output_and_progress_notes_mask_resolved_secrets(capsys) -> None:
+    """What the CLI prints is not a log record, yet a secret in it is masked the same way."""
+    from clusterctl import log
+    from clusterctl.cli.context import Settings
+
+    log.redact("printed-secret-value-123")
+    settings = Settings(output="json")
+    settings.emit({"reason": "BMC said printed-secret-value-123", "password": "env:CLUSTERCTL_X"})
+    settings.note("retrying with printed-secret-value-123")
+    out, err = capsys.readouterr()
+    assert "printed-secret-value-123" not in out + err
+    assert '"password": "env:CLUSTERCTL_X"' in out  # references are data, shown as they are
+    log.forget("printed-secret-value-123")
