@@ -19,13 +19,16 @@ from clusterctl.burnin.verdict import judge
 pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[2]
 LIMIT_S = 120.0
+# Far above a transformer-tiny step even on a loaded 2-core machine (a few ms quiet, seconds at worst): a
+# shorter one once reported a busy rank as stalled before the injected hang began, and the test failed.
+STALL = "6s"
 
 
 def _stalled_run(env: dict[str, str]) -> list[dict]:
     """Rank records of a run, read until every rank reported a stall (or the limit); then the run is killed."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "workloads.transformer", "--model", "transformer-tiny", "--steps", "500", "--log-every", "1",
-           "--checksum-every", "100", "--threads", "1", "--stall-timeout", "2s"]
+           "--checksum-every", "100", "--threads", "1", "--stall-timeout", STALL]
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", **env},
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     records: list[dict] = []
