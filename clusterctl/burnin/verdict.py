@@ -21,10 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# NVML clock-event reasons that mean the hardware, not the job, held the clocks down:
-# HW slowdown, SW thermal, HW thermal, HW power brake. Power-cap (0x4) and idle are not faults.
-BAD_THROTTLE = {0x8: "HW slowdown", 0x20: "SW thermal slowdown", 0x40: "HW thermal slowdown",
-                0x80: "HW power brake"}
+from clusterctl.validate import clock_events
 
 
 @dataclass(frozen=True)
@@ -217,6 +214,7 @@ def _judge_throttle(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVer
             seen = 0
             for s in r.steps:
                 seen |= int(s.get("gpu_throttle_reasons") or 0)
-            names = [name for bit, name in BAD_THROTTLE.items() if seen & bit]
+            found = clock_events.findings(clock_events.reasons(seen), clock_events.LOAD)
+            names = [clock_events.POLICY[name].label for name, level in found.items() if level == "fail"]
             if names:
                 verdicts[node].fail(f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})")

@@ -30,8 +30,10 @@ AGENT_VERSION = 1
 # "NVRM: Xid (PCI:0000:18:00): 79, pid=..., GPU has fallen off the bus." (NVIDIA XID catalog)
 XID_RE = re.compile(r"NVRM: Xid \(PCI:([0-9A-Fa-f:.]+)\): (\d+),?\s*(.*)")
 MAX_XID_EVENTS = 500
-# nvmlClocksThrottleReason* bits (nvml.h); the agent reports names so rules never see masks.
-THROTTLE_BITS = (
+# nvmlClocksEventReason* bits (formerly nvmlClocksThrottleReason*), the one list of them in clusterctl:
+# https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksEventReasons.html
+# The agent reports names so rules never see masks; clusterctl/validate/clock_events.py says what each means.
+CLOCK_EVENT_BITS = (
     (0x1, "gpu_idle"),
     (0x2, "applications_clocks"),
     (0x4, "sw_power_cap"),
@@ -211,7 +213,7 @@ def collect_device(nvml, index):
     if mask is None:
         mask = optional(nvml, "nvmlDeviceGetCurrentClocksEventReasons", handle)
     dev["throttle"] = None if mask is None else {
-        "mask": int(mask), "reasons": [name for bit, name in THROTTLE_BITS if int(mask) & bit],
+        "mask": int(mask), "reasons": [name for bit, name in CLOCK_EVENT_BITS if int(mask) & bit],
     }
     dev["temperature_c"] = optional(nvml, "nvmlDeviceGetTemperature", handle, getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
     dev["temperature_slowdown_c"] = optional(

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from clusterctl.validate import clock_events
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.validate.verdict import CheckResult, worst
 
 Device = dict[str, Any]
-HW_THROTTLE = ("hw_slowdown", "hw_thermal", "hw_power_brake")
-SW_THROTTLE = ("sw_thermal", "sw_power_cap")
+CLOCK_EVENT_CHECKS = ("gpu.throttle_hw", "gpu.throttle_sw")
 
 
 def gpu_checks(report: dict[str, Any], expect: Expectation, rules: Ruleset) -> list[CheckResult]:
@@ -31,7 +31,8 @@ def gpu_checks(report: dict[str, Any], expect: Expectation, rules: Ruleset) -> l
                _count(gpu, devices, expect, rules), _model(devices, rules)]
     for rule_id, probe, ok in _per_device(expect):
         issues = [f"{_label(d)}: {msg}" for d in devices if (msg := probe(d, rules))]
-        results.append(rules.judge(rule_id, bool(issues), "; ".join(issues) or ok))
+        status = _clock_event_status(devices, rule_id) if issues and rule_id in CLOCK_EVENT_CHECKS else None
+        results.append(rules.judge(rule_id, bool(issues), "; ".join(issues) or ok, status=status))
     return results
 
 
@@ -75,8 +76,8 @@ def _per_device(expect: Expectation) -> list[tuple[str, Callable[[Device, Rulese
             ("gpu.nvlink_errors", _nvlink_errors, "NVLink error counters low"),
         ]
     checks += [
-        ("gpu.throttle_hw", _throttle(HW_THROTTLE), "no hardware clock slowdown"),
-        ("gpu.throttle_sw", _throttle(SW_THROTTLE), "no software clock slowdown"),
+        ("gpu.throttle_hw", _clock_events("gpu.throttle_hw"), "no hardware clock slowdown"),
+        ("gpu.throttle_sw", _clock_events("gpu.throttle_sw"), "no software clock slowdown"),
         ("gpu.temperature", _temperature, "temperatures below the slowdown margin"),
         ("gpu.power", _power, "power limits at the model's default"),
     ]
@@ -172,9 +173,13 @@ def _nvlink_errors(dev: Device, rules: Ruleset) -> str | None:
     return ", ".join(over) or None
 
 
-def _throttle(reasons: tuple[str, ...]) -> Callable[[Device, Ruleset], str | None]:
+def _active(dev: Device) -> list[str]:
+    return (dev.get("throttle") or {}).get("reasons", [])
+
+
+def _clock_events(check: str) -> Callable[[Device, Ruleset], str | None]:
     def probe(dev: Device, rules: Ruleset) -> str | None:
-        active = [r for r in (dev.get("throttle") or {}).get("reasons", []) if r in reasons]
+        active = list(clock_events.findings(_active(dev), clock_events.IDLE, check))
         if not active:
             return None
         clocks = dev.get("clocks") or {}
@@ -182,6 +187,11 @@ def _throttle(reasons: tuple[str, ...]) -> Callable[[Device, Ruleset], str | Non
         return "clocks slowed by " + ", ".join(active) + speed
 
     return probe
+
+
+def _clock_event_status(devices: list[Device], check: str) -> str:
+    """The clock-event policy grades these checks, so validate and burn-in agree on each reason."""
+    return worst(s for d in devices for s in clock_events.findings(_active(d), clock_events.IDLE, check).values())
 
 
 def _temperature(dev: Device, rules: Ruleset) -> str | None:
