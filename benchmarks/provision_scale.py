@@ -66,8 +66,8 @@ def free_port() -> int:
 
 def critical_path(inventory, idle_w: float) -> dict[str, float]:  # noqa: ANN001
     """Lower bound on the makespan, in simulated seconds, from the lab's durations and the limits."""
-    from clusterctl.inventory.lab import FIRMWARE
     from clusterctl.sim.bmc import BIOS_JOB_S, COMPONENTS, IDRAC_RESET_S, POST_S, PUSH_VERIFY_S
+    from clusterctl.sim.inventory import FIRMWARE
 
     start = {key: spec[2] for key, spec in COMPONENTS.items()}
     sim_key = {"iDRAC": "idrac", "BIOS": "bios", "ConnectX-7": "nic", "HGX-H100": "gpu", "PSU": "psu", "CPLD": "cpld"}
@@ -137,7 +137,7 @@ def where_it_went(inventory, scale: float, bound: dict) -> dict[str, float]:  # 
 
 def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Popen[bytes], Path]:
     """The lab as its own process (as `lab up` starts it), and its inventory on a free port."""
-    from clusterctl.inventory.lab import FIRMWARE, firmware_file_name, lab_firmware_image, render_lab_inventory
+    from clusterctl.sim.inventory import FIRMWARE, firmware_file_name, lab_firmware_image, render_lab_inventory
 
     lab_dir = work / "lab"
     (lab_dir / "firmware").mkdir(parents=True, mode=0o700)

@@ -61,7 +61,7 @@ def main() -> int:
     args = p.parse_args()
     nodes = 200 if args.quick else args.nodes
 
-    from clusterctl.inventory.lab import render_lab_inventory
+    from clusterctl.sim.inventory import render_lab_inventory
 
     with tempfile.TemporaryDirectory(prefix="validate-scale-") as tmp:
         work = Path(tmp)

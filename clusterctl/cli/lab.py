@@ -53,7 +53,7 @@ def inventory_path(info: dict[str, Any], lab_dir: Path) -> Path:
 
 
 def _write_inventory(info: dict[str, Any], lab_dir: Path) -> Path:
-    from clusterctl.inventory.lab import render_lab_inventory
+    from clusterctl.sim.inventory import render_lab_inventory
 
     path = inventory_path(info, lab_dir)
     if path.parent == lab_dir:
@@ -64,7 +64,7 @@ def _write_inventory(info: dict[str, Any], lab_dir: Path) -> Path:
 
 def _write_firmware_images(lab_dir: Path) -> None:
     """The images the lab inventory points at (`file:` paths), pushed to the BMCs by multipart upload."""
-    from clusterctl.inventory.lab import FIRMWARE, firmware_file_name, lab_firmware_image
+    from clusterctl.sim.inventory import FIRMWARE, firmware_file_name, lab_firmware_image
 
     folder = lab_dir / "firmware"
     folder.mkdir(exist_ok=True)

@@ -10,7 +10,7 @@ import pytest
 from clusterctl.errors import InventoryError, SelectionError
 from clusterctl.inventory import check_inventory, load_inventory
 from clusterctl.inventory.hostlist import HostlistError, expand, fold
-from clusterctl.inventory.lab import lab_firmware_image, render_lab_inventory
+from clusterctl.sim.inventory import lab_firmware_image, render_lab_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "inventory"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from clusterctl.inventory import load_inventory
-from clusterctl.inventory.lab import render_lab_inventory
 from clusterctl.provision import components as comp
 from clusterctl.provision.engine import ProvisionOptionError, failure_threshold, parse_stages
 from clusterctl.provision.power import PowerBudgetTooSmall, PowerGate
+from clusterctl.sim.inventory import render_lab_inventory
 
 
 def test_stage_and_failure_options() -> None:

@@ -21,7 +21,7 @@ import pytest
 import trustme
 from test_provision_lab import Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
 
-from clusterctl.inventory.lab import FIRMWARE, firmware_file_name, lab_firmware_image
+from clusterctl.sim.inventory import FIRMWARE, firmware_file_name, lab_firmware_image
 
 NODES = 2
 BIOS_FILE = firmware_file_name("BIOS", FIRMWARE["BIOS"])

@@ -131,10 +131,10 @@ def test_generic_push_killed_then_resumed_is_applied_once(lab: Lab, when: str) -
 
 async def operator_push(lab: Lab, node: str, bmc: str) -> None:
     """Someone else stages an image on the node's BMC (a task the journal cannot know)."""
-    from clusterctl.inventory.lab import FIRMWARE, firmware_file_name
     from clusterctl.redfish.client import RedfishClient
     from clusterctl.redfish.resources.update import simple_update
     from clusterctl.redfish.target import BMCTarget
+    from clusterctl.sim.inventory import FIRMWARE, firmware_file_name
 
     target = BMCTarget(name=node, base_url=f"https://{bmc}:{lab.port}", username="root",
                        password=(lab.dir / "bmc-password").read_text().strip(), verify=str(lab.dir / "ca.pem"))

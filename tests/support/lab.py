@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from clusterctl.inventory.lab import render_lab_inventory
+from clusterctl.sim.inventory import render_lab_inventory
+from support.ports import free_port
 
 START_TIMEOUT_S = 60.0
 UNSERVED_SSH = "127.2.250.250"
@@ -30,18 +29,6 @@ UNSERVED_SSH = "127.2.250.250"
 NO_SSH_PORT = 1
 """tcpmux: privileged and unused. A lab without SSH points its nodes here, so `os` and `validate` skip for
 certain even while another lab on this machine serves the usual SSH addresses."""
-
-
-def free_port(address: str = "127.0.0.1", low: int = 40001, high: int = 60000) -> int:
-    for _ in range(50):
-        port = random.randint(low, high)  # noqa: S311 - test ports, not secrets
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free port on {address}")
 
 
 @dataclass

@@ -225,7 +225,7 @@ def test_the_lab_pair_runs_at_its_slower_nodes_pace_and_a_lonely_node_times_out(
 
 def test_bad_ring_choice_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inventory = tmp_path / "lab.yaml"
-    from clusterctl.inventory.lab import render_lab_inventory
+    from clusterctl.sim.inventory import render_lab_inventory
 
     inventory.write_text(render_lab_inventory(2, tmp_path))
     code = run(["validate", str(inventory), "--checks", "bandwidth", "--ring", "spine"])
