@@ -1,5 +1,5 @@
 """Fixtures every test gets: an isolated home, state store and lab directory, and a check that
-no process the test started outlives it.
+no process the test started outlives it; and the PostgreSQL fixtures, for any test that asks.
 
 Nothing a test does may touch the developer's real ~/.local/state, so HOME and the
 clusterctl locations point into the test's own temporary directory.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support import leftovers
+from support.pgserver import postgres_server, postgres_url, store_url  # noqa: F401 - fixtures, offered to all tests
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,6 @@ itself an expected failure that names them, and passes by itself once they are f
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import secrets
 import signal
@@ -48,21 +47,6 @@ MAX_SWEEPS = 4000  # 200 s of sampling at most, whatever happens to the run
 MAX_COMMAND_LINES = 50_000
 MAX_FILE_BYTES = 64 << 20
 BMC_USER = "root"  # the lab inventory's BMC user
-
-
-def _load_pgserver() -> Any:
-    """tests/state/pgserver.py under the one module name the state and dashboard tests use: one server."""
-    name = "_clusterctl_tests_pgserver"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "state" / "pgserver.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-postgres_server = _load_pgserver().postgres_server
 
 
 # --- the scanner ------------------------------------------------------------------------------------

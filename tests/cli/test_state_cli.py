@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from clusterctl.cli.main import run
 from clusterctl.state.store import Store
-
-
-def _load_pgserver() -> ModuleType:
-    name = "_clusterctl_tests_pgserver"  # the same module tests/state/conftest.py loads
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "state" / "pgserver.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_pg = _load_pgserver()
-postgres_server = _pg.postgres_server
-postgres_url = _pg.postgres_url
-store_url = _pg.store_url
 
 
 @pytest.fixture

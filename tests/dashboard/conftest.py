@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,28 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import CHROMIUM, CHROMIUM_ARGS, REPO, TOKEN
+from dashboard_support import CHROMIUM, CHROMIUM_ARGS, TOKEN
 
 from clusterctl.dashboard.auth import Token
 from clusterctl.state.store import Store
-
-
-def _load_pgserver() -> Any:
-    """tests/state/pgserver.py under the one module name tests/state/conftest.py uses."""
-    name = "_clusterctl_tests_pgserver"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "state" / "pgserver.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_pg = _load_pgserver()
-postgres_server = _pg.postgres_server
-postgres_url = _pg.postgres_url
-store_url = _pg.store_url
 
 
 @pytest.fixture

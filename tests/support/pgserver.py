@@ -1,8 +1,8 @@
 """A PostgreSQL for the store tests: the one CI names, or a private throwaway server.
 
-Loaded by path from tests/state/conftest.py and tests/cli/test_state_cli.py and kept
-in sys.modules under one name, so both use a single server; its fixtures are imported
-into both. Without PostgreSQL binaries the tests skip locally but fail when `CI` is set.
+tests/conftest.py offers its fixtures to every test; the server starts when the first test asks
+for it and serves the whole session. Without PostgreSQL binaries the tests skip locally but fail
+when `CI` is set.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from support import leftovers
+from support.ports import ephemeral_port
 
 ENV_URL = "CLUSTERCTL_TEST_POSTGRES_URL"
 
@@ -92,12 +93,6 @@ def _bindir() -> Path | None:
     return Path(which).parent if which else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start() -> Server:
     bindir = _bindir()
     if bindir is None:
@@ -127,7 +122,7 @@ def _start() -> Server:
     if init.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"initdb failed: {init.stderr[-2000:]}", pytrace=False)
-    port = _free_port()
+    port = ephemeral_port()
     options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off "
                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
     pg_ctl = [*as_user, str(bindir / "pg_ctl")]

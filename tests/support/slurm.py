@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from support.ports import ephemeral_ports
+
 SLURMCTLD = shutil.which("slurmctld") or "/usr/sbin/slurmctld"
 SLURMD = shutil.which("slurmd") or "/usr/sbin/slurmd"
 MUNGED = shutil.which("munged") or "/usr/sbin/munged"
@@ -29,17 +31,6 @@ def available() -> str | None:
     if os.geteuid() != 0:
         return "the test Slurm cluster runs its daemons as root (SlurmUser=root)"
     return None
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class SlurmCluster:
@@ -117,7 +108,7 @@ class SlurmCluster:
             time.sleep(0.1)
 
     def _write_conf(self) -> None:
-        ctld_port, *node_ports = _free_ports(1 + len(self.nodes))
+        ctld_port, *node_ports = ephemeral_ports(1 + len(self.nodes))
         host = socket.gethostname()
         w = self.workdir
         lines = [

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.ports import ephemeral_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -32,12 +34,6 @@ class SSHHost:
     @property
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def _keygen(path: Path) -> None:
@@ -71,7 +67,7 @@ class SSHFleet:
         hdir = self.workdir / name
         hdir.mkdir()
         _keygen(hdir / "host_ed25519")
-        port = _free_port(address)
+        port = ephemeral_port(address)
         authorized = hdir / "authorized_keys"
         shutil.copy(self.client_key.with_suffix(".pub"), authorized)
         config = hdir / "sshd_config"
