@@ -54,38 +54,6 @@ class BadTargetOptions(ClusterctlError):
     """The BMC selection options contradict each other or are incomplete."""
 
 
-def targets_from_inventory(path: Path, limit: str | None) -> list[BMCTarget]:
-    """THE seam between the inventory and Redfish: inventory nodes -> BMC targets.
-
-    The inventory has no URL scheme for BMCs; Redfish is HTTPS-only in DSP0266, so https it is.
-    """
-    from clusterctl.inventory import load_inventory
-    from clusterctl.redfish import BMCTarget
-
-    inventory = load_inventory(path)
-    targets = []
-    for node in inventory.select(limit):
-        bmc = node.bmc
-        if not bmc.address:
-            raise BadTargetOptions(f"{node.name}: no BMC address in the inventory")
-        verify: bool | str = True
-        if bmc.insecure:
-            verify = False
-        elif bmc.ca_file:
-            verify = str(inventory.resolve_path(bmc.ca_file))
-        targets.append(
-            BMCTarget(
-                name=node.name,
-                base_url=f"https://{bmc.endpoint}",
-                username=bmc.user,
-                password=bmc.password.resolve(inventory.secrets),
-                verify=verify,
-                vendor=bmc.vendor,
-            )
-        )
-    return targets
-
-
 def _targets(
     file: Path | None,
     limit: str | None,
@@ -106,6 +74,8 @@ def _targets(
     if file is not None:
         if not file.is_file():
             raise BadTargetOptions(f"{file}: no such inventory file")
+        from clusterctl.redfish.target import targets_from_inventory
+
         return targets_from_inventory(file, limit)
     if target is None:
         raise BadTargetOptions("no BMC given: pass an inventory FILE (with --limit) or --target https://HOST")

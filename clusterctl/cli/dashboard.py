@@ -151,7 +151,7 @@ def _inventory(file: Path) -> Inventory:
 
 
 def _targets(file: Path, limit: str | None = None) -> list[BMCTarget]:
-    from clusterctl.cli.bmc import targets_from_inventory
+    from clusterctl.redfish.target import targets_from_inventory
 
     if not file.is_file():
         raise DashboardError(f"{file}: no such inventory file")

@@ -180,7 +180,7 @@ def _bandwidth(cfg: Any, bench: Any, targets: list[Any], expectations: list[Any]
 
 
 def _bmc_targets(file: Path, limit: str | None) -> list[Any]:
-    from clusterctl.cli.bmc import targets_from_inventory
+    from clusterctl.redfish.target import targets_from_inventory
 
     return targets_from_inventory(file, limit)
 

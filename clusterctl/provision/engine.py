@@ -204,6 +204,7 @@ class Engine:
     async def _run_locked(self, nodes: list[Node], args: Any, started: float, tracker: Tracker) -> Summary:
         from clusterctl.redfish import Limits, RetryPolicy
         from clusterctl.redfish.cadence import Durations
+        from clusterctl.redfish.target import targets_for
 
         opts = self.options
         names = [n.name for n in nodes]
@@ -216,7 +217,7 @@ class Engine:
                             max_total=max(opts.tuning.request_timeout_s * 4, 1.0))
         images = ImageCheck(self.inventory)
         durations = Durations(opts.tuning.poll_s)
-        targets = bmc_targets(self.inventory, nodes)
+        targets = targets_for(self.inventory, nodes)
         status = "failed"
         try:
             async with Journal(self.store, run_id) as journal:
@@ -380,23 +381,3 @@ async def _all(coros: Any) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
-
-def bmc_targets(inventory: Inventory, nodes: list[Node]) -> dict[str, BMCTarget]:
-    """Inventory nodes -> BMC targets (as `clusterctl bmc` builds them), each secret resolved once."""
-    from clusterctl.redfish import BMCTarget
-
-    secrets: dict[str, str] = {}
-    targets = {}
-    for node in nodes:
-        bmc = node.bmc
-        if not bmc.address:
-            raise ProvisionOptionError(f"{node.name}: no BMC address in the inventory")
-        ref = str(bmc.password)
-        if ref not in secrets:
-            secrets[ref] = bmc.password.resolve(inventory.secrets)
-            log.redact(secrets[ref])
-        verify: bool | str = False if bmc.insecure else (
-            str(inventory.resolve_path(bmc.ca_file)) if bmc.ca_file else True)
-        targets[node.name] = BMCTarget(name=node.name, base_url=f"https://{bmc.endpoint}", username=bmc.user,
-                                       password=secrets[ref], verify=verify, vendor=bmc.vendor)
-    return targets

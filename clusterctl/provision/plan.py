@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterctl.errors import ClusterctlError
 from clusterctl.provision.context import NodeContext
-from clusterctl.provision.engine import Options, bmc_targets, reason_of
+from clusterctl.provision.engine import Options, reason_of
 from clusterctl.provision.hooks import default_hooks
 from clusterctl.provision.images import ImageCheck
 from clusterctl.provision.power import PowerGate, RackPower
@@ -44,8 +44,9 @@ async def plan(
     transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
 ) -> dict[str, Any]:
     from clusterctl.redfish import Limits, RetryPolicy
+    from clusterctl.redfish.target import targets_for
 
-    targets = bmc_targets(inventory, nodes)
+    targets = targets_for(inventory, nodes)
     gate = PowerGate(inventory)
     limits = Limits(per_bmc=options.per_bmc_requests, global_requests=options.global_requests)
     retry = RetryPolicy(max_total=max(options.tuning.request_timeout_s * 2, 1.0))

@@ -1,7 +1,7 @@
 """Where a BMC is and how to trust it: the one input every Redfish call starts from.
 
-Kept independent of the inventory so the client can be used ad hoc (`clusterctl bmc --target`)
-and tested alone; the inventory adapts its nodes into `BMCTarget`s.
+`BMCTarget` knows nothing of the inventory, so the client can be used ad hoc (`clusterctl bmc
+--target`) and tested alone; `targets_for` is the one place inventory nodes become targets.
 """
 
 from __future__ import annotations
@@ -10,10 +10,15 @@ import functools
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from clusterctl.errors import ClusterctlError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from clusterctl.inventory import Inventory, Node
 
 
 class BMCTargetError(ClusterctlError):
@@ -68,3 +73,33 @@ class BMCTarget:
 def _trusting(cafile: str | None, mtime_ns: int, size: int) -> ssl.SSLContext:
     """The verifying context for one CA file (None: the system store); errors are not cached."""
     return ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
+
+
+def targets_for(inventory: Inventory, nodes: Iterable[Node]) -> dict[str, BMCTarget]:
+    """Each node's BMC by node name; a password many BMCs share is resolved once, not once per node
+    (each resolve reads a file, the environment or a vault).
+
+    The inventory has no URL scheme for BMCs; Redfish is HTTPS-only in DSP0266, so https it is.
+    """
+    secrets: dict[str, str] = {}
+    targets = {}
+    for node in nodes:
+        bmc = node.bmc
+        if not bmc.address:
+            raise BMCTargetError(f"{node.name}: no BMC address in the inventory")
+        ref = str(bmc.password)
+        if ref not in secrets:
+            secrets[ref] = bmc.password.resolve(inventory.secrets)
+        verify: bool | str = False if bmc.insecure else (
+            str(inventory.resolve_path(bmc.ca_file)) if bmc.ca_file else True)
+        targets[node.name] = BMCTarget(name=node.name, base_url=f"https://{bmc.endpoint}", username=bmc.user,
+                                       password=secrets[ref], verify=verify, vendor=bmc.vendor)
+    return targets
+
+
+def targets_from_inventory(path: Path, limit: str | None) -> list[BMCTarget]:
+    """The BMCs of the nodes `limit` selects in the inventory file at `path`."""
+    from clusterctl.inventory import load_inventory
+
+    inventory = load_inventory(path)
+    return list(targets_for(inventory, inventory.select(limit)).values())

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from fakebmc import FakeBMC, Resp
 
-from clusterctl.cli.bmc import targets_from_inventory
 from clusterctl.errors import BMCRequestFailed
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy
 from clusterctl.redfish.resources.managers import (
@@ -24,6 +23,7 @@ from clusterctl.redfish.resources.managers import (
 )
 from clusterctl.redfish.resources.tasks import start_and_wait
 from clusterctl.redfish.resources.update import multipart_push, simple_update
+from clusterctl.redfish.target import targets_from_inventory
 
 FAST = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=1, jitter=0, max_total=5)
 US = "/redfish/v1/UpdateService"
