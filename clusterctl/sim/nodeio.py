@@ -14,9 +14,9 @@ import os
 from types import ModuleType
 from typing import Any
 
+from clusterctl.sim import fake_nvml
 from clusterctl.sim.node import NodeHardware
 from clusterctl.validate import agent
-from clusterctl.validate.fake_nvml import pynvml as fake_nvml
 
 # What a lab node has installed: the same versions as the lab inventory's `software` section
 # (tests/sim/test_sim_ssh_agent.py checks that they agree).
@@ -33,11 +33,7 @@ COMMANDS = {
 
 
 class _NodeNVML:
-    """The fake pynvml module, fed from this node's GPUs instead of a fixture file.
-
-    The fake keeps its state in a module global; that is safe here because the lab runs the
-    agent's collection synchronously on its event loop, one node at a time.
-    """
+    """The fake pynvml module, fed from this node's GPUs instead of a fixture file."""
 
     def __init__(self, hw: NodeHardware) -> None:
         self._hw = hw
@@ -46,8 +42,8 @@ class _NodeNVML:
         return getattr(fake_nvml, name)
 
     def nvmlInit(self) -> None:  # noqa: N802 - pynvml's API names
-        gpus = [fake_nvml._normalise(dict(g, persistence_mode=1, ecc_mode=[1, 1])) for g in self._hw.nvml()]
-        fake_nvml._state = {"driver_version": DRIVER, "cuda_driver_version": CUDA_DRIVER, "gpus": gpus}
+        gpus = [dict(g, persistence_mode=1, ecc_mode=[1, 1]) for g in self._hw.nvml()]
+        fake_nvml.load({"driver_version": DRIVER, "cuda_driver_version": CUDA_DRIVER, "gpus": gpus})
 
 
 def kernel_log_lines(hw: NodeHardware) -> list[str]:

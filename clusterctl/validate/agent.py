@@ -10,6 +10,11 @@ Options (for tests and the embedded lab; the defaults read the real node):
   --sysfs-root DIR   prefix for /sys paths           --kernel-log FILE   read XIDs from FILE
   --root DIR         prefix for /usr paths (software versions)
 
+NVML source: the agent imports the installed `pynvml`. When the environment variable
+CLUSTERCTL_AGENT_PYNVML names a Python file, that file is loaded as `pynvml` instead; tests
+that run the agent as a program on machines without GPUs point it at clusterctl/sim/fake_nvml.py.
+Real nodes never set it.
+
 `collect(node)` is the whole collection with every read going through `node` (a `NodeIO`):
 the embedded lab imports this module and passes a NodeIO of its simulated hardware, so the
 code that runs on real nodes is the code the lab exercises, without a process per node.
@@ -63,6 +68,7 @@ LIB_DIRS = (
     "/usr/local/nccl/lib",
 )
 COMMAND_TIMEOUT = 15
+PYNVML_ENV = "CLUSTERCTL_AGENT_PYNVML"
 
 
 class NodeIO:
@@ -73,7 +79,10 @@ class NodeIO:
         return socket.gethostname()
 
     def nvml(self):
-        """The pynvml module (ImportError when it is not installed)."""
+        """The stand-in file $CLUSTERCTL_AGENT_PYNVML names, else pynvml (ImportError when it is not installed)."""
+        path = os.environ.get(PYNVML_ENV)
+        if path:
+            return load_module("pynvml", path)
         import pynvml
 
         return pynvml
@@ -95,6 +104,18 @@ class NodeIO:
 
     def run(self, argv):
         return run(argv)
+
+
+def load_module(name, path):
+    """By file location, so the stand-in need not be on the node python3's sys.path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load " + path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None):

@@ -70,18 +70,17 @@ def test_a_lost_gpu_and_a_broken_nvml_call_do_not_stop_the_report(tmp_path: Path
     nvml = tmp_path / "nvml.json"
     nvml.write_text(json.dumps(fixture))
     # A pynvml whose throttle call blows up with a non-NVML error, in front of the fake one.
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "pynvml.py").write_text(
+    broken = tmp_path / "broken_pynvml.py"
+    broken.write_text(
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('_fake', {str(MAKE.FAKE_NVML / 'pynvml.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('_fake', {str(MAKE.FAKE_NVML)!r})\n"
         "_fake = importlib.util.module_from_spec(spec); spec.loader.exec_module(_fake)\n"
         "globals().update({k: v for k, v in vars(_fake).items() if not k.startswith('__')})\n"
         "def nvmlDeviceGetCurrentClocksThrottleReasons(handle):\n"
         "    raise RuntimeError('driver returned garbage')\n"
     )
-    doc, stderr = run_agent({"PYTHONPATH": str(broken), "CLUSTERCTL_FAKE_NVML": str(nvml), "PATH": "/usr/bin:/bin"},
-                            ["--kernel-log", str(FIXTURES / "kernel" / "clean.log")])
+    env = {"CLUSTERCTL_AGENT_PYNVML": str(broken), "CLUSTERCTL_FAKE_NVML": str(nvml), "PATH": "/usr/bin:/bin"}
+    doc, stderr = run_agent(env, ["--kernel-log", str(FIXTURES / "kernel" / "clean.log")])
     devices = doc["gpu"]["devices"]
     assert doc["gpu"]["count"] == 8 and devices[2] == {"index": 2, "error": "GPU is lost"}
     assert devices[0]["pcie"] == {"gen_cur": None, "gen_max": None, "width_cur": None, "width_max": None}

@@ -19,7 +19,7 @@ from clusterctl.cli.context import Settings
 from clusterctl.state.store import Store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "validate"
-FAKE_NVML = Path(__file__).resolve().parents[2] / "clusterctl" / "validate" / "fake_nvml"
+FAKE_NVML = Path(__file__).resolve().parents[2] / "clusterctl" / "sim" / "fake_nvml.py"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def agent_call(nvml: str, sysfs: str, kernel: str) -> dict[str, Any]:
     return {
         "args": ["--sysfs-root", str(FIXTURES / "sysfs" / sysfs), "--kernel-log", str(FIXTURES / "kernel" / kernel),
                  "--root", str(FIXTURES / "root")],
-        "env": {"PYTHONPATH": str(FAKE_NVML), "CLUSTERCTL_FAKE_NVML": str(FIXTURES / "nvml" / f"{nvml}.json"),
+        "env": {"CLUSTERCTL_AGENT_PYNVML": str(FAKE_NVML),
+                "CLUSTERCTL_FAKE_NVML": str(FIXTURES / "nvml" / f"{nvml}.json"),
                 "PATH": f"{FIXTURES / 'bin'}:/usr/bin:/bin"},
     }
 

@@ -1,8 +1,10 @@
 """A fake `pynvml` that answers from a JSON fixture, for nodes without NVIDIA GPUs (tests, the lab).
 
-It is put in front of the real module by adding this directory to PYTHONPATH on the node,
-with CLUSTERCTL_FAKE_NVML naming the fixture. Only the calls the validation agent makes exist;
-they return what the real ones return (milliwatts, ints, tuples) so the agent has one code path.
+An agent run as a program loads this file in place of pynvml when CLUSTERCTL_AGENT_PYNVML names
+it (see clusterctl/validate/agent.py); nvmlInit then reads the fixture CLUSTERCTL_FAKE_NVML names.
+The lab, which runs the agent in process, gives each node's fixture to `load` instead. Only the
+calls the validation agent makes exist; they return what the real ones return (milliwatts, ints,
+tuples) so the agent has one code path.
 
 Fixture format (JSON):
 
@@ -152,17 +154,24 @@ def _field(handle: int, *keys: str) -> Any:
     return value
 
 
-def nvmlInit() -> None:  # noqa: N802 - pynvml's API names
+def load(fixture: dict[str, Any]) -> None:
+    """Answer from `fixture` until nvmlShutdown, as nvmlInit does with the file's fixture.
+
+    The state is this module's: one fixture at a time, which holds for the lab because it runs
+    the agent's collection synchronously on its event loop, one node at a time.
+    """
     global _state
+    if fixture.get("error"):
+        raise NVMLError(_ERRORS.get(fixture["error"], NVML_ERROR_DRIVER_NOT_LOADED))
+    _state = {**fixture, "gpus": [_normalise(g) for g in fixture.get("gpus", [])]}
+
+
+def nvmlInit() -> None:  # noqa: N802 - pynvml's API names
     path = os.environ.get("CLUSTERCTL_FAKE_NVML")
     if not path:
         raise NVMLError(NVML_ERROR_LIBRARY_NOT_FOUND)
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if data.get("error"):
-        raise NVMLError(_ERRORS.get(data["error"], NVML_ERROR_DRIVER_NOT_LOADED))
-    data["gpus"] = [_normalise(g) for g in data.get("gpus", [])]
-    _state = data
+        load(json.load(f))
 
 
 def nvmlShutdown() -> None:  # noqa: N802
