@@ -6,12 +6,10 @@ the observation decides, the journal only tells the next run what it may find.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import TYPE_CHECKING
 
 from clusterctl.errors import TaskFailed
-from clusterctl.redfish.cadence import Cadence, cadence_of
+from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.resources.systems import ComputerSystem, power
 
 if TYPE_CHECKING:
@@ -22,21 +20,16 @@ TRANSITIONS = ("PoweringOn", "PoweringOff")
 
 async def wait_powered_on(ctx: NodeContext, *, what: str, poll: float | Cadence) -> ComputerSystem:
     """Poll until the server reports PowerState On; the BMC may drop out meanwhile."""
-    cadence = cadence_of(poll)
-    started = time.monotonic()
-    state = "unknown"
+    wait = Wait(poll, ctx.tuning.reboot_deadline_s)
     while True:
-        elapsed = time.monotonic() - started
         system = await ctx.look_system()
         state = (system.power_state or "unknown") if system is not None else "BMC unreachable"
         if system is not None and state == "On":
-            cadence.finished(time.monotonic() - started)
+            wait.done()
             return system
-        remaining = ctx.tuning.reboot_deadline_s - (time.monotonic() - started)
-        if remaining <= 0:
+        if not await wait.sleep():
             raise TaskFailed(f"{what}: server still {state} after {ctx.tuning.reboot_deadline_s:.0f} s",
                              bmc=ctx.name)
-        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 async def settle_power(ctx: NodeContext, system: ComputerSystem) -> ComputerSystem:

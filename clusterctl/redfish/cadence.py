@@ -11,6 +11,8 @@ and an operation slower than everything seen before falls back to the plain inte
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -51,6 +53,40 @@ class Every:
 
 def cadence_of(poll: float | Cadence) -> Cadence:
     return Every(float(poll)) if isinstance(poll, int | float) else poll
+
+
+class Wait:
+    """The clock of one poll loop: every wait on a BMC is bounded by a deadline and paced by a cadence.
+
+    Each loop looks, returns through `done` when the operation has ended, and otherwise asks
+    `sleep` for the next look; `sleep` says False once the deadline has passed, and the loop raises
+    (or gives up) with what it last saw.
+    """
+
+    def __init__(self, poll: float | Cadence, deadline_s: float) -> None:
+        self.cadence = cadence_of(poll)
+        self.deadline_s = deadline_s
+        self.started = time.monotonic()
+        self.looked = 0.0
+        """When the current look began, seconds into the wait: the cadence paces from there."""
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def done(self) -> None:
+        """The last look found the operation ended: the cadence learns how long it took."""
+        self.cadence.finished(self.elapsed())
+
+    async def sleep(self, retry_after: float | None = None) -> bool:
+        """Sleep until the next look (the BMC's Retry-After wins over the cadence), never past the
+        deadline; False, without sleeping, once it has passed."""
+        remaining = self.deadline_s - self.elapsed()
+        if remaining <= 0:
+            return False
+        delay = self.cadence.delay(self.looked)
+        await asyncio.sleep(min(delay if retry_after is None else retry_after, remaining))
+        self.looked = self.elapsed()
+        return True
 
 
 @dataclass

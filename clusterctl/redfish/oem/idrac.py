@@ -14,16 +14,14 @@ URIs and payload shapes follow Dell's iDRAC9 Redfish API guide and dell/iDRAC-Re
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any, Literal
 
 from pydantic import Field
 
 from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
-from clusterctl.redfish.cadence import Cadence, cadence_of
+from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.client import RedfishClient
 from clusterctl.redfish.resources.bios import read_bios, stage_attributes
 from clusterctl.redfish.resources.common import RedfishModel
@@ -105,12 +103,10 @@ async def wait_job(
 ) -> DellJob:
     """Poll the job until it completes (or is scheduled); the iDRAC may reset meanwhile, so
     unreachable polls are waited out until the deadline."""
-    cadence = cadence_of(poll)
-    started = time.monotonic()
+    wait = Wait(poll, deadline_s)
     done = JOB_DONE | (JOB_SCHEDULED if stop_at == "scheduled" else set())
     last: DellJob | None = None
     while True:
-        elapsed = time.monotonic() - started
         resp = await client.look(f"{JOBS}/{job_id}")
         if resp is None:
             _log.info("%s: job %s: iDRAC unreachable or busy, still waiting", client.name, job_id)
@@ -123,13 +119,11 @@ async def wait_job(
                     bmc=client.name,
                 )
             if last.job_state in done:
-                cadence.finished(time.monotonic() - started)
+                wait.done()
                 return last
-        remaining = deadline_s - (time.monotonic() - started)
-        if remaining <= 0:
+        if not await wait.sleep():
             state = last.job_state if last else "unknown"
             raise TaskFailed(f"job {job_id} still {state} after {deadline_s:.0f} s", bmc=client.name)
-        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 async def lc_status(client: RedfishClient) -> LCStatus:
@@ -150,23 +144,19 @@ async def lc_status(client: RedfishClient) -> LCStatus:
 async def wait_lc_ready(client: RedfishClient, *, deadline_s: float = 600.0,
                         poll: float | Cadence = 15.0) -> LCStatus:
     """Before any job: the LC refuses work while it is collecting inventory after a reboot."""
-    cadence = cadence_of(poll)
-    started = time.monotonic()
+    wait = Wait(poll, deadline_s)
     while True:
-        elapsed = time.monotonic() - started
         status: LCStatus | None = None
         try:
             status = await lc_status(client)
             if status.ready:
-                cadence.finished(time.monotonic() - started)
+                wait.done()
                 return status
         except BMCUnreachable:
             pass
-        remaining = deadline_s - (time.monotonic() - started)
-        if remaining <= 0:
+        if not await wait.sleep():
             what = f"LC {status.lc_status}, RT {status.rt_status}" if status else "unreachable"
             raise TaskFailed(f"Lifecycle Controller not ready after {deadline_s:.0f} s ({what})", bmc=client.name)
-        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 async def create_config_job(client: RedfishClient, settings_uri: str, *, reboot: bool = False) -> str:

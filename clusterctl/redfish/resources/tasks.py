@@ -7,8 +7,6 @@ so connection failures while polling are waited out until the deadline, never fa
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -16,7 +14,7 @@ from pydantic import Field
 
 from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, TaskFailed
-from clusterctl.redfish.cadence import Cadence, cadence_of
+from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.messages import describe
 from clusterctl.redfish.resources.common import Resource
@@ -91,19 +89,15 @@ async def wait_task(
 
     Raises TaskFailed when the task ends in an exception state or the deadline passes.
     """
-    cadence = cadence_of(poll)
-    started = time.monotonic()
-    body = await _until_task_ends(client, location, started, deadline_s, cadence)
-    cadence.finished(time.monotonic() - started)
+    wait = Wait(poll, deadline_s)
+    body = await _until_task_ends(client, location, wait)
+    wait.done()
     return body
 
 
-async def _until_task_ends(
-    client: RedfishClient, location: str, started: float, deadline_s: float, cadence: Cadence
-) -> dict[str, Any]:
+async def _until_task_ends(client: RedfishClient, location: str, wait: Wait) -> dict[str, Any]:
     last: dict[str, Any] = {}
     while True:
-        looked = time.monotonic() - started
         retry_after: float | None = None
         try:
             resp = await client.look(location)
@@ -127,12 +121,9 @@ async def _until_task_ends(
                     raise TaskFailed(_failure(location, task), bmc=client.name)
                 return body
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        remaining = deadline_s - (time.monotonic() - started)
-        if remaining <= 0:
+        if not await wait.sleep(retry_after):
             state = Task.model_validate(last).task_state if last else "unknown"
-            raise TaskFailed(f"task {location} still {state} after {deadline_s:.0f} s", bmc=client.name)
-        wait = cadence.delay(looked)
-        await asyncio.sleep(min(wait if retry_after is None else retry_after, remaining))
+            raise TaskFailed(f"task {location} still {state} after {wait.deadline_s:.0f} s", bmc=client.name)
 
 
 async def wait_staged(
@@ -149,10 +140,8 @@ async def wait_staged(
     within `deadline_s` (not every BMC does; the caller goes on as before). Raises TaskFailed when
     the task fails.
     """
-    cadence = cadence_of(poll)
-    started = time.monotonic()
+    wait = Wait(poll, deadline_s)
     while True:
-        elapsed = time.monotonic() - started
         resp = await client.look(location)
         body = _json(resp) if resp is not None else {}
         task = Task.model_validate(body) if body else None
@@ -163,12 +152,10 @@ async def wait_staged(
                 return True
             ids = [str(m.get("MessageId") or "") for m in task.messages if isinstance(m, dict)]
             if any(i.split(".")[0] == "Update" and i.split(".")[-1] == "AwaitToActivate" for i in ids):
-                cadence.finished(time.monotonic() - started)
+                wait.done()
                 return True
-        remaining = deadline_s - (time.monotonic() - started)
-        if remaining <= 0:
+        if not await wait.sleep():
             return False
-        await asyncio.sleep(min(cadence.delay(elapsed), remaining))
 
 
 def _failure(location: str, task: Task) -> str:
