@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.sshd import SSHFleet
+from support.sshd import SSHFleet, fleet_fixture
 
 from clusterctl.cli.main import run
 
 pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-    fleet = SSHFleet(tmp_path_factory.mktemp("burnin-ssh"), count=2, subnet=81)
-    yield fleet
-    fleet.stop()
+fleet = fleet_fixture("burnin-ssh", count=2, subnet=81)
 
 
 def write_inventory(tmp_path: Path, fleet: SSHFleet) -> Path:

@@ -6,27 +6,14 @@ import dataclasses
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.sshd import SSHFleet
+from support.sshd import SSHFleet, fleet_fixture
 
-from clusterctl.ssh import SSHTarget
 from clusterctl.ssh.longrun import HELPER_THREADS, LongRuns
 
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-    fleet = SSHFleet(tmp_path_factory.mktemp("longrun"), count=3, subnet=79)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
-
-
-def _targets(fleet: SSHFleet) -> list[SSHTarget]:
-    return [SSHTarget(h.name, h.address, h.port, h.user, h.key_file, h.known_hosts) for h in fleet.hosts]
+fleet = fleet_fixture("longrun", count=3, subnet=79)
 
 
 def _finish(runs: LongRuns, limit: float = 30.0) -> None:
@@ -38,7 +25,7 @@ def test_commands_that_wait_for_each_other_all_run_beyond_the_start_limit(fleet:
     # in a pool of blocking calls would deadlock; LongRuns bounds only the starting.
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    targets = [dataclasses.replace(t, name=f"{t.name}-{i}") for t in _targets(fleet) for i in range(3)]
+    targets = [dataclasses.replace(t, name=f"{t.name}-{i}") for t in fleet.targets() for i in range(3)]
     script = (f"touch {barrier}/$ME; n=0; while [ $(ls {barrier} | wc -l) -lt 9 ] && [ $n -lt 300 ]; "
               "do sleep 0.05; n=$((n+1)); done; ls " + str(barrier) + " | wc -l; echo err >&2")
     before = threading.active_count()
@@ -58,7 +45,7 @@ def test_commands_that_wait_for_each_other_all_run_beyond_the_start_limit(fleet:
 
 
 def test_unreachable_and_unknown_hosts_fail_alone(fleet: SSHFleet, tmp_path: Path) -> None:
-    good, second, third = _targets(fleet)
+    good, second, third = fleet.targets()
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     closed = dataclasses.replace(second, name="gone", address="127.0.79.200")
@@ -76,7 +63,7 @@ def test_unreachable_and_unknown_hosts_fail_alone(fleet: SSHFleet, tmp_path: Pat
 def test_output_is_capped_per_stream(fleet: SSHFleet, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("clusterctl.ssh.longrun.MAX_OUTPUT", 100_000)
     runs = LongRuns()
-    runs.start([(_targets(fleet)[0], ["head", "-c", "1000000", "/dev/zero"], None)], timeout=20)
+    runs.start([(fleet.targets()[0], ["head", "-c", "1000000", "/dev/zero"], None)], timeout=20)
     _finish(runs)
     run = next(iter(runs.snapshot().values()))
     assert run.state == "failed" and run.error_type == "SSHBadOutput" and run.started
@@ -86,7 +73,7 @@ def test_output_is_capped_per_stream(fleet: SSHFleet, monkeypatch: pytest.Monkey
 def test_deadline_then_stop_ends_the_remote_command(fleet: SSHFleet) -> None:
     runs = LongRuns()
     # The hosts share this machine: the remote process is visible here. The kill pattern does not match itself.
-    runs.start([(_targets(fleet)[1], ["sleep", "37.25"], None)], timeout=1.0)
+    runs.start([(fleet.targets()[1], ["sleep", "37.25"], None)], timeout=1.0)
     _finish(runs, 10)
     run = next(iter(runs.snapshot().values()))
     assert (run.state, run.error_type) == ("failed", "SSHCommandTimeout")

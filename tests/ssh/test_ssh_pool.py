@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.sshd import SSHFleet
+from support.sshd import SSHFleet, fleet_fixture
 
 from clusterctl.ssh import (
     SSHBadOutput,
@@ -15,28 +14,16 @@ from clusterctl.ssh import (
     SSHCommandTimeout,
     SSHHostKeyError,
     SSHPool,
-    SSHTarget,
     SSHUnreachable,
     command_line,
     run_many,
 )
 
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-    fleet = SSHFleet(tmp_path_factory.mktemp("sshfleet"), count=3, subnet=78)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
-
-
-def _targets(fleet: SSHFleet) -> list[SSHTarget]:
-    return [SSHTarget(h.name, h.address, h.port, h.user, h.key_file, h.known_hosts) for h in fleet.hosts]
+fleet = fleet_fixture("sshfleet", count=3, subnet=78)
 
 
 def test_hostile_values_arrive_as_literal_arguments(fleet: SSHFleet, tmp_path: Path) -> None:
-    target = _targets(fleet)[0]
+    target = fleet.targets()[0]
     pwned = tmp_path / "pwned"
     hostile = f"; touch {pwned}"
     program = "import json, os, sys; print(json.dumps({'argv': sys.argv[1:], 'env': os.environ.get('X_VAL')}))"
@@ -56,12 +43,12 @@ def test_command_line_quotes_every_word_and_rejects_bad_env_names() -> None:
 
 
 def test_exit_status_stdout_and_stderr_come_back(fleet: SSHFleet) -> None:
-    result = SSHPool().run(_targets(fleet)[1], ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    result = SSHPool().run(fleet.targets()[1], ["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert (result.exit_status, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
 
 
 def test_run_json_errors_say_what_went_wrong(fleet: SSHFleet) -> None:
-    target = _targets(fleet)[0]
+    target = fleet.targets()[0]
     pool = SSHPool()
     with pytest.raises(SSHCommandFailed, match="status 4: .*boom"):
         pool.run_json(target, "import sys; sys.stderr.write('boom'); sys.exit(4)")
@@ -72,7 +59,7 @@ def test_run_json_errors_say_what_went_wrong(fleet: SSHFleet) -> None:
 
 
 def test_unknown_or_changed_host_key_is_a_per_node_error(fleet: SSHFleet, tmp_path: Path) -> None:
-    targets = _targets(fleet)
+    targets = fleet.targets()
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     # host02's entry carries host01's key: a changed key, as after a reinstall or a spoof.
@@ -91,7 +78,7 @@ def test_unknown_or_changed_host_key_is_a_per_node_error(fleet: SSHFleet, tmp_pa
 
 
 def test_command_timeout_and_unreachable_host(fleet: SSHFleet) -> None:
-    target = _targets(fleet)[0]
+    target = fleet.targets()[0]
     with pytest.raises(SSHCommandTimeout):
         SSHPool().run(target, ["sleep", "10"], timeout=1.0)
     closed = dataclasses.replace(target, name="gone", address="127.0.78.200")
@@ -101,7 +88,7 @@ def test_command_timeout_and_unreachable_host(fleet: SSHFleet) -> None:
 
 def test_pool_bounds_sessions_across_threads(fleet: SSHFleet) -> None:
     pool = SSHPool(max_sessions=2)
-    targets = _targets(fleet) * 2
+    targets = fleet.targets() * 2
     program = "import json, time; a = time.time(); time.sleep(0.3); print(json.dumps([a, time.time()]))"
     outcomes = run_many(targets, lambda t: pool.run_json(t, program), max_parallel=6)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
@@ -116,7 +103,7 @@ def test_a_key_the_node_does_not_know_and_an_encrypted_key_fail_auth(fleet: SSHF
 
     from clusterctl.ssh import SSHAuthFailed
 
-    target = _targets(fleet)[0]
+    target = fleet.targets()[0]
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
     with pytest.raises(SSHAuthFailed, match="refused the key"):

@@ -13,9 +13,14 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from clusterctl.ssh import SSHTarget
 from support.ports import ephemeral_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -112,6 +117,15 @@ class SSHFleet:
             + overrides + "\n")
         return path
 
+    def targets(self) -> list[SSHTarget]:
+        return [SSHTarget(h.name, h.address, h.port, h.user, h.key_file, h.known_hosts) for h in self.hosts]
+
+    def __enter__(self) -> SSHFleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         for proc in self._procs:
             proc.terminate()
@@ -121,3 +135,15 @@ class SSHFleet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+def fleet_fixture(name: str, count: int, subnet: int) -> Any:
+    """A module-scoped `fleet` fixture, declared as `fleet = fleet_fixture(...)` in the module: its hosts
+    start once for all of the module's tests, and stop after the last."""
+
+    @pytest.fixture(scope="module", name="fleet")
+    def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
+        with SSHFleet(tmp_path_factory.mktemp(name), count=count, subnet=subnet) as started:
+            yield started
+
+    return fleet

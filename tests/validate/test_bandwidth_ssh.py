@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.sshd import SSHFleet
+from support.sshd import SSHFleet, fleet_fixture
 
 from clusterctl.cli.main import run
 from clusterctl.state.store import Store
@@ -19,11 +18,7 @@ from clusterctl.state.store import Store
 pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-    fleet = SSHFleet(tmp_path_factory.mktemp("bandwidth-ssh"), count=2, subnet=83)
-    yield fleet
-    fleet.stop()
+fleet = fleet_fixture("bandwidth-ssh", count=2, subnet=83)
 
 
 def write_inventory(tmp_path: Path, fleet: SSHFleet) -> Path:
