@@ -5,8 +5,9 @@ name (`_watts`, `_celsius`, `_rpm`), `_total` on counters, and `node`, `rack`, `
 `clusterctl_node_state` carries one series per node, valued 1, with the state as a label: the
 all-states-as-0/1 style of kube-state-metrics would cost six series per node (75,000 at 12,500
 nodes) for no extra information. XIDs are counted per code as a label
-(`clusterctl_xid_errors_total{xid="79"}`), because dcgm-exporter's last-XID gauge hides repeats
-(FIELD-NOTES). XIDs are read from `gpu.xid` events (payload `{"xid": 79, "gpu": 3}`).
+(`clusterctl_xid_errors_total{xid="79"}`), because dcgm-exporter's DCGM_FI_DEV_XID_ERRORS gauge holds
+only the last XID and so hides repeats (etc/default-counters.csv in github.com/NVIDIA/dcgm-exporter).
+XIDs are read from `gpu.xid` events (payload `{"xid": 79, "gpu": 3}`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ BMCs list one entry per device under vendor names ("Integrated Dell Remote Acces
 "Mellanox ConnectX-7 ... Adapter 3"). An entry belongs to a component when its name contains the
 component's name or one of its aliases, case-insensitively.
 
-Order follows Dell's guidance (FIELD-NOTES): the BMC first (it applies at once and resets
-itself), then the BIOS, then everything else in inventory order; one reboot applies the rest.
+Order follows the sequence Dell recommends for PowerEdge updates (iDRAC with Lifecycle Controller,
+then BIOS, then the other components): the BMC first (it applies at once and resets itself), then
+the BIOS, then everything else in inventory order; one reboot applies the rest.
 """
 
 from __future__ import annotations

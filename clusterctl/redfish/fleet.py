@@ -1,6 +1,6 @@
 """Run one operation against many BMCs: every BMC gets a result or an error, none stops the rest.
 
-Failures are data (ARCHITECTURE principles): a dead BMC only holds its own slot while its
+Failures are data, not exceptions: a dead BMC only holds its own slot while its
 retries run out, so it cannot slow the others beyond the global limit it shares with them.
 """
 

@@ -1,7 +1,7 @@
 """When and how long to retry a Redfish request (tenacity), honouring the BMC's Retry-After.
 
 iDRAC answers 503 while it is busy between operations (iDRAC 5.x needs ~20 s between some
-calls, see FIELD-NOTES); the BMC knows best how long to wait, so its Retry-After wins over
+calls); the BMC knows best how long to wait, so its Retry-After (RFC 9110, section 10.2.3) wins over
 our own exponential backoff, capped so one BMC cannot park a worker forever.
 """
 

@@ -8,7 +8,7 @@ figure is limited by its slowest node, as a collective is:
 
 - a node's inter-node limit is its InfiniBand rails: NCCL stripes the collective across every
   NIC, so it runs at the slowest active port's rate times the number of active ports
-  (a DOWN port's GPU borrows another NIC); NDR 400 carries ≈ 48 GB/s per NIC (FIELD-NOTES);
+  (a DOWN port's GPU borrows another NIC); NDR is 400 Gb/s (50 GB/s) a port, ≈ 48 GB/s of it data;
 - with more than one GPU per node, the intra-node NVLink ring caps it at ≈ 370 GB/s (H100 ring);
 - per message size the figure climbs towards that peak as size / (size + HALF_PEAK_BYTES), the
   latency-bound shape nccl-tests shows, with a small deterministic per-job jitter.

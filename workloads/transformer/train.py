@@ -46,7 +46,8 @@ STALL_FRAMES = 12
 COLLECTIVE_PHASES = {"gradient-all-reduce", "stop-vote"}
 _COLLECTIVE_FILES = ("torch/distributed/", "torch/nn/parallel/distributed.py")
 
-# Dense bf16 peak, for MFU; FIELD-NOTES: H100 SXM 989 TFLOPS. Unknown devices report no MFU.
+# Dense bf16 peak, for MFU: NVIDIA's H100 and A100 datasheets (nvidia.com/en-us/data-center/h100/, .../a100/) give
+# 1,979 and 624 TFLOPS with sparsity, half that dense; the H200 has the H100's compute. Unknown devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 

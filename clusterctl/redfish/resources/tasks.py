@@ -1,7 +1,7 @@
 """TaskService: Task resources and waiting on a task monitor until the operation ends.
 
 Long operations (firmware, BIOS apply, configuration export) answer 202 with a Location to
-poll. The BMC may reset itself during the task (iDRAC does during its own update, FIELD-NOTES),
+poll. The BMC may reset itself during the task (iDRAC restarts to apply its own firmware),
 so connection failures while polling are waited out until the deadline, never fatal on their own.
 """
 
