@@ -29,6 +29,16 @@ FIRMWARE = {
     "PSU": "00.1D.7D",
     "CPLD": "1.1.5",
 }
+# Component → version installed on every lab node: what the nodes report (clusterctl.sim.nodeio)
+# and what the lab inventory pins, from this one list.
+SOFTWARE = {
+    "driver": "550.90.07",
+    "cuda": "12.4.1",
+    "nccl": "2.21.5",
+    "ofed": "24.04-0.7.0.0",
+    "fabricmanager": "550.90.07",
+    "dcgm": "3.3.7",
+}
 
 
 def lab_firmware_image(component: str, version: str) -> bytes:
@@ -56,6 +66,7 @@ def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int =
     racks = math.ceil(nodes / RACK_SIZE)
     rack_names = _rack_names(racks)
     node_names = f"gpu[0001-{nodes:04d}]" if nodes > 1 else "gpu0001"
+    software = "\n".join(f'    {component}: "{version}"' for component, version in _pinned_software().items())
     firmware = "\n".join(
         f"    {component}:\n"
         f'      version: "{version}"\n'
@@ -71,6 +82,7 @@ def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int =
         lab=lab_dir,
         secrets_dir=_quoted(str(lab_dir)),
         firmware=firmware,
+        software=software,
         rack_size=RACK_SIZE,
         bmc_password="file:bmc-password",  # noqa: S106 - a reference inside secrets_dir
         ca_file=_quoted(f"{lab_dir}/ca.pem"),
@@ -79,6 +91,11 @@ def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int =
         bmc_port=bmc_port,
         ssh_port=ssh_port,
     )
+
+
+def _pinned_software() -> dict[str, str]:
+    """SOFTWARE as a site pins it: CUDA by release (12.4), which any 12.4.x toolkit satisfies."""
+    return {**SOFTWARE, "cuda": ".".join(SOFTWARE["cuda"].split(".")[:2])}
 
 
 def _quoted(value: str) -> str:
@@ -123,12 +140,7 @@ defaults:
 {firmware}
   bios_profile: ai-training
   software:
-    driver: "550.90.07"
-    cuda: "12.4"
-    nccl: "2.21.5"
-    ofed: "24.04-0.7.0.0"
-    fabricmanager: "550.90.07"
-    dcgm: "3.3.7"
+{software}
   scheduler:
     slurm: {{partition: gpu}}
     kubernetes:

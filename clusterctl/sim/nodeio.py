@@ -15,15 +15,14 @@ from types import ModuleType
 from typing import Any
 
 from clusterctl.sim import fake_nvml
+from clusterctl.sim.inventory import FIRMWARE, SOFTWARE
 from clusterctl.sim.node import NodeHardware
 from clusterctl.validate import agent
 
-# What a lab node has installed: the same versions as the lab inventory's `software` section
-# (tests/sim/test_sim_ssh_agent.py checks that they agree).
-DRIVER = "550.90.07"
-CUDA_DRIVER = 12040  # NVML's encoding: 1000 * major + 10 * minor
-SOFTWARE = {"cuda": "12.4.1", "nccl": "2.21.5", "ofed": "24.04-0.7.0.0", "fabricmanager": DRIVER, "dcgm": "3.3.7"}
-IB_FIRMWARE = "28.41.1000"
+DRIVER = SOFTWARE["driver"]
+_CUDA_MAJOR, _CUDA_MINOR = (int(part) for part in SOFTWARE["cuda"].split(".")[:2])
+CUDA_DRIVER = 1000 * _CUDA_MAJOR + 10 * _CUDA_MINOR  # NVML's encoding of the CUDA version the driver supports
+IB_FIRMWARE = FIRMWARE["ConnectX-7"]
 NCCL_DIR = "/usr/lib/x86_64-linux-gnu"
 COMMANDS = {
     "ofed_info": f"MLNX_OFED_LINUX-{SOFTWARE['ofed']}:\n",
