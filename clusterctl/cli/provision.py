@@ -25,11 +25,12 @@ HELP = (
     "  os        playbooks/site.yml through ansible-runner, one run per batch of nodes reaching it "
     "(--os-batch, --os-batch-window, --forks); a node the playbook already passed with the same playbooks "
     "and variables is not run again\n\n"
-    "  validate  the validation hook; a node is ready when it passes\n\n"
+    "  validate  the node-side checks of `clusterctl validate` (GPUs, XIDs, InfiniBand, software) over SSH; "
+    "a node is ready when it passes\n\n"
     "Skipped, never silently passed: a stage with nothing to act on or no transport is marked skipped with "
     "the reason, and the node's `ready` row lists what was skipped. `boot` is skipped when the inventory "
     "names no software.os; `os` when the node's SSH port does not answer (after an install by `boot` in the "
-    "same run that is a failure instead); `validate` when no validation hook is installed. So "
+    "same run that is a failure instead); `validate` when the node's SSH port does not answer. So "
     "`clusterctl provision inventories/lab.yaml --yes` brings the lab to ready today, with boot, os and "
     "validate shown as skipped.\n\n"
     "Reboots respect each rack's max_rebooting and power_budget_w. A killed run resumes when the same "
@@ -89,7 +90,7 @@ def provision(
     tuning = Tuning(poll_s=poll, job_deadline_s=job_timeout, reboot_deadline_s=reboot_timeout,
                     request_timeout_s=request_timeout, boot_via=boot_via,
                     stage_retry_wait_s=min(10.0, poll * 2), os_batch_window_s=batch_window, os_batch_max=batch,
-                    os_forks=forks)
+                    os_forks=forks, os_reapply=reapply)
     options = Options(stages=parse_stages(stages), concurrency=concurrency, canary=canary,
                       max_failures=max_failures, max_rebooting_total=reboots, tuning=tuning)
     from clusterctl.provision.engine import failure_threshold
@@ -100,7 +101,7 @@ def provision(
         return
     if not yes:
         _confirm(len(nodes), options.stages)
-    summary = _run(cfg, inv, nodes, options, reapply=reapply,
+    summary = _run(cfg, inv, nodes, options,
                    args={"limit": limit, "stages": list(options.stages), "canary": canary,
                          "max_failures": max_failures, "reapply": reapply})
     data = summary.as_dict()
@@ -119,9 +120,8 @@ def _confirm(count: int, stages: Any) -> None:
         raise typer.Exit(1)
 
 
-def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, reapply: bool, args: Any) -> Any:
+def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, args: Any) -> Any:
     from clusterctl.provision.engine import Engine, Tracker
-    from clusterctl.provision.hooks import default_hooks
     from clusterctl.provision.progress import live
 
     tracker = Tracker(options.stages, len(nodes))
@@ -129,7 +129,7 @@ def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, reapply: bool, a
 
     async def go() -> Any:
         with cfg.open_store() as store:
-            engine = Engine(inv, store, options, tracker=tracker, hooks=default_hooks(reapply=reapply))
+            engine = Engine(inv, store, options, tracker=tracker, )
             async with live(cfg.err, tracker, show):
                 return await engine.run(nodes, args=args)
 

@@ -6,7 +6,7 @@ the store by other means, which keeps each one a plain observe -> diff -> act ->
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,8 @@ class Tuning:
     """How long the first node to reach `os` waits for others to share its ansible-runner run."""
     os_batch_max: int = 200
     os_forks: int = 50
+    os_reapply: bool = False
+    """Run the os playbooks even where the journal says they were applied (`--reapply`: drift since)."""
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,6 @@ def skipped(reason: str, **detail: Any) -> StageResult:
     return StageResult("skipped", reason, detail or None)
 
 
-OsInstalled = Callable[["Node", "Tuning"], Awaitable[str | None]]
-"""None when the node's OS answers; else why not (e.g. 'connection refused on 10.0.0.5:22')."""
-NodeHook = Callable[["NodeContext"], Awaitable["StageResult"]]
-
-
-@dataclass
-class Hooks:
-    """The pluggable parts: how to tell an installed OS, how to configure it, how to validate a node."""
-
-    os_installed: OsInstalled | None = None
-    configure_os: NodeHook | None = None
-    validate: NodeHook | None = None
-
-
 @dataclass
 class NodeContext:
     node: Node
@@ -84,7 +72,6 @@ class NodeContext:
     journal: Journal
     gate: PowerGate
     tuning: Tuning
-    hooks: Hooks
     limits: Limits
     retry: RetryPolicy
     images: ImageCheck | None = None
@@ -96,6 +83,9 @@ class NodeContext:
     """Called once the node's first reset is sent, or when it must queue for a reboot slot: its
     BMC-heavy start is over."""
     stage: str = ""
+    per_run: dict[str, Any] = field(default_factory=dict)
+    """One dict per engine run, shared by every node's context: what a stage's nodes share, under the
+    stage's name (the os stage's ansible-runner batches)."""
     _client: RedfishClient | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError, StateError
-from clusterctl.provision.context import Hooks, NodeContext, StageResult, Tuning
+from clusterctl.provision.context import NodeContext, StageResult, Tuning
 from clusterctl.provision.images import ImageCheck
 from clusterctl.provision.journal import Journal
 from clusterctl.provision.power import PowerGate
@@ -67,11 +67,16 @@ def parse_stages(text: str | None) -> list[str]:
     if not text:
         return list(DEFAULT_STAGES)
     wanted = [s.strip() for s in text.split(",") if s.strip()]
+    known_stages(wanted)
+    return [s for s in STAGES if s in wanted]  # always in pipeline order
+
+
+def known_stages(wanted: Sequence[str]) -> None:
+    """Refuse a stage the pipeline does not have, before any node is touched."""
     unknown = [s for s in wanted if s not in STAGES]
     if unknown or not wanted:
         raise ProvisionOptionError(f"--stages: unknown stage(s) {', '.join(unknown) or '(none given)'}; "
                                    f"choose from {', '.join(STAGES)}")
-    return [s for s in STAGES if s in wanted]  # always in pipeline order
 
 
 def failure_threshold(text: str | None, nodes: int) -> int | None:
@@ -168,16 +173,13 @@ class Engine:
         store: Store,
         options: Options,
         *,
-        hooks: Hooks | None = None,
         transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
         tracker: Tracker | None = None,
     ) -> None:
-        from clusterctl.provision.hooks import default_hooks
-
+        known_stages(options.stages)
         self.inventory = inventory
         self.store = store
         self.options = options
-        self.hooks = hooks or default_hooks()
         self.transport_for = transport_for
         self.tracker = tracker
         self.stop_reason: str | None = None
@@ -227,13 +229,14 @@ class Engine:
                 slots = asyncio.Semaphore(max(1, opts.concurrency))
                 racks = len({n.rack for n in nodes})
                 warm = asyncio.Semaphore(max(1, opts.warmup if opts.warmup else max(16, 2 * racks)))
+                per_run: dict[str, Any] = {}
 
                 def context(node: Node) -> NodeContext:
                     target = targets[node.name]
                     return NodeContext(
                         node=node, target=target, inventory=self.inventory, journal=journal, gate=gate,
-                        tuning=opts.tuning, hooks=self.hooks, limits=limits, retry=retry, images=images,
-                        durations=durations,
+                        tuning=opts.tuning, limits=limits, retry=retry, images=images,
+                        durations=durations, per_run=per_run,
                         transport=self.transport_for(target) if self.transport_for else None,
                     )
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from clusterctl.errors import ClusterctlError
 from clusterctl.provision.context import NodeContext
 from clusterctl.provision.engine import Options, reason_of
-from clusterctl.provision.hooks import default_hooks
 from clusterctl.provision.images import ImageCheck
 from clusterctl.provision.power import PowerGate, RackPower
 from clusterctl.provision.stages import STAGES
@@ -51,13 +50,12 @@ async def plan(
     limits = Limits(per_bmc=options.per_bmc_requests, global_requests=options.global_requests)
     retry = RetryPolicy(max_total=max(options.tuning.request_timeout_s * 2, 1.0))
     images = ImageCheck(inventory)
-    hooks = default_hooks()
     slots = asyncio.Semaphore(max(1, options.concurrency))
 
     async def one(node: Node) -> dict[str, Any]:
         target = targets[node.name]
         ctx = NodeContext(node=node, target=target, inventory=inventory, journal=_NoJournal(),  # type: ignore[arg-type]
-                          gate=gate, tuning=options.tuning, hooks=hooks, limits=limits, retry=retry,
+                          gate=gate, tuning=options.tuning, limits=limits, retry=retry,
                           images=images, transport=transport_for(target) if transport_for else None)
         found: dict[str, Any] = {}
         async with slots:

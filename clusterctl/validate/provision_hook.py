@@ -35,10 +35,10 @@ def _check(ctx: NodeContext) -> FleetReport:
 
 
 async def validate_node(ctx: NodeContext) -> StageResult:
-    from clusterctl.provision.hooks import ssh_answers
+    from clusterctl.ssh.probe import ssh_problem
 
     # As the `os` stage does: a node whose SSH does not answer is reported skipped, never passed.
-    unreachable = await ssh_answers(ctx.node, ctx.tuning)
+    unreachable = await ssh_problem(ctx.node, ctx.tuning.ssh_probe_timeout_s)
     if unreachable:
         return skipped(f"the node-side checks need SSH: {unreachable}")
     report = await asyncio.to_thread(_check, ctx)

@@ -23,7 +23,7 @@ from support.sshd import SSHFleet, SSHHost
 from clusterctl import log
 from clusterctl.inventory.load import load_inventory
 from clusterctl.inventory.site import Inventory
-from clusterctl.provision.ansible import HostOutcome, TaskResult, run_playbook
+from clusterctl.provision.stages.os.ansible import HostOutcome, TaskResult, run_playbook
 from clusterctl.state.store import Store
 
 HARDWARE_TASKS = [

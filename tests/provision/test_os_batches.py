@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from clusterctl.inventory import Node, load_inventory
-from clusterctl.provision.ansible import HostOutcome
 from clusterctl.provision.journal import Journal
-from clusterctl.provision.playbook_batches import KEY, STAGE, Batches, BatchPolicy, playbook_digest
+from clusterctl.provision.stages.os.ansible import HostOutcome
+from clusterctl.provision.stages.os.batches import KEY, STAGE, Batches, BatchPolicy, playbook_digest
 from clusterctl.sim.inventory import render_lab_inventory
 from clusterctl.state.store import Store
 

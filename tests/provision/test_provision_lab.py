@@ -128,7 +128,7 @@ def test_happy_path_64_nodes_then_noop(lab: Lab) -> None:
     code, summary, err = lab.provision()
     assert code == 0, err
     assert summary["ready"] == 64 and not summary["failed"] and not summary["pending"]
-    # Honest skips, not silent passes: no OS to install, no SSH in the lab, no validation hook.
+    # Honest skips, not silent passes: no OS to install, no SSH in the lab for os and validate.
     assert set(summary["skipped"]) == {"boot", "os", "validate"}
     assert all(summary["racks"][r]["peak_rebooting"] <= 2 for r in summary["racks"])
     before = lab.status()

@@ -1,20 +1,22 @@
-"""Stage `validate`: hand the node to the validation hook; a node is ready when it passes."""
+"""Stage `validate`: the node-side checks of `clusterctl validate`; a node is ready when it passes.
+
+Imported, not looked up: a validation package that fails to import stops provisioning at start,
+instead of letting every node through as ready unvalidated.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from clusterctl.provision.context import StageResult, skipped
+from clusterctl.validate.provision_hook import validate_node
 
 if TYPE_CHECKING:
-    from clusterctl.provision.context import NodeContext
+    from clusterctl.provision.context import NodeContext, StageResult
 
 
 async def plan(ctx: NodeContext) -> dict[str, Any]:
-    return {"change": {"validate": True}} if ctx.hooks.validate else {"skip": "no validation hook"}
+    return {"change": {"validate": True}}
 
 
 async def run(ctx: NodeContext) -> StageResult:
-    if ctx.hooks.validate is None:
-        return skipped("no validation hook configured: ready unvalidated")
-    return await ctx.hooks.validate(ctx)
+    return await validate_node(ctx)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from clusterctl.inventory.site import Inventory, Node
     from clusterctl.state.store import Store
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+PLAYBOOKS = Path(__file__).resolve().parents[4] / "playbooks"
 SITE_PLAYBOOK = PLAYBOOKS / "site.yml"
 STAGE = "os"
 MESSAGE_LIMIT = 1000

@@ -9,18 +9,16 @@ a time (each with at most `forks` SSH connections), so batches grow while the ru
 
 Crash safety: every node of a batch gets an `os.intent` (key `playbook`) committed before
 ansible-playbook starts and an `os.outcome` (ok / failed / unreachable, with the failing task and
-its message, from ansible-runner's event stream) after it ends. A node whose newest outcome is `ok`
-for the same playbooks and host variables (a fingerprint of both) is done without a run (unless
-`--reapply`: a host changed by hand since is put back). So after a `kill -9`, the same command runs
-the playbook again only on the nodes without an outcome (Ansible is idempotent, so a half-done host
-is safe to run again) and on those that failed.
+its message, from ansible-runner's event stream) after it ends. The stage skips nodes whose newest
+outcome is `ok` for the same fingerprint, so after a `kill -9` the same command runs the playbook
+again only on the nodes without an outcome (Ansible is idempotent, so a half-done host is safe to
+run again) and on those that failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,15 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
-from clusterctl.errors import NodeCheckFailed
-from clusterctl.provision.context import StageResult, done
-from clusterctl.state.private import state_dir
 
 if TYPE_CHECKING:
-    from clusterctl.inventory import Inventory, Node
-    from clusterctl.provision.ansible import HostOutcome
-    from clusterctl.provision.context import NodeContext
+    from clusterctl.inventory import Node
     from clusterctl.provision.journal import Journal
+    from clusterctl.provision.stages.os.ansible import HostOutcome
 
 _log = log.get("provision.os")
 STAGE = "os"
@@ -137,7 +131,7 @@ class Batches:
                     future.set_result(outcomes[node.name])
 
     async def _run(self, batch: _Batch) -> dict[str, HostOutcome]:
-        from clusterctl.provision.ansible import HostOutcome
+        from clusterctl.provision.stages.os.ansible import HostOutcome
 
         names = [node.name for node, _, _ in batch.members]
         await asyncio.gather(*(
@@ -176,75 +170,3 @@ def playbook_digest(playbook: Path) -> str:
         digest.update(path.read_bytes() + b"\0")
     digest.update(playbook.name.encode())
     return digest.hexdigest()
-
-
-class AnsibleOS:
-    """The default `Hooks.configure_os`: playbooks/site.yml through ansible-runner, in batches.
-
-    One object serves one engine at a time; its batches belong to the journal (the run) that first
-    used them, and a new run gets new ones.
-    """
-
-    def __init__(
-        self,
-        *,
-        playbook: Path | None = None,
-        extra_vars: Mapping[str, Any] | None = None,
-        host_vars: Mapping[str, Mapping[str, Any]] | None = None,
-        workdir: Path | None = None,
-        policy: BatchPolicy | None = None,
-        reapply: bool = False,
-    ) -> None:
-        self.playbook = playbook
-        self.reapply = reapply  # run even where the journal says these were applied (drift since)
-        self.extra_vars = dict(extra_vars or {})
-        self.host_vars = {k: dict(v) for k, v in (host_vars or {}).items()}
-        self.workdir = workdir
-        self.policy = policy
-        self.batches: Batches | None = None
-        self._digest: str | None = None
-
-    def fingerprint(self, inventory: Inventory, node: Node, playbook: Path) -> str:
-        from clusterctl.inventory.export_ansible import hostvars
-
-        if self._digest is None:
-            self._digest = playbook_digest(playbook)
-        facts = {"hostvars": hostvars(inventory, node), "host": self.host_vars.get(node.name, {}),
-                 "extra": self.extra_vars, "playbook": self._digest}
-        return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-    def _batches(self, ctx: NodeContext, run: Runner) -> Batches:
-        if self.batches is None or self.batches.journal is not ctx.journal:
-            policy = self.policy or BatchPolicy(window_s=ctx.tuning.os_batch_window_s,
-                                                max_batch=ctx.tuning.os_batch_max, forks=ctx.tuning.os_forks)
-            self.batches = Batches(ctx.journal, run, policy)
-        return self.batches
-
-    async def __call__(self, ctx: NodeContext) -> StageResult:
-        from clusterctl.provision import ansible
-
-        playbook = (self.playbook or ansible.SITE_PLAYBOOK).resolve()
-        fp = await asyncio.to_thread(self.fingerprint, ctx.inventory, ctx.node, playbook)
-        last = ctx.journal.last_outcome(ctx.name, STAGE, KEY)
-        if (not self.reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
-                and not ctx.facts.get("os_installed_now") and not ctx.journal.open_intent(ctx.name, STAGE, KEY)):
-            return done("playbook already applied (same playbooks and variables)", fingerprint=fp)
-        workdir = self.workdir or state_dir() / "ansible"
-        journal, tuning, inventory = ctx.journal, ctx.tuning, ctx.inventory
-
-        def run(nodes: list[Node], cancel: threading.Event) -> Mapping[str, HostOutcome]:
-            names = {n.name for n in nodes}
-            return ansible.run_playbook(
-                inventory, nodes, workdir=workdir, playbook=playbook, extra_vars=self.extra_vars,
-                host_vars={k: v for k, v in self.host_vars.items() if k in names}, store=journal.store,
-                run_id=journal.run_id, forks=batches.policy.forks, timeout=tuning.os_deadline_s, cancel=cancel,
-            )
-
-        batches = self._batches(ctx, run)
-        outcome = await batches.submit(ctx.node, fp)
-        if not outcome.ok:
-            where = f" at task {outcome.failed_task!r}" if outcome.failed_task else ""
-            why = outcome.message or "no result"
-            raise NodeCheckFailed(f"playbooks/{playbook.name} {outcome.status}{where}: {why}")
-        return done(None, playbook=f"playbooks/{playbook.name}", changed=outcome.changed, ok=outcome.tasks_ok,
-                    fingerprint=fp)
