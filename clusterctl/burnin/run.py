@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
 from clusterctl.burnin.launchers.protocol import BurninSpec, Launcher, Outcome
-from clusterctl.burnin.verdict import NodeVerdict, Rules, hung_outside_collective, judge
+from clusterctl.burnin.verdict import COMPLETION, LAUNCH, REMEDIATION, Rules, fail_check, hung_outside_collective, judge
+from clusterctl.verdict import CheckResult, NodeVerdict
 
 if TYPE_CHECKING:
     from clusterctl.state.store import Store
 
 _log = log.get("burnin")
 INCOMPLETE = "incomplete"
+STOPPED_BY_OTHER = "burnin.stopped_by_other"
 STEP_METRICS = ("loss", "local_tokens_per_s", "tokens_per_s", "step_time_s", "mfu", "grad_norm", "mem_bytes",
                 "gpu_temp_c", "gpu_power_w", "gpu_sm_clock_mhz", "gpu_throttle_reasons")
 
@@ -143,10 +145,9 @@ def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_cause
     for verdict in verdicts:
         if verdict.node in culprits:
             for reason in culprits[verdict.node]:
-                verdict.fail(reason)
+                fail_check(verdict, COMPLETION, reason)
         elif _only_stopped(verdict):
-            verdict.status = INCOMPLETE
-            verdict.reasons.append(f"stopped because {shown} failed first; burn in again to judge this node")
+            _incomplete(verdict, f"stopped because {shown} failed first; burn in again to judge this node")
 
 
 def _stopped_reason(reason: str) -> bool:
@@ -170,11 +171,16 @@ def blame_unstarted(verdicts: list[NodeVerdict], launch_errors: Mapping[str, str
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     for verdict in verdicts:
         if verdict.node in launch_errors:
-            verdict.status = "fail"
-            verdict.reasons = [f"could not start the burn-in on this node: {launch_errors[verdict.node]}"]
+            verdict.checks = []
+            fail_check(verdict, LAUNCH, f"could not start the burn-in on this node: {launch_errors[verdict.node]}")
         elif _only_stopped(verdict):
-            verdict.status = INCOMPLETE
-            verdict.reasons.append(f"the job could not start on {shown}; burn in again to judge this node")
+            _incomplete(verdict, f"the job could not start on {shown}; burn in again to judge this node")
+
+
+def _incomplete(verdict: NodeVerdict, why: str) -> None:
+    verdict.downgrade(INCOMPLETE)
+    verdict.checks.append(CheckResult(STOPPED_BY_OTHER, INCOMPLETE, why, rule=STOPPED_BY_OTHER,
+                                      remediation=REMEDIATION[COMPLETION]))
 
 
 def save(store: Store, report: BurninReport, records: list[dict[str, Any]]) -> None:

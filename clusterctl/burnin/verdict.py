@@ -22,6 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clusterctl.validate import clock_events
+from clusterctl.verdict import NodeVerdict
+
+# The checks a burn-in verdict names, and what an operator does about each.
+LAUNCH, COMPLETION, LOSS, CHECKSUM, SPEED, CLOCKS = (
+    "burnin.launch", "burnin.completion", "burnin.loss", "burnin.checksum", "burnin.speed", "burnin.clocks")
+REMEDIATION = {
+    LAUNCH: "Check SSH access, the host key and the scheduler's view of the node, then burn in again.",
+    COMPLETION: "Read the rank's output (crash, OOM, hang); check the node's GPUs, driver and fabric; burn in again.",
+    LOSS: "Numerical fault on this node's GPUs: run DCGM diagnostics (dcgmi diag -r 3) and check for XIDs.",
+    CHECKSUM: "Silent data corruption suspected: drain the node and run DCGM diagnostics; RMA the GPU if it repeats.",
+    SPEED: "Compare clocks, power limit, PCIe and NVLink with a healthy node; run DCGM diagnostics.",
+    CLOCKS: "Check cooling, fans, inlet temperature and PSUs; reseat the GPU's heatsink if only one GPU slows down.",
+}
 
 
 @dataclass(frozen=True)
@@ -34,22 +47,6 @@ class Rules:
 
 
 @dataclass
-class NodeVerdict:
-    node: str
-    status: str = "pass"  # pass | fail
-    reasons: list[str] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def fail(self, reason: str) -> None:
-        self.status = "fail"
-        if reason not in self.reasons:
-            self.reasons.append(reason)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "status": self.status, "reasons": self.reasons, "metrics": self.metrics}
-
-
-@dataclass
 class _Rank:
     rank: int
     node: str
@@ -58,6 +55,10 @@ class _Rank:
     ended: bool = False
     started: bool = False
     stall: dict[str, Any] | None = None
+
+
+def fail_check(verdict: NodeVerdict, check: str, detail: str) -> None:
+    verdict.fail(check, detail, REMEDIATION.get(check))
 
 
 def judge(records: Iterable[Mapping[str, Any]], expected_nodes: Iterable[str], world_size: int | None = None,
@@ -87,7 +88,8 @@ def judge(records: Iterable[Mapping[str, Any]], expected_nodes: Iterable[str], w
 
     for name, verdict in verdicts.items():
         if not by_node.get(name):
-            verdict.fail("no rank reported from this node (launch failed or the node is unreachable)")
+            fail_check(verdict, COMPLETION,
+                       "no rank reported from this node (launch failed or the node is unreachable)")
     expected_ranks = range(world_size) if world_size else ()
     missing = [i for i in expected_ranks if i not in ranks]
     if missing:
@@ -107,9 +109,10 @@ def _judge_completion(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeV
         for r in ranks:
             if not r.ended:
                 last = r.steps[-1]["step"] if r.steps else 0
-                verdicts[node].fail(_stopped(r, last))
+                fail_check(verdicts[node], COMPLETION, _stopped(r, last))
             elif len(r.steps) < rules.min_steps:
-                verdicts[node].fail(f"rank {r.rank} reported {len(r.steps)} steps, fewer than {rules.min_steps}")
+                fail_check(verdicts[node], COMPLETION,
+                           f"rank {r.rank} reported {len(r.steps)} steps, fewer than {rules.min_steps}")
 
 
 def hung_outside_collective(stall: Mapping[str, Any] | None) -> bool:
@@ -143,14 +146,14 @@ def _judge_loss(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdict
             losses = [_loss(s) for s in r.steps]
             bad = next((s["step"] for s, loss in zip(r.steps, losses, strict=True) if not math.isfinite(loss)), None)
             if bad is not None:
-                verdicts[node].fail(f"rank {r.rank}: loss not finite at step {bad}")
+                fail_check(verdicts[node], LOSS, f"rank {r.rank}: loss not finite at step {bad}")
                 continue
             if len(losses) >= 3:
                 third = max(1, len(losses) // 3)
                 early, late = statistics.fmean(losses[:third]), statistics.fmean(losses[-third:])
                 verdicts[node].metrics.setdefault("loss_last", losses[-1])
                 if not late < early - rules.min_loss_drop:
-                    verdicts[node].fail(f"rank {r.rank}: loss not falling ({early:.3f} → {late:.3f})")
+                    fail_check(verdicts[node], LOSS, f"rank {r.rank}: loss not falling ({early:.3f} → {late:.3f})")
 
 
 def _judge_checksums(ranks: dict[int, _Rank], verdicts: dict[str, NodeVerdict]) -> None:
@@ -164,7 +167,7 @@ def _judge_checksums(ranks: dict[int, _Rank], verdicts: dict[str, NodeVerdict]) 
         majority: str | None = top if count * 2 > sum(values.values()) else None
         for r in ranks.values():
             if step in r.checksums and r.checksums[step] != majority:
-                verdicts[r.node].fail(
+                fail_check(verdicts[r.node], CHECKSUM,
                     f"rank {r.rank}: parameter checksum differs from the other replicas at step {step} "
                     "(silent data corruption suspected)")
 
@@ -196,7 +199,7 @@ def _judge_speed(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdic
     few = len(values) < 5
     for (node, rank), speed in speeds.items():
         if rules.min_local_tokens_per_s and speed < rules.min_local_tokens_per_s:
-            verdicts[node].fail(f"rank {rank}: {speed:,.0f} tokens/s is below the floor of "
+            fail_check(verdicts[node], SPEED, f"rank {rank}: {speed:,.0f} tokens/s is below the floor of "
                                 f"{rules.min_local_tokens_per_s:,.0f} for this GPU model")
         if len(values) < 2:
             continue
@@ -204,7 +207,7 @@ def _judge_speed(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdic
         reference = statistics.median(v for k, v in speeds.items() if k != (node, rank)) if few else median
         slow = speed < reference * rules.straggler_ratio
         if slow and (few or speed < median - rules.straggler_mads * mad):
-            verdicts[node].fail(f"rank {rank}: straggler, {speed:,.0f} tokens/s against a median of "
+            fail_check(verdicts[node], SPEED, f"rank {rank}: straggler, {speed:,.0f} tokens/s against a median of "
                                 f"{reference:,.0f} for its peers ({speed / reference:.0%})")
 
 
@@ -217,4 +220,5 @@ def _judge_throttle(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVer
             found = clock_events.findings(clock_events.reasons(seen), clock_events.LOAD)
             names = [clock_events.POLICY[name].label for name, level in found.items() if level == "fail"]
             if names:
-                verdicts[node].fail(f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})")
+                fail_check(verdicts[node], CLOCKS,
+                           f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})")

@@ -30,7 +30,7 @@ from typing import Any
 from clusterctl.ssh import SSHAuthFailed, SSHError, SSHHostKeyError, SSHPool, SSHTarget, SSHUnreachable, run_many
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.verdict import CheckResult
 
 PAIR_CHECK = "fabric.allreduce_busbw"
 RING_CHECK = "fabric.allreduce_ring"

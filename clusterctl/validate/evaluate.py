@@ -10,8 +10,8 @@ from clusterctl.validate.fabric import fabric_checks
 from clusterctl.validate.gpu import gpu_checks
 from clusterctl.validate.rules import Ruleset
 from clusterctl.validate.software import software_checks
-from clusterctl.validate.verdict import CheckResult
 from clusterctl.validate.xid import xid_checks
+from clusterctl.verdict import CheckResult
 
 CATEGORIES = ("gpu", "fabric", "software", "power")
 NODE_SIDE = ("gpu", "fabric", "software")

@@ -10,7 +10,7 @@ from typing import Any
 
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.verdict import CheckResult
 
 COUNTERS = ("symbol_error", "link_downed", "link_error_recovery")
 

@@ -12,7 +12,7 @@ from typing import Any
 from clusterctl.validate import clock_events
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult, worst
+from clusterctl.verdict import CheckResult, worst
 
 Device = dict[str, Any]
 CLOCK_EVENT_CHECKS = ("gpu.throttle_hw", "gpu.throttle_sw")

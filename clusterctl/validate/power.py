@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.verdict import CheckResult
 
 if TYPE_CHECKING:
     from clusterctl.redfish.resources.telemetry import Telemetry

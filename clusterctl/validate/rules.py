@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from clusterctl.validate.errors import RulesError
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.verdict import CheckResult
 
 RULES_DIR = Path(__file__).with_name("rules")
 Severity = Literal["fail", "warn"]

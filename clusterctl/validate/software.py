@@ -10,7 +10,7 @@ from typing import Any
 
 from clusterctl.validate.expect import SOFTWARE, Expectation
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.verdict import CheckResult
 
 
 def version_matches(actual: str, expected: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from clusterctl.validate.rules import Ruleset
-from clusterctl.validate.verdict import CheckResult
+from clusterctl.verdict import CheckResult
 
 
 def xid_checks(report: dict[str, Any], rules: Ruleset) -> list[CheckResult]:

@@ -64,6 +64,15 @@ def test_each_failure_kind_names_the_right_node_and_reason() -> None:
     assert "no rank reported" in failed["gpu0099"][0]
 
 
+def test_each_reason_names_its_check_and_remediation_in_the_shared_verdict_shape() -> None:
+    verdicts = {v.node: v for v in judge(_job(NODES, throttle={"gpu0007": 0x40}), NODES)}
+    (check,) = verdicts["gpu0007"].problems()
+    assert (check.name, check.status) == ("burnin.clocks", "fail") and "Check cooling" in (check.remediation or "")
+    doc = verdicts["gpu0007"].as_dict()
+    assert doc["reasons"] == [check.detail] and doc["checks"][0]["name"] == "burnin.clocks"
+    assert {"node", "status", "reasons", "checks", "metrics"} == set(doc)
+
+
 def test_power_cap_throttling_is_not_a_fault() -> None:
     assert _failed(judge(_job(NODES, throttle={"gpu0001": 0x4}), NODES)) == {}
 

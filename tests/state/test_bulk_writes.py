@@ -103,7 +103,7 @@ def test_an_older_store_gains_the_telemetry_metric_index(store_url: str) -> None
 
 def test_a_validation_is_recorded_in_bulk_with_each_nodes_stage_and_event(store: Store) -> None:
     from clusterctl.validate.run import STAGE, FleetReport, record
-    from clusterctl.validate.verdict import CheckResult, NodeVerdict
+    from clusterctl.verdict import CheckResult, NodeVerdict
 
     verdicts = [NodeVerdict(f"gpu{i:02d}", [CheckResult("gpu_count", "pass", "8 GPUs", rule="gpu.count")])
                 for i in range(6)]

@@ -12,7 +12,7 @@ import pytest
 from clusterctl.validate.evaluate import evaluate_report
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.rules import load_ruleset
-from clusterctl.validate.verdict import NodeVerdict
+from clusterctl.verdict import NodeVerdict
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "validate"
 H100 = Expectation(
