@@ -292,7 +292,8 @@ def test_bios_config_job_is_created_for_the_staged_settings(idrac: FakeBMC) -> N
     idrac.on("POST", dell.CREATE_JOB, lambda req: Resp(200, None, {"Location": job_uri}))
 
     async def go(client: RedfishClient) -> tuple:
-        change, jid = await dell.configure_bios(client, await get_system(client), {"SriovGlobalEnable": "Enabled"})
+        bios = await read_bios(client, await get_system(client))
+        change, jid = await dell.configure_bios(client, bios, {"SriovGlobalEnable": "Enabled"}, poll=0.01)
         job = await dell.wait_job(client, jid, deadline_s=2, poll=0.01, stop_at="scheduled")
         return change, jid, job
 
@@ -301,6 +302,27 @@ def test_bios_config_job_is_created_for_the_staged_settings(idrac: FakeBMC) -> N
     assert job.job_state == "Scheduled" and job.job_type == "BIOSConfiguration"
     (create,) = idrac.requests("POST", dell.CREATE_JOB)
     assert create.json == {"TargetSettingsURI": "/redfish/v1/Systems/System.Embedded.1/Bios/Settings"}
+
+
+def test_a_bios_job_already_queued_is_adopted_when_the_idrac_refuses_another(idrac: FakeBMC) -> None:
+    _lc(idrac, [fixture("idrac9/lc_status.json")])
+    idrac.on("POST", dell.CREATE_JOB, lambda req: Resp(400, {"error": {"message": "pending job"}}))
+    queued = fixture("idrac9/job.json")
+    idrac.add(dell.JOBS, {"Members": [{"@odata.id": queued["@odata.id"]}]})
+    idrac.add(queued["@odata.id"], queued)
+
+    async def go(client: RedfishClient) -> tuple:
+        bios = await read_bios(client, await get_system(client))
+        return await dell.configure_bios(client, bios, {"SriovGlobalEnable": "Enabled"}, poll=0.01)
+
+    assert with_client(idrac, go) == ({"SriovGlobalEnable": "Enabled"}, "JID_878659984891")
+
+
+@pytest.mark.parametrize("state", ["Failed", "CompletedWithErrors", "RebootFailed"])
+def test_a_dell_job_ending_badly_fails_the_wait(idrac: FakeBMC, state: str) -> None:
+    idrac.add(f"{dell.JOBS}/JID_2", dict(fixture("idrac9/job.json"), JobState=state))
+    with pytest.raises(TaskFailed, match=f"JID_2 {state}"):
+        with_client(idrac, lambda c: dell.wait_job(c, "JID_2", deadline_s=2, poll=0.01))
 
 
 def test_failed_dell_job_raises_with_its_message(idrac: FakeBMC) -> None:

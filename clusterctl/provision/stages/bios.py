@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from clusterctl.errors import BMCRequestFailed, NodeCheckFailed
+from clusterctl.errors import NodeCheckFailed
 from clusterctl.provision.context import StageResult, done, skipped
 from clusterctl.provision.reboot import reboot
 from clusterctl.redfish.oem import idrac
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 STAGE = "bios"
 KEY = "bios"
-QUEUED = {"New", "Scheduled", "Running", "Starting", "Waiting", "ReadyForExecution"}
 
 
 async def _current(ctx: NodeContext) -> tuple[Bios, dict[str, Any]]:
@@ -41,10 +40,7 @@ async def plan(ctx: NodeContext) -> dict[str, Any]:
 async def _queued_job(ctx: NodeContext) -> str | None:
     if not ctx.idrac:
         return None
-    for job in await idrac.jobs(await ctx.bmc()):
-        if job.job_type == "BIOSConfiguration" and job.job_state in QUEUED and job.id:
-            return job.id
-    return None
+    return next(iter(await idrac.jobs_in_flight(await ctx.bmc(), "BIOSConfiguration")), None)
 
 
 async def run(ctx: NodeContext) -> StageResult:
@@ -59,14 +55,8 @@ async def run(ctx: NodeContext) -> StageResult:
     if job is None:
         await ctx.journal.intent(ctx.name, STAGE, KEY, {"attributes": change})
         if ctx.idrac:
-            await idrac.wait_lc_ready(client, deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "lc"))
-            await stage_attributes(client, bios, dict(ctx.node.bios))
-            try:
-                job = await idrac.create_config_job(client, bios.settings_uri() or f"{bios.odata_id}/Settings")
-            except BMCRequestFailed:
-                job = await _queued_job(ctx)  # one queued by a run whose intent was closed as failed
-                if job is None:
-                    raise
+            _, job = await idrac.configure_bios(client, bios, dict(ctx.node.bios),
+                                                deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "lc"))
         else:
             times = bios.apply_times()
             await stage_attributes(client, bios, dict(ctx.node.bios),

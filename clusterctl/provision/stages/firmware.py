@@ -34,8 +34,6 @@ STAGE = "firmware"
 STAGE_GRACE_S = 120.0
 """How long a generic BMC gets to say a pushed image is staged before the reboot goes ahead anyway."""
 _log = log.get("provision.firmware")
-IN_FLIGHT = {"New", "Scheduled", "Downloading", "Downloaded", "Running", "Waiting", "Starting", "Pending",
-             "ReadyForExecution", "Scheduling"}
 UNDETERMINED = "undetermined"
 GONE = ""  # a recorded task the BMC no longer lists: the FirmwareInventory alone decides
 
@@ -85,13 +83,11 @@ async def _jobs_in_flight(ctx: NodeContext) -> dict[str, str]:
     if not ctx.idrac:
         return {}
     found: dict[str, str] = {}
-    for job in await idrac.jobs(await ctx.bmc()):
-        if job.job_type != "FirmwareUpdate" or job.job_state not in IN_FLIGHT or not job.id:
-            continue
+    for job_id, job in (await idrac.jobs_in_flight(await ctx.bmc(), "FirmwareUpdate")).items():
         name = (job.name or "").removeprefix("Firmware Update:").strip()
         for component in ctx.node.firmware:
             if comp.matches(component, name):
-                found.setdefault(component, job.id)
+                found.setdefault(component, job_id)
     return found
 
 

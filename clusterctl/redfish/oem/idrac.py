@@ -23,9 +23,8 @@ from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
 from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.client import RedfishClient
-from clusterctl.redfish.resources.bios import read_bios, stage_attributes
+from clusterctl.redfish.resources.bios import Bios, stage_attributes
 from clusterctl.redfish.resources.common import RedfishModel
-from clusterctl.redfish.resources.systems import ComputerSystem
 from clusterctl.redfish.resources.tasks import task_location, wait_task
 
 _log = log.get("redfish.idrac")
@@ -39,10 +38,18 @@ LC_STATUS_URIS = (
 )
 SCP_ACTIONS = f"{MANAGER}/Actions/Oem"
 
-JOB_DONE = {"Completed"}
-JOB_FAILED = {"Failed", "CompletedWithErrors", "Cancelled", "Canceled"}
-# A BIOS config job waits as Scheduled until the host reboots: a caller that reboots later stops there.
-JOB_SCHEDULED = {"Scheduled"}
+# DellJob.JobState, as Dell's DellJob schema enumerates it (the list is also in OpenStack sushy's Dell
+# OEM constants, JobState: https://docs.openstack.org/sushy/latest/reference/api/sushy.oem.dell.resources.taskservice.html).
+# Left out on purpose: RebootCompleted ends reboot jobs, which are never waited on here, and Unknown,
+# which is waited out like a running job until the deadline.
+JOB_DONE = frozenset({"Completed"})
+JOB_FAILED = frozenset({"Failed", "CompletedWithErrors", "RebootFailed"})
+JOB_SCHEDULED = frozenset({"Scheduled"})
+"""Where a configuration or staged firmware job waits for the host's reboot: a caller that reboots
+later stops waiting there."""
+JOB_IN_FLIGHT = frozenset({"New", "Scheduling", "Scheduled", "Downloading", "Downloaded", "ReadyForExecution",
+                           "Waiting", "Running", "Paused", "PendingActivation", "RebootPending"})
+"""Not ended yet: the job still carries its change, so a resumed run follows it rather than queue another."""
 
 
 class DellJob(RedfishModel):
@@ -87,6 +94,11 @@ def job_id_from(location: str) -> str:
 
 async def jobs(client: RedfishClient, *, limit: int = 200) -> list[DellJob]:
     return [DellJob.model_validate(m) for m in await client.members(JOBS, limit=limit)]
+
+
+async def jobs_in_flight(client: RedfishClient, job_type: str) -> dict[str, DellJob]:
+    """{JID: job} of the `job_type` jobs (FirmwareUpdate, BIOSConfiguration...) the iDRAC holds unfinished."""
+    return {j.id: j for j in await jobs(client) if j.id and j.job_type == job_type and j.job_state in JOB_IN_FLIGHT}
 
 
 async def job(client: RedfishClient, job_id: str) -> DellJob:
@@ -172,16 +184,32 @@ async def create_config_job(client: RedfishClient, settings_uri: str, *, reboot:
 
 
 async def configure_bios(
-    client: RedfishClient, system: ComputerSystem, desired: dict[str, Any], *, reboot: bool = False
+    client: RedfishClient,
+    bios: Bios,
+    desired: dict[str, Any],
+    *,
+    deadline_s: float = 600.0,
+    poll: float | Cadence = 15.0,
+    reboot: bool = False,
 ) -> tuple[dict[str, Any], str | None]:
-    """Stage the BIOS attributes that differ and queue the config job; (change, JID or None if no change)."""
-    await wait_lc_ready(client)
-    bios = await read_bios(client, system)
+    """Stage the attributes that differ from `bios` and queue the job that applies them at the next
+    reboot; (change, JID), or ({}, None) when nothing differs.
+
+    The iDRAC refuses a second BIOS job while one is queued (one a killed run created before it could
+    record it): that job is adopted instead.
+    """
+    await wait_lc_ready(client, deadline_s=deadline_s, poll=poll)
     change = await stage_attributes(client, bios, desired)
     if not change:
         return {}, None
-    settings_uri = bios.settings_uri() or f"{bios.odata_id}/Settings"
-    return change, await create_config_job(client, settings_uri, reboot=reboot)
+    try:
+        return change, await create_config_job(client, bios.settings_uri() or f"{bios.odata_id}/Settings",
+                                               reboot=reboot)
+    except BMCRequestFailed:
+        queued = next(iter(await jobs_in_flight(client, "BIOSConfiguration")), None)
+        if queued is None:
+            raise
+        return change, queued
 
 
 async def _scp_action(client: RedfishClient, name: str) -> str:
