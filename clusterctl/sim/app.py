@@ -29,7 +29,7 @@ from clusterctl.sim.routes import find_route
 _log = log.get("sim")
 
 if TYPE_CHECKING:
-    from clusterctl.sim.fleet import Fleet
+    from clusterctl.sim.fleet import SimulatedFleet
 
 UNREACHABLE_CAP_S = 300.0  # a blackholed request gives up after this many real seconds
 PUBLIC = {"/redfish", f"{V1}/", f"{V1}/odata", f"{V1}/$metadata"}
@@ -43,7 +43,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 class LabApp:
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: SimulatedFleet,
         *,
         latency_ms: float = 0.0,
         control: Callable[[dict[str, Any], Receive, Send], Awaitable[None]] | None = None,

@@ -17,11 +17,11 @@ from clusterctl.sim.errors import FaultError
 from clusterctl.sim.faults import make_fault
 
 if TYPE_CHECKING:
-    from clusterctl.sim.fleet import Fleet
+    from clusterctl.sim.fleet import SimulatedFleet
 
 
 class ControlAPI:
-    def __init__(self, fleet: Fleet, token: str, info: dict[str, Any]) -> None:
+    def __init__(self, fleet: SimulatedFleet, token: str, info: dict[str, Any]) -> None:
         self.fleet = fleet
         self.token = token
         self.info = info

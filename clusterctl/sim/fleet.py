@@ -1,6 +1,6 @@
 """The lab process: the fleet of simulated servers, its sockets, TLS, and serving them with uvicorn.
 
-`Fleet` is the in-memory model (also used directly by tests); `main` is the process
+`SimulatedFleet` is the in-memory model (also used directly by tests); `main` is the process
 entry (`python -m clusterctl.sim`): one listening socket per BMC address
 (node i -> the i-th host address after --base-address, port --port), plus a
 control socket on 127.0.0.1, all served by one uvicorn server with the lab cert.
@@ -50,7 +50,9 @@ def bmc_address(i: int, base: str = DEFAULT_BASE) -> str:
     return str(ipaddress.IPv4Address(base) + i + 1)
 
 
-class Fleet:
+class SimulatedFleet:
+    """The lab's simulated servers (a BMC and a node's hardware each), with the faults injected into them."""
+
     def __init__(
         self,
         nodes: int,
@@ -124,7 +126,7 @@ def _bind(address: str, port: int) -> socket.socket:
     return sock
 
 
-async def _journal_loop(fleet: Fleet, path: Path, stop: asyncio.Event) -> None:
+async def _journal_loop(fleet: SimulatedFleet, path: Path, stop: asyncio.Event) -> None:
     """Flush what was done to each server to the lab dir every few seconds and at the end.
 
     Skipped while no BMC was asked anything: rendering 2,000 reports is not free on 2 cores.
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     password = labdir.ensure_secret(lab_dir / labdir.PASSWORD_FILE)
     token = labdir.ensure_secret(lab_dir / labdir.TOKEN_FILE, 24)
     clock = SimClock(args.time_scale)
-    fleet = Fleet(args.nodes, password, clock, base_address=args.base_address, port=args.port)
+    fleet = SimulatedFleet(args.nodes, password, clock, base_address=args.base_address, port=args.port)
     if args.faults:
         for fault in load_fault_file(args.faults, fleet.names):
             fleet.add_fault(fault)

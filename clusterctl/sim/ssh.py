@@ -36,7 +36,7 @@ from clusterctl.sim import labdir, sshexec
 
 if TYPE_CHECKING:
     from clusterctl.sim.bmc import BMC
-    from clusterctl.sim.fleet import Fleet
+    from clusterctl.sim.fleet import SimulatedFleet
 
 DEFAULT_SSH_BASE = "127.2.0.0"
 DEFAULT_SSH_PORT = 2222
@@ -147,7 +147,7 @@ class _NodeServer(asyncssh.SSHServer):
 class LabSSH:
     """Every node's SSH listener, started and closed with the lab process."""
 
-    def __init__(self, fleet: Fleet, lab_dir: Path, *, base_address: str = DEFAULT_SSH_BASE,
+    def __init__(self, fleet: SimulatedFleet, lab_dir: Path, *, base_address: str = DEFAULT_SSH_BASE,
                  port: int = DEFAULT_SSH_PORT, user: str = LAB_USER, time_scale: float = 60.0,
                  latency_ms: float = 0.0, per_node_keys: bool = False) -> None:
         self.fleet = fleet

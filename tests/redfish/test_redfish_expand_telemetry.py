@@ -15,7 +15,7 @@ from clusterctl.redfish.resources.telemetry import Telemetry, node_telemetry
 from clusterctl.sim.app import LabApp
 from clusterctl.sim.clock import SimClock
 from clusterctl.sim.faults import Fault
-from clusterctl.sim.fleet import Fleet
+from clusterctl.sim.fleet import SimulatedFleet
 
 PASSWORD = "expand-test-pw"
 BMC1 = "https://127.1.0.1:8443"
@@ -37,12 +37,12 @@ class Counting:
         await self.app(scope, receive, send)
 
 
-def raw_lab(fleet: Fleet, auth: tuple[str, str] | None = ("root", PASSWORD)) -> httpx.AsyncClient:
+def raw_lab(fleet: SimulatedFleet, auth: tuple[str, str] | None = ("root", PASSWORD)) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=LabApp(fleet)), base_url=BMC1, auth=auth)
 
 
 def test_a_chassis_expands_its_subordinates_but_not_its_links() -> None:
-    fleet = Fleet(1, PASSWORD, SimClock(1.0))
+    fleet = SimulatedFleet(1, PASSWORD, SimClock(1.0))
 
     async def go() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
         async with raw_lab(fleet) as bmc:
@@ -64,7 +64,7 @@ def test_a_chassis_expands_its_subordinates_but_not_its_links() -> None:
 
 
 def test_the_public_service_root_expands_nothing_for_an_anonymous_client() -> None:
-    fleet = Fleet(1, PASSWORD, SimClock(1.0))
+    fleet = SimulatedFleet(1, PASSWORD, SimClock(1.0))
 
     async def go() -> dict[str, Any]:
         async with raw_lab(fleet, auth=None) as anon:
@@ -77,7 +77,7 @@ def test_the_public_service_root_expands_nothing_for_an_anonymous_client() -> No
     assert root["Links"]["Sessions"] == {"@odata.id": f"{V1}/SessionService/Sessions"}
 
 
-def _read(fleet: Fleet, *, expand: bool) -> tuple[Telemetry, list[tuple[str, str, str]]]:
+def _read(fleet: SimulatedFleet, *, expand: bool) -> tuple[Telemetry, list[tuple[str, str, str]]]:
     app = Counting(LabApp(fleet))
 
     async def go() -> Telemetry:
@@ -101,7 +101,7 @@ def _readings(t: Telemetry) -> dict[str, Any]:
 
 
 def test_node_telemetry_costs_one_request_per_chassis_with_expand_and_reads_the_same() -> None:
-    fleet = Fleet(1, PASSWORD, SimClock(1.0))
+    fleet = SimulatedFleet(1, PASSWORD, SimClock(1.0))
     fleet.add_fault(Fault(node="gpu0001", kind="psu_failed", params={"psu": 2}))
     fleet.add_fault(Fault(node="gpu0001", kind="fan_failed", params={"fan": 3}))
 

@@ -20,7 +20,7 @@ from clusterctl.redfish import BMCTarget, RedfishClient
 from clusterctl.sim.app import LabApp
 from clusterctl.sim.certs import ensure_ca
 from clusterctl.sim.clock import SimClock
-from clusterctl.sim.fleet import Fleet, _bind
+from clusterctl.sim.fleet import SimulatedFleet, _bind
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "sweep-test-pw"
@@ -28,13 +28,13 @@ BMC1 = "https://127.1.0.1:8443"
 FIRMWARE = "/redfish/v1/UpdateService/FirmwareInventory"
 
 
-def lab_client(fleet: Fleet) -> httpx.AsyncClient:
+def lab_client(fleet: SimulatedFleet) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=LabApp(fleet))
     return httpx.AsyncClient(transport=transport, base_url=BMC1, auth=("root", PASSWORD))
 
 
 def test_expanded_firmware_inventory_equals_member_by_member() -> None:
-    fleet = Fleet(1, PASSWORD, SimClock(1.0))
+    fleet = SimulatedFleet(1, PASSWORD, SimClock(1.0))
 
     async def go() -> tuple[dict, list[dict], list[int]]:
         async with lab_client(fleet) as bmc:
@@ -58,7 +58,7 @@ def test_expanded_firmware_inventory_equals_member_by_member() -> None:
 
 
 def test_members_of_an_expanded_collection_cost_one_request(tmp_path: Path) -> None:
-    fleet = Fleet(1, PASSWORD, SimClock(1.0))
+    fleet = SimulatedFleet(1, PASSWORD, SimClock(1.0))
     sent: list[str] = []
     app = LabApp(fleet)
 

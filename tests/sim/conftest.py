@@ -11,7 +11,7 @@ import pytest
 
 from clusterctl.sim.app import LabApp
 from clusterctl.sim.clock import SimClock
-from clusterctl.sim.fleet import Fleet
+from clusterctl.sim.fleet import SimulatedFleet
 
 PASSWORD = "lab-test-pw"
 BMC1 = "https://127.1.0.1:8443"
@@ -23,12 +23,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def fleet() -> Fleet:
-    return Fleet(4, PASSWORD, SimClock(1.0))
+def fleet() -> SimulatedFleet:
+    return SimulatedFleet(4, PASSWORD, SimClock(1.0))
 
 
 @pytest.fixture
-async def bmc(fleet: Fleet) -> AsyncIterator[httpx.AsyncClient]:
+async def bmc(fleet: SimulatedFleet) -> AsyncIterator[httpx.AsyncClient]:
     """A client for gpu0001's BMC, authenticated with basic auth, through the in-process app."""
     transport = httpx.ASGITransport(app=LabApp(fleet))
     async with httpx.AsyncClient(transport=transport, base_url=BMC1, auth=("root", PASSWORD)) as client:
@@ -36,7 +36,7 @@ async def bmc(fleet: Fleet) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def anon(fleet: Fleet) -> AsyncIterator[httpx.AsyncClient]:
+async def anon(fleet: SimulatedFleet) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=LabApp(fleet))
     async with httpx.AsyncClient(transport=transport, base_url=BMC1) as client:
         yield client

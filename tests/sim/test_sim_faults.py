@@ -12,7 +12,7 @@ import pytest
 from clusterctl.sim.allreduce import node_peak_gbs
 from clusterctl.sim.errors import FaultError
 from clusterctl.sim.faults import FAULT_KINDS, load_fault_file, make_fault, parse_param_args
-from clusterctl.sim.fleet import Fleet
+from clusterctl.sim.fleet import SimulatedFleet
 
 V1 = "/redfish/v1"
 SYS = f"{V1}/Systems/System.Embedded.1"
@@ -21,7 +21,7 @@ MGR = f"{V1}/Managers/iDRAC.Embedded.1"
 UPDATE = f"{V1}/UpdateService/Actions/UpdateService.SimpleUpdate"
 
 
-def add(fleet: Fleet, kind: str, **params: object) -> None:
+def add(fleet: SimulatedFleet, kind: str, **params: object) -> None:
     fleet.add_fault(make_fault("gpu0001", kind, params, fleet.names))
 
 
@@ -31,7 +31,7 @@ async def sel_messages(bmc: httpx.AsyncClient) -> list[str]:
 
 
 @pytest.mark.anyio
-async def test_bmc_slow_delays_answers(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_bmc_slow_delays_answers(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "bmc_slow", delay_ms=300)
     start = time.monotonic()
     assert (await bmc.get(SYS)).status_code == 200
@@ -43,7 +43,7 @@ async def test_bmc_slow_delays_answers(bmc: httpx.AsyncClient, fleet: Fleet) -> 
 
 
 @pytest.mark.anyio
-async def test_bmc_503_has_retry_after(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_bmc_503_has_retry_after(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "bmc_503", retry_after=7)
     response = await bmc.get(SYS)
     assert response.status_code == 503 and response.headers["Retry-After"] == "7"
@@ -52,7 +52,7 @@ async def test_bmc_503_has_retry_after(bmc: httpx.AsyncClient, fleet: Fleet) -> 
 
 
 @pytest.mark.anyio
-async def test_bmc_unreachable_never_answers(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_bmc_unreachable_never_answers(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "bmc_unreachable")
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(bmc.get(SYS), timeout=0.5)
@@ -63,7 +63,7 @@ async def test_bmc_unreachable_never_answers(bmc: httpx.AsyncClient, fleet: Flee
 
 
 @pytest.mark.anyio
-async def test_session_limit(anon: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_session_limit(anon: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "session_limit", max=1)
     login = {"UserName": "root", "Password": "lab-test-pw"}
     assert (await anon.post(f"{V1}/SessionService/Sessions", json=login)).status_code == 201
@@ -72,7 +72,7 @@ async def test_session_limit(anon: httpx.AsyncClient, fleet: Fleet) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind,state", [("firmware_update_fails", "Failed"), ("firmware_update_hangs", "Running")])
-async def test_firmware_faults(bmc: httpx.AsyncClient, fleet: Fleet, kind: str, state: str) -> None:
+async def test_firmware_faults(bmc: httpx.AsyncClient, fleet: SimulatedFleet, kind: str, state: str) -> None:
     add(fleet, kind, component="gpu")
     bios = await bmc.post(UPDATE, json={"ImageURI": "http://r/BIOS_1.6.2.EXE"})
     gpu = await bmc.post(UPDATE, json={"ImageURI": "http://r/GPU_96.00.AF.00.01.fwpkg"})
@@ -88,7 +88,7 @@ async def test_firmware_faults(bmc: httpx.AsyncClient, fleet: Fleet, kind: str, 
 
 
 @pytest.mark.anyio
-async def test_psu_failed(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_psu_failed(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "psu_failed", psu=2)
     psus = (await bmc.get(f"{CHA}/Power")).json()["PowerSupplies"]
     assert [p["Status"]["Health"] for p in psus].count("Critical") == 1
@@ -105,7 +105,7 @@ async def test_psu_failed(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
 
 
 @pytest.mark.anyio
-async def test_fan_failed(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_fan_failed(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "fan_failed", fan=3)
     fans = (await bmc.get(f"{CHA}/Thermal")).json()["Fans"]
     assert fans[2]["Reading"] == 0 and fans[2]["Status"]["Health"] == "Critical"
@@ -116,7 +116,7 @@ async def test_fan_failed(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
 
 
 @pytest.mark.anyio
-async def test_inlet_temp_high(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_inlet_temp_high(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "inlet_temp_high", celsius=49)
     temps = (await bmc.get(f"{CHA}/Thermal")).json()["Temperatures"]
     inlet = next(t for t in temps if t["MemberId"] == "SystemBoardInletTemp")
@@ -126,7 +126,7 @@ async def test_inlet_temp_high(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
 
 
 @pytest.mark.anyio
-async def test_power_over_cap(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_power_over_cap(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "power_over_cap", excess_w=500)
     control = (await bmc.get(f"{CHA}/Power")).json()["PowerControl"][0]
     assert control["PowerConsumedWatts"] > control["PowerLimit"]["LimitInWatts"]
@@ -134,7 +134,7 @@ async def test_power_over_cap(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
 
 
 @pytest.mark.anyio
-async def test_gpu_missing(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_gpu_missing(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "gpu_missing", gpu=5)
     members = (await bmc.get(f"{SYS}/Processors")).json()["Members"]
     gpus = [m["@odata.id"] for m in members if "Video" in m["@odata.id"]]
@@ -144,7 +144,7 @@ async def test_gpu_missing(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
 
 
 @pytest.mark.anyio
-async def test_xid_is_an_sel_entry_and_on_the_gpu(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_xid_is_an_sel_entry_and_on_the_gpu(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     add(fleet, "xid", code=79, gpu=3)
     assert "GPU 3 reported NVIDIA Xid 79." in await sel_messages(bmc)
     gpu3 = (await bmc.get(f"{SYS}/Processors/Video.Slot.4-1")).json()
@@ -190,7 +190,7 @@ NODE_CHECKS = {
 
 
 @pytest.mark.parametrize("kind", sorted(NODE_CHECKS))
-def test_node_side_faults_show_in_the_hardware_model(fleet: Fleet, kind: str) -> None:
+def test_node_side_faults_show_in_the_hardware_model(fleet: SimulatedFleet, kind: str) -> None:
     params, check = NODE_CHECKS[kind]
     hw = fleet.bmcs[0].hw
     healthy = (hw.nvml(), hw.ib_ports())
@@ -220,7 +220,7 @@ def test_every_kind_is_covered_by_a_test() -> None:
     assert tested_here == set(FAULT_KINDS)
 
 
-def test_fault_validation_errors_are_one_line(fleet: Fleet) -> None:
+def test_fault_validation_errors_are_one_line(fleet: SimulatedFleet) -> None:
     with pytest.raises(FaultError, match="unknown fault kind 'melted'"):
         make_fault("gpu0001", "melted")
     with pytest.raises(FaultError, match="unknown node 'gpu9999'"):
@@ -234,7 +234,7 @@ def test_fault_validation_errors_are_one_line(fleet: Fleet) -> None:
     assert make_fault("gpu0001", "xid", parse_param_args(["code=48"])).params == {"code": 48, "gpu": 0}
 
 
-def test_fault_file(tmp_path: Path, fleet: Fleet) -> None:
+def test_fault_file(tmp_path: Path, fleet: SimulatedFleet) -> None:
     good = tmp_path / "faults.yaml"
     good.write_text(
         "faults:\n  - {node: gpu0002, kind: xid, params: {code: 79, gpu: 3}}\n"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from clusterctl.sim.bmc import MAX_SESSIONS
-from clusterctl.sim.fleet import Fleet
+from clusterctl.sim.fleet import SimulatedFleet
 
 pytestmark = pytest.mark.anyio
 
@@ -34,14 +34,14 @@ async def test_service_root_is_public_but_resources_need_auth(anon: httpx.AsyncC
     assert ok.json()["Model"] == "PowerEdge XE9680"
 
 
-async def test_each_bmc_is_its_own_server(fleet: Fleet, anon: httpx.AsyncClient) -> None:
+async def test_each_bmc_is_its_own_server(fleet: SimulatedFleet, anon: httpx.AsyncClient) -> None:
     other = await anon.get("https://127.1.0.3:8443" + SYS, auth=("root", PW))
     assert other.json()["HostName"] == "gpu0003"
     nowhere = await anon.get("https://127.1.0.99:8443" + SYS, auth=("root", PW))
     assert nowhere.status_code == 404
 
 
-async def test_session_login_token_logout(anon: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_session_login_token_logout(anon: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     created = await anon.post(f"{V1}/SessionService/Sessions", json={"UserName": "root", "Password": PW})
     assert created.status_code == 201
     token, location = created.headers["X-Auth-Token"], created.headers["Location"]
@@ -99,7 +99,7 @@ async def test_bios_if_match_mismatch_is_412(bmc: httpx.AsyncClient) -> None:
     assert bad_value.status_code == 400
 
 
-async def test_bios_pending_until_job_and_reboot(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_bios_pending_until_job_and_reboot(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     clock = fleet.clock
     await bmc.patch(SETTINGS, json={"Attributes": {"SysProfile": "Custom", "ProcCStates": "Enabled"}})
     assert (await bmc.get(f"{SYS}/Bios")).json()["Attributes"]["SysProfile"] == "PerfOptimized"
@@ -126,7 +126,7 @@ async def test_bios_pending_until_job_and_reboot(bmc: httpx.AsyncClient, fleet: 
     assert report["power_state"] == "On"
 
 
-async def test_simple_update_task_completes_in_simulated_time(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_simple_update_task_completes_in_simulated_time(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     clock = fleet.clock
     started = await bmc.post(
         f"{V1}/UpdateService/Actions/UpdateService.SimpleUpdate",
@@ -155,7 +155,8 @@ async def test_simple_update_task_completes_in_simulated_time(bmc: httpx.AsyncCl
     assert report["firmware"]["bios"] == "1.6.2"
 
 
-async def test_idrac_update_applies_without_reboot_and_drops_sessions(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_idrac_update_applies_without_reboot_and_drops_sessions(bmc: httpx.AsyncClient,
+                                                                      fleet: SimulatedFleet) -> None:
     login = await bmc.post(f"{V1}/SessionService/Sessions", json={"UserName": "root", "Password": PW})
     token = login.headers["X-Auth-Token"]
     started = await bmc.post(
@@ -180,7 +181,7 @@ async def test_unknown_image_fails_the_task(bmc: httpx.AsyncClient) -> None:
     assert missing.status_code == 400
 
 
-async def test_power_state_machine(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_power_state_machine(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     reset = f"{SYS}/Actions/ComputerSystem.Reset"
     assert (await bmc.post(reset, json={"ResetType": "On"})).status_code == 409
     await bmc.post(reset, json={"ResetType": "GracefulShutdown"})
@@ -198,7 +199,7 @@ async def test_power_state_machine(bmc: httpx.AsyncClient, fleet: Fleet) -> None
     assert lc.json()["LCStatus"] == "Ready" and lc.json()["ServerStatus"] == "OutOfPOST"
 
 
-async def test_power_follows_load(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_power_follows_load(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     uri = f"{V1}/Chassis/System.Embedded.1/EnvironmentMetrics"
     idle = (await bmc.get(uri)).json()["PowerWatts"]["Reading"]
     fleet.bmcs[0].hw.load = 1.0
@@ -206,7 +207,7 @@ async def test_power_follows_load(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
     assert busy > idle + 4000
 
 
-async def test_boot_override_and_virtual_media(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_boot_override_and_virtual_media(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     patched = await bmc.patch(
         SYS, json={"Boot": {"BootSourceOverrideTarget": "Cd", "BootSourceOverrideEnabled": "Once"}}
     )
@@ -226,7 +227,7 @@ async def test_boot_override_and_virtual_media(bmc: httpx.AsyncClient, fleet: Fl
     assert {"target": "Cd", "consumed": "Once"} in report["boot_overrides"]
 
 
-async def test_sel_pages_with_next_link(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_sel_pages_with_next_link(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     for n in range(70):
         fleet.bmcs[0].add_sel(f"event {n}", "TST0001", "OK")
     uri = f"{MGR}/LogServices/Sel/Entries"
@@ -250,7 +251,7 @@ async def test_malformed_json_is_400(bmc: httpx.AsyncClient) -> None:
     assert response.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].endswith("MalformedJSON")
 
 
-async def test_multipart_push_of_a_lab_image(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_multipart_push_of_a_lab_image(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     service = (await bmc.get(f"{V1}/UpdateService")).json()
     image = b"clusterctl lab firmware image\ncomponent=ConnectX-7\nversion=28.41.1000\n"
     files = {
@@ -269,7 +270,8 @@ async def test_multipart_push_of_a_lab_image(bmc: httpx.AsyncClient, fleet: Flee
     assert no_file.status_code == 400
 
 
-async def test_reset_during_download_leaves_the_job_for_the_next_reset(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_reset_during_download_leaves_the_job_for_the_next_reset(bmc: httpx.AsyncClient,
+                                                                       fleet: SimulatedFleet) -> None:
     started = await bmc.post(
         f"{V1}/UpdateService/Actions/UpdateService.SimpleUpdate", json={"ImageURI": "http://repo.lab/fw/CPLD-1.1.5.bin"}
     )
@@ -282,7 +284,7 @@ async def test_reset_during_download_leaves_the_job_for_the_next_reset(bmc: http
     assert fleet.bmcs[0].firmware["cpld"] == "1.1.5"
 
 
-async def test_immediate_apply_reboots_the_server_itself(bmc: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_immediate_apply_reboots_the_server_itself(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
     started = await bmc.post(
         f"{V1}/UpdateService/Actions/UpdateService.SimpleUpdate",
         json={"ImageURI": "http://repo.lab/fw/BIOS-2.3.5.bin", "@Redfish.OperationApplyTime": "Immediate"},
@@ -299,7 +301,8 @@ async def test_immediate_apply_reboots_the_server_itself(bmc: httpx.AsyncClient,
     assert report["resets"] == {"ImmediateApply": 1}
 
 
-async def test_idrac_reset_drops_sessions_and_answers_again_later(anon: httpx.AsyncClient, fleet: Fleet) -> None:
+async def test_idrac_reset_drops_sessions_and_answers_again_later(anon: httpx.AsyncClient,
+                                                                  fleet: SimulatedFleet) -> None:
     login = await anon.post(f"{V1}/SessionService/Sessions", json={"UserName": "root", "Password": PW})
     token = {"X-Auth-Token": login.headers["X-Auth-Token"]}
     assert (await anon.post(f"{MGR}/Actions/Manager.Reset", json={}, headers=token)).status_code == 204

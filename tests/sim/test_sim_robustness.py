@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from clusterctl.sim.app import LabApp
 from clusterctl.sim.clock import SimClock
-from clusterctl.sim.fleet import Fleet
+from clusterctl.sim.fleet import SimulatedFleet
 
 SYS = "/redfish/v1/Systems/System.Embedded.1"
 MGR = "/redfish/v1/Managers/iDRAC.Embedded.1"
@@ -55,7 +55,7 @@ bodies = st.dictionaries(st.sampled_from(KEYS), values, max_size=4) | values
 @example(write=("PATCH", f"{SYS}/Bios/Settings"), body={"Attributes": {"AcPwrRcvryDelay": True}})
 @example(write=("PATCH", SYS), body={"Boot": {"BootSourceOverrideTarget": {"a": 1}}})
 def test_random_bodies_never_crash_the_bmc(write: tuple[str, str], body: object) -> None:
-    fleet = Fleet(1, "pw", SimClock(1.0))
+    fleet = SimulatedFleet(1, "pw", SimClock(1.0))
 
     async def send() -> httpx.Response:
         transport = httpx.ASGITransport(app=LabApp(fleet))

@@ -21,8 +21,8 @@ from support.lab import free_port
 from clusterctl.burnin.verdict import judge
 from clusterctl.inventory import load_inventory
 from clusterctl.sim.clock import SimClock
-from clusterctl.sim.fleet import Fleet
-from clusterctl.sim.nodeio import SOFTWARE
+from clusterctl.sim.fleet import SimulatedFleet
+from clusterctl.sim.inventory import SOFTWARE
 from clusterctl.sim.ssh import LabSSH
 from clusterctl.ssh import SSHPool, SSHTarget, run_many, target_from_node
 from clusterctl.ssh.errors import SSHAuthFailed, SSHHostKeyError, SSHUnreachable
@@ -150,7 +150,7 @@ class _LoopThread:
 
 
 def test_per_node_host_keys_and_powered_off_node(tmp_path: Path) -> None:
-    fleet = Fleet(3, "pw", SimClock(600.0))
+    fleet = SimulatedFleet(3, "pw", SimClock(600.0))
     lab_ssh = LabSSH(fleet, tmp_path, port=free_port("127.2.0.1"), per_node_keys=True)
     loop = _LoopThread()
     try:
