@@ -68,8 +68,10 @@ def validate(
     bandwidth_workdir: str = typer.Option(None, "--bandwidth-workdir", help="bandwidth: directory holding "
                                           "workloads/ on the nodes \\[default: this checkout]."),
     agent_config: Path = typer.Option(
-        None, "--agent-config", hidden=True,
-        help="JSON {node or '*': {args: [...], env: {...}}}: how the lab and tests start the agent.",
+        None, "--agent-config",
+        help="JSON file {node name or '*': {\"args\": [...], \"env\": {...}}}: extra arguments and environment "
+             "for the agent on those nodes, e.g. --kernel-log FILE where the kernel log is not in the journal, or "
+             "CLUSTERCTL_AGENT_PYNVML naming a pynvml stand-in (see clusterctl/validate/agent.py).",
     ),
 ) -> None:
     """Check GPUs, XIDs, InfiniBand, software versions and power/cooling of every selected node; with
