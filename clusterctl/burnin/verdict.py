@@ -4,7 +4,8 @@ A node passes only if all of its ranks finished, trained (finite, falling loss),
 parameters bit-identical to the other replicas, stayed unthrottled, and were not slow.
 Slowness is judged two ways: against a floor from the ruleset for the GPU model, and
 against the node's peers by the median absolute deviation, because a GPU running at a
-third of its speed can pass every fixed diagnostic (FIELD-NOTES: DCGM issue 122).
+third of its speed can pass every fixed diagnostic (an A100 at a third of its FP32 rate passed
+`dcgmi diag --run xlong`: github.com/NVIDIA/DCGM/issues/122).
 
 A hang stops every rank at the same step; the ranks' `stall` reports (train.py's watchdog) say
 where each one waits. A rank stalled outside any collective is the one that hung: its node

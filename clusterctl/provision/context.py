@@ -30,7 +30,7 @@ _log = log.get("provision")
 
 @dataclass(frozen=True)
 class Tuning:
-    """Waits and deadlines, in real seconds. Defaults suit real iDRACs (FIELD-NOTES: 30-60 min per server)."""
+    """Waits and deadlines, in real seconds. Defaults suit real iDRACs, where updates take 30-60 min a server."""
 
     poll_s: float = 5.0
     job_deadline_s: float = 2400.0
