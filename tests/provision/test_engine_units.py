@@ -9,7 +9,7 @@ import pytest
 
 from clusterctl.inventory import load_inventory
 from clusterctl.provision import components as comp
-from clusterctl.provision.engine import ProvisionOptionError, failure_threshold, parse_stages
+from clusterctl.provision.engine import Engine, Options, ProvisionOptionError, failure_threshold, parse_stages
 from clusterctl.provision.power import PowerBudgetTooSmall, PowerGate
 from clusterctl.sim.inventory import render_lab_inventory
 
@@ -26,6 +26,12 @@ def test_stage_and_failure_options() -> None:
     for bad in ("0", "-1", "0%", "150%", "many"):
         with pytest.raises(ProvisionOptionError):
             failure_threshold(bad, 10)
+
+
+def test_an_engine_with_a_stage_the_pipeline_lacks_is_refused() -> None:
+    # Built from Python rather than --stages: still refused before any node is touched.
+    with pytest.raises(ProvisionOptionError, match="configure"):
+        Engine(None, None, Options(stages=("discover", "configure")))  # type: ignore[arg-type]
 
 
 def test_components_match_vendor_names_and_bmc_goes_first() -> None:
