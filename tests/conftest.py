@@ -11,9 +11,11 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import leftovers
+from support.cli import CLI, run_cli
 from support.pgserver import postgres_server, postgres_url, store_url  # noqa: F401 - fixtures, offered to all tests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +74,17 @@ def clusterctl_bin() -> list[str]:
     """The real console script of this environment, for tests that run it as a process."""
     script = Path(sys.executable).with_name("clusterctl")
     return [str(script)] if script.exists() else [sys.executable, "-m", "clusterctl"]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
+    """`clusterctl ...` in-process: (exit code, the JSON it printed or else its text, stderr)."""
+
+    def run(*args: str) -> tuple[int, Any, str]:
+        result = run_cli(capsys, *args)
+        return result.code, result.parsed(), result.err
+
+    return run
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -37,7 +36,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support.lab import Lab, free_port, start_lab
+from support.dashboard import stop, wait_up
+from support.lab import Lab, lab_dir, start_lab
+from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NODES = 3
@@ -293,11 +294,8 @@ def postgres(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """A 3-node lab with SSH, in the lab directory under the state directory, as `lab up` makes it."""
-    running = start_lab(Path(os.environ["CLUSTERCTL_LAB_DIR"]), NODES, time_scale=2000)
-    try:
+    with start_lab(lab_dir(), NODES, time_scale=2000) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -336,16 +334,7 @@ class Operator:
 
 def browse(base: str, token: str, record: Record, burnin_run: int, proc: subprocess.Popen[bytes]) -> None:
     """Every page, JSON endpoint and /metrics, with the token as a Bearer header and with the login cookie."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, "the dashboard ended before it served"
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the dashboard did not come up"
-        time.sleep(0.2)
+    wait_up(base, proc)
     pages = ["/", "/racks/lab-r01", "/nodes/gpu0001", f"/runs/{burnin_run}", "/events", "/healthz", "/metrics"]
     api = ["/fleet", "/racks/lab-r01", "/nodes/gpu0001", "/nodes/gpu0002/telemetry?metric=power_watts", "/runs",
            f"/runs/{burnin_run}/burnin", "/events", "/events?limit=1000", "/runs?limit=500"]
@@ -366,16 +355,6 @@ def browse(base: str, token: str, record: Record, burnin_run: int, proc: subproc
             response = record.response(f"GET {path} (cookie)", anonymous.get(path))
             assert response.status_code == 200, (path, response.status_code)
         record.response("POST /logout", anonymous.post("/logout"))
-
-
-def stop_dashboard(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 # --- the tests ------------------------------------------------------------------------------------------
@@ -448,7 +427,7 @@ def operate(scene: Scene, operator: Operator, record: Record, dashboard_log: Pat
     try:
         browse(f"http://127.0.0.1:{port}", scene.token, record, burnin.id, dashboard)
     finally:
-        stop_dashboard(dashboard)
+        stop(dashboard)
         record.output("clusterctl dashboard", dashboard_log.read_bytes(), b"")
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.cli import Result, run_cli
 from support.slurm import SlurmCluster, available
 
 # Tiny model, few steps, one thread per rank: the two-core test machine runs these in seconds.
@@ -15,29 +14,10 @@ _TINY = ["--model", "transformer-tiny", "--steps", "30", "--log-every", "3", "--
         "--threads", "1"]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:
-        return json.loads(self.out)
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """Run `clusterctl ARGS` in this process through the real entry point; returns code, stdout, stderr."""
-    from clusterctl.cli import main
-
-
-    def invoke(*args: str) -> Result:
-        capsys.readouterr()
-        code = main.run([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
+    return lambda *args: run_cli(capsys, *args)
 
 
 @pytest.fixture(scope="module")

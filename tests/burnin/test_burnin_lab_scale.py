@@ -8,45 +8,27 @@ on what earlier tests left in this interpreter.
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.lab import Lab, start_lab
+from support.cli import run_cli_process
+from support.lab import Lab, lab_from_param  # noqa: F401 - the `lab` fixture
 
 from clusterctl.sim.fleet import node_name
 
 BURNIN_LIMIT_S = 75.0
 
 
-@pytest.fixture
-def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
-    nodes, faults = request.param
-    running = start_lab(tmp_path / "lab", nodes, faults, latency_ms=50.0)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def burnin(inventory: Path, *args: str, limit: float = 240) -> tuple[int, dict[str, Any], float]:
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "clusterctl", "-q", "-o", "json", "burnin", str(inventory), "--launcher", "ssh",
-         "--model", "transformer-big", "--steps", "50", "--log-every", "25", "--checksum-every", "25",
-         "--timeout", "3m", *args],
-        capture_output=True, text=True, timeout=limit, check=False)
+    result = run_cli_process("-q", "-o", "json", "burnin", str(inventory), "--launcher", "ssh", "--model",
+                             "transformer-big", "--steps", "50", "--log-every", "25", "--checksum-every", "25",
+                             "--timeout", "3m", *args, timeout=limit)
     seconds = time.monotonic() - started
-    try:
-        return proc.returncode, json.loads(proc.stdout), seconds
-    except ValueError:
-        pytest.fail(f"burnin printed no JSON (exit {proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-1500:]}")
+    return result.code, result.document("burnin"), seconds
 
 
 NODES = 1000

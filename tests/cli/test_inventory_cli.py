@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from clusterctl.cli.main import run
+from support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = REPO / "inventories" / "site.yaml"
@@ -20,9 +19,8 @@ ANSIBLE_INVENTORY = Path(sys.executable).with_name("ansible-inventory")
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    result = run_cli(capsys, *args)
+    return result.code, result.out, result.err
 
 
 def test_check_site_json(capsys) -> None:

@@ -8,9 +8,8 @@ results and loss curves, the quarantine flag and `gpu.xid` events (see conftest.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,15 @@ import httpx
 import pytest
 from dashboard_support import AUTH, TOKEN, fill, screenshot  # type: ignore[import-not-found]
 from prometheus_client.parser import text_string_to_metric_families
+from support.cli import CLI
+from support.dashboard import stop
+from support.lab import stop_lab_cli
+from support.ports import ephemeral_port
 
 from clusterctl.dashboard.app import create_app
 from clusterctl.inventory import load_inventory
 from clusterctl.state.store import Store
 
-CLI = Callable[..., tuple[int, Any, str]]
 LAB_PORT = 18643
 NODES = 16
 FAIL_RGB = [0xD2, 0x3C, 0x3C]
@@ -40,24 +42,6 @@ PIXELS = """names => Object.fromEntries(names.map(name => {
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
-    """`clusterctl ...` in-process, with `lab`, `monitor` and `dashboard` mounted as the lead will wire them."""
-    from clusterctl.cli import main as main_cli
-
-
-    def run(*args: str) -> tuple[int, Any, str]:
-        capsys.readouterr()
-        code = main_cli.run(list(args))
-        out, err = capsys.readouterr()
-        try:
-            return code, json.loads(out), err
-        except ValueError:
-            return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def lab(cli: CLI) -> Iterator[dict[str, Any]]:
     code, up, err = cli("-o", "json", "lab", "up", "--nodes", str(NODES), "--port", str(LAB_PORT),
                         "--latency-ms", "0", "--time-scale", "600")
@@ -65,12 +49,7 @@ def lab(cli: CLI) -> Iterator[dict[str, Any]]:
         assert code == 0, err
         yield up
     finally:
-        cli("lab", "down")
-        pid_file = Path(os.environ["CLUSTERCTL_LAB_DIR"]) / "lab.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text())
-            if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, 9)
+        stop_lab_cli(cli)
 
 
 def wait_ready(page: Any) -> None:
@@ -187,8 +166,6 @@ def test_dashboard_end_to_end(cli: CLI, lab: dict[str, Any], serve: Any, request
 
 def _collect_in_the_background(inventory: str) -> None:
     """`clusterctl dashboard FILE --collect` as a real process: sweeps keep landing while it serves."""
-    import signal
-    import socket
     import subprocess
     import sys
     import time
@@ -196,9 +173,7 @@ def _collect_in_the_background(inventory: str) -> None:
     from clusterctl.monitor import names
 
     launch = "from clusterctl.cli import main; main.run()"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = ephemeral_port()
     env = {**os.environ, "CLUSTERCTL_DASHBOARD_TOKEN": TOKEN}
     proc = subprocess.Popen([sys.executable, "-c", launch, "dashboard", inventory, "--collect", "--interval", "1",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -209,13 +184,8 @@ def _collect_in_the_background(inventory: str) -> None:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
                 time.sleep(0.2)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130  # interrupted, after a graceful stop of server and collector
+        code, _, _ = stop(proc, timeout=20)
+    assert code == 130  # interrupted, after a graceful stop of server and collector
 
 
 def _token() -> Any:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from support.lab import free_port
+from support.dashboard import stop, wait_up
+from support.ports import free_port
 
 from clusterctl.dashboard.auth import load_token
 
@@ -23,29 +22,6 @@ LAUNCH = "import sys; from clusterctl.cli import main; sys.argv[0] = 'clusterctl
 def start(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", LAUNCH, "dashboard", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_up(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the dashboard did not come up")
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        out, err = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return proc.returncode, out, err
 
 
 def test_first_start_prints_the_token_once(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

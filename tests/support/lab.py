@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,21 @@ UNSERVED_SSH = "127.2.250.250"
 NO_SSH_PORT = 1
 """tcpmux: privileged and unused. A lab without SSH points its nodes here, so `os` and `validate` skip for
 certain even while another lab on this machine serves the usual SSH addresses."""
+
+
+def lab_dir() -> Path:
+    """The lab directory of this test's isolated home (tests/conftest.py), where `lab up` starts the lab."""
+    return Path(os.environ["CLUSTERCTL_LAB_DIR"])
+
+
+def stop_lab_cli(cli: Callable[..., object]) -> None:
+    """`lab down` through the CLI, then a kill of the lab's process where `down` left it running."""
+    cli("lab", "down")
+    pid_file = lab_dir() / "lab.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text())
+        if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -48,6 +63,12 @@ class Lab:
         path.write_text(text)
         return path
 
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -66,7 +87,7 @@ def start_lab(directory: Path, nodes: int, faults: Sequence[dict[str, Any]] | Pa
     `ssh_port=0` starts the lab without SSH. The directory ends as `lab up` leaves it, firmware images
     included, so an inventory from `Lab.inventory` can be provisioned.
     """
-    from clusterctl.cli.lab import _write_firmware_images
+    from clusterctl.sim.inventory import write_firmware_images
 
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if isinstance(faults, Path):
@@ -74,7 +95,7 @@ def start_lab(directory: Path, nodes: int, faults: Sequence[dict[str, Any]] | Pa
     else:
         fault_file = directory / "faults.json"  # JSON is YAML: the lab's fault file loader reads it
         fault_file.write_text(json.dumps({"faults": list(faults)}))
-    _write_firmware_images(directory)
+    write_firmware_images(directory)
     if bmc_port is None:
         bmc_port = free_port("127.1.0.1", 20000, 40000)
     if ssh_port is None:
@@ -93,3 +114,12 @@ def start_lab(directory: Path, nodes: int, faults: Sequence[dict[str, Any]] | Pa
             pytest.fail(f"the lab did not start: {(directory / 'sim.log').read_text()[-2000:]}")
         time.sleep(0.1)
     return lab
+
+
+@pytest.fixture(name="lab")
+def lab_from_param(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """The `lab` fixture of modules that import it: a lab of `request.param` = (nodes, faults) with 50 ms
+    of BMC latency, for `@pytest.mark.parametrize("lab", [(nodes, faults)], indirect=True)`."""
+    nodes, faults = request.param
+    with start_lab(tmp_path / "lab", nodes, faults, latency_ms=50.0) as running:
+        yield running

@@ -4,38 +4,21 @@ allows. One slowed node among 64 must fail alone, isolated, with its partners pa
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.lab import Lab, start_lab
+from support.cli import run_cli
+from support.lab import Lab, lab_from_param  # noqa: F401 - the `lab` fixture
 
-from clusterctl.cli import main as main_cli
 from clusterctl.state.store import Store
 
 
-@pytest.fixture
-def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
-    nodes, faults = request.param
-    running = start_lab(tmp_path / "lab", nodes, faults, latency_ms=50.0)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    code = main_cli.run(["-q", "-o", "json", "validate", *args])
-    out, err = capsys.readouterr()
-    try:
-        return code, json.loads(out)
-    except ValueError:
-        pytest.fail(f"validate printed no JSON (exit {code}): {out[-500:]} {err[-1500:]}")
+    result = run_cli(capsys, "-q", "-o", "json", "validate", *args)
+    return result.code, result.document("validate")
 
 
 SLOW = "gpu0030"  # one IB port at HDR 200: NCCL's rails all run at the slowest port's pace

@@ -10,10 +10,7 @@ and must warn on their own check).
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import run_cli, run_cli_process
 from support.lab import Lab, start_lab
 
-from clusterctl.cli import main as main_cli
 from clusterctl.sim.fleet import node_name
 
 
@@ -44,24 +41,15 @@ def lab_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    code = main_cli.run(["-q", "-o", "json", "validate", *args])
-    out, err = capsys.readouterr()
-    try:
-        return code, json.loads(out)
-    except ValueError:
-        pytest.fail(f"validate printed no JSON (exit {code}): {out[-500:]} {err[-1500:]}")
+    result = run_cli(capsys, "-q", "-o", "json", "validate", *args)
+    return result.code, result.document("validate")
 
 
 def validate_process(*args: str) -> tuple[int, dict[str, Any]]:
     """`clusterctl validate` as its own process, as an operator runs it: a 1,000-node sweep must not
     depend on what earlier tests left in this interpreter (threads, caches, registered secrets)."""
-    proc = subprocess.run([sys.executable, "-m", "clusterctl", "-q", "-o", "json", "validate", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-    try:
-        return proc.returncode, json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"validate printed no JSON (exit {proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-1500:]}")
+    result = run_cli_process("-q", "-o", "json", "validate", *args, timeout=300)
+    return result.code, result.document("validate")
 
 
 def test_validate_small_lab_all_pass(lab_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
