@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -142,34 +141,54 @@ class Fleet:
             return eventloop.run(go(lambda _r: progress.advance(bar)))
 
 
-_FLEET_OPTIONS = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-    for name, annotation, default in (
-        ("file", Path, FILE), ("limit", str, LIMIT), ("target", str, TARGET), ("user", str, USER),
-        ("password_env", str, PASSWORD_ENV), ("ca", Path, CA), ("insecure", bool, INSECURE),
-        ("vendor", str, VENDOR), ("parallel", int, PARALLEL), ("timeout", float, TIMEOUT),
-        ("attempts", int, ATTEMPTS),
-    )
-]
+def _fleet_options(
+    file: Path = FILE,
+    limit: str = LIMIT,
+    target: str = TARGET,
+    user: str = USER,
+    password_env: str = PASSWORD_ENV,
+    ca: Path = CA,
+    insecure: bool = INSECURE,
+    vendor: str = VENDOR,
+    parallel: int = PARALLEL,
+    timeout: float = TIMEOUT,
+    attempts: int = ATTEMPTS,
+) -> Fleet:
+    return Fleet(file, limit, target, user, password_env, ca, insecure, vendor, parallel, timeout, attempts)
 
 
-def fleet_command(fn: Callable[..., None]) -> Callable[..., None]:
-    """Give a command the shared options (Typer reads the signature) and hand them over as one `fleet`."""
-    names = [p.name for p in _FLEET_OPTIONS]
-
-    @functools.wraps(fn)
-    def command(**kwargs: Any) -> None:
-        fn(fleet=Fleet(**{name: kwargs.pop(name) for name in names}), **kwargs)
-
-    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(fn).parameters.values()
-           if p.name != "fleet"]
-    # A command's own arguments (power's ACTION) come before the shared FILE; its own options after the shared ones.
-    first = [p for p in own if not isinstance(p.default, typer.models.OptionInfo)]
-    rest = [p for p in own if isinstance(p.default, typer.models.OptionInfo)]
-    command.__signature__ = inspect.Signature(first + _FLEET_OPTIONS + rest)  # type: ignore[attr-defined]
-    del command.__wrapped__  # Typer must read the new signature, not the wrapped one's
-    command.__annotations__ = {**fn.__annotations__, **{p.name: p.annotation for p in _FLEET_OPTIONS}}
+@functools.cache
+def _shared() -> typer.core.TyperCommand:
+    """The shared options, made by Typer from `_fleet_options` like any command's: one declaration for all."""
+    options = typer.Typer(add_completion=False)
+    options.command()(_fleet_options)
+    command = typer.main.get_command(options)
+    assert isinstance(command, typer.core.TyperCommand)
     return command
+
+
+class FleetCommand(typer.core.TyperCommand):
+    """A `bmc` command: its own parameters, from its signature, plus the shared ones, which reach it as
+    one `Fleet` (`fleet_of`). Its own arguments (power's ACTION) come before the shared FILE."""
+
+    def __init__(self, *, params: list[Any], **kwargs: Any) -> None:
+        arguments = [p for p in params if isinstance(p, typer.core.TyperArgument)]
+        options = [p for p in params if not isinstance(p, typer.core.TyperArgument)]
+        super().__init__(params=[*arguments, *_shared().params, *options], **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        shared = _shared()
+        assert shared.callback is not None
+        ctx.meta[FLEET] = shared.callback(**{p.name: ctx.params.pop(p.name) for p in shared.params if p.name})
+        return super().invoke(ctx)
+
+
+FLEET = "clusterctl.cli.bmc.fleet"
+
+
+def fleet_of(ctx: typer.Context) -> Fleet:
+    fleet: Fleet = ctx.meta[FLEET]
+    return fleet
 
 
 def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Console], None]) -> None:
@@ -209,11 +228,10 @@ def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 
-@app.command(epilog="Example: clusterctl bmc show --target https://10.0.0.5 --user root --ca site-ca.pem")
-@fleet_command
+@app.command(cls=FleetCommand,
+             epilog="Example: clusterctl bmc show --target https://10.0.0.5 --user root --ca site-ca.pem")
 def show(
     ctx: typer.Context,
-    fleet: Fleet,
 ) -> None:
     """What each BMC says its server is: model, serial, power, health, BIOS and BMC firmware."""
     from clusterctl.redfish.resources.managers import list_managers
@@ -225,7 +243,7 @@ def show(
         return {**system.summary(), "bmc_firmware": bmc_fw, "auth": client.auth_mode}
 
     s = settings(ctx)
-    results = fleet.run(s, op)
+    results = fleet_of(ctx).run(s, op)
 
     def draw(console: Console) -> None:
         cols = [
@@ -262,11 +280,10 @@ def show(
     _finish(s, results, draw)
 
 
-@app.command(epilog="Example: clusterctl bmc firmware inventories/site.yaml --limit 'a01-r01-[01-08]'")
-@fleet_command
+@app.command(cls=FleetCommand,
+             epilog="Example: clusterctl bmc firmware inventories/site.yaml --limit 'a01-r01-[01-08]'")
 def firmware(
     ctx: typer.Context,
-    fleet: Fleet,
 ) -> None:
     """Installed firmware components and versions (UpdateService FirmwareInventory)."""
     from clusterctl.redfish.resources.update import firmware_inventory
@@ -275,7 +292,7 @@ def firmware(
         return [c.summary() for c in await firmware_inventory(client)]
 
     s = settings(ctx)
-    results = fleet.run(s, op)
+    results = fleet_of(ctx).run(s, op)
 
     def draw(console: Console) -> None:
         rows = [
@@ -290,11 +307,10 @@ def firmware(
     _finish(s, results, draw)
 
 
-@app.command(epilog="Example: clusterctl bmc bios --target https://10.0.0.5 --attr ProcTurboMode --attr SysProfile")
-@fleet_command
+@app.command(cls=FleetCommand,
+             epilog="Example: clusterctl bmc bios --target https://10.0.0.5 --attr ProcTurboMode --attr SysProfile")
 def bios(
     ctx: typer.Context,
-    fleet: Fleet,
     attr: list[str] = ATTR,
 ) -> None:
     """Current BIOS attributes and the changes pending in the settings object."""
@@ -313,7 +329,7 @@ def bios(
         }
 
     s = settings(ctx)
-    results = fleet.run(s, op)
+    results = fleet_of(ctx).run(s, op)
 
     def draw(console: Console) -> None:
         rows = [
@@ -328,11 +344,10 @@ def bios(
     _finish(s, results, draw)
 
 
-@app.command(epilog="Example: clusterctl bmc telemetry inventories/site.yaml --limit a01 -o json")
-@fleet_command
+@app.command(cls=FleetCommand,
+             epilog="Example: clusterctl bmc telemetry inventories/site.yaml --limit a01 -o json")
 def telemetry(
     ctx: typer.Context,
-    fleet: Fleet,
 ) -> None:
     """Power draw and limit, inlet/exhaust temperatures, PSU and fan health, per chassis."""
     from clusterctl.redfish.resources.telemetry import node_telemetry
@@ -341,7 +356,7 @@ def telemetry(
         return [t.model_dump() for t in await node_telemetry(client)]
 
     s = settings(ctx)
-    results = fleet.run(s, op)
+    results = fleet_of(ctx).run(s, op)
 
     def draw(console: Console) -> None:
         rows = []
@@ -383,11 +398,10 @@ def telemetry(
     _finish(s, results, draw)
 
 
-@app.command(epilog="Example: clusterctl bmc logs --target https://10.0.0.5 --entries 50")
-@fleet_command
+@app.command(cls=FleetCommand,
+             epilog="Example: clusterctl bmc logs --target https://10.0.0.5 --entries 50")
 def logs(
     ctx: typer.Context,
-    fleet: Fleet,
     service: str = typer.Option(None, "--service", help="Log service Id (e.g. Sel, Lclog); default: all."),
     entries: int = typer.Option(20, "--entries", min=1, max=10000, help="Entries per log service."),
 ) -> None:
@@ -412,7 +426,7 @@ def logs(
         return out
 
     s = settings(ctx)
-    results = fleet.run(s, op)
+    results = fleet_of(ctx).run(s, op)
 
     def draw(console: Console) -> None:
         rows = [
@@ -427,13 +441,11 @@ def logs(
     _finish(s, results, draw)
 
 
-@app.command(epilog="Example: clusterctl bmc power cycle inventories/site.yaml --limit a01-r01-03 --yes")
-@fleet_command
+@app.command(cls=FleetCommand,
+             epilog="Example: clusterctl bmc power cycle inventories/site.yaml --limit a01-r01-03 --yes")
 def power(
     ctx: typer.Context,
     action: str = typer.Argument(..., help="on, off or cycle."),
-    *,
-    fleet: Fleet,
     yes: bool = typer.Option(False, "--yes", help="Needed to power off or cycle more than one server."),
 ) -> None:
     """Power servers on, off (forced) or cycle them, using the ResetType each BMC allows."""
@@ -442,6 +454,7 @@ def power(
 
     if action not in ("on", "off", "cycle"):
         raise BadTargetOptions(f"power {action!r}: use on, off or cycle")
+    fleet = fleet_of(ctx)
     targets = fleet.targets()
     if action != "on" and len(targets) > 1 and not yes:
         raise BadTargetOptions(f"power {action} of {len(targets)} servers needs --yes")
