@@ -6,7 +6,6 @@ results. A BMC that fails is a row with its error and makes the exit code 1; it 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,8 @@ from clusterctl.errors import ClusterctlError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from clusterctl.redfish import BMCTarget, FleetResult, RedfishClient
+    from clusterctl.fanout import TargetResult
+    from clusterctl.redfish import BMCTarget, RedfishClient
 
 app = typer.Typer(
     help="Read and drive BMCs over Redfish: inventory, firmware, BIOS, telemetry, logs, power.",
@@ -120,7 +120,7 @@ class Fleet:
                         self.vendor)
 
     def run(self, s: Settings, op: Callable[[RedfishClient], Awaitable[Any]],
-            targets: list[BMCTarget] | None = None) -> list[FleetResult[Any]]:
+            targets: list[BMCTarget] | None = None) -> list[TargetResult[Any]]:
         """`op` on every BMC at once (bounded), with a progress bar when the fleet is large."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -129,7 +129,7 @@ class Fleet:
         targets = self.targets() if targets is None else targets
         retry = RetryPolicy(attempts=self.attempts)
 
-        async def go(on_done: Callable[[Any], None] | None) -> list[FleetResult[Any]]:
+        async def go(on_done: Callable[[Any], None] | None) -> list[TargetResult[Any]]:
             return await run_fleet(targets, op, max_bmcs=self.parallel, per_bmc_timeout=self.timeout, retry=retry,
                                    on_done=on_done)
 
@@ -191,8 +191,8 @@ def fleet_of(ctx: typer.Context) -> Fleet:
     return fleet
 
 
-def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Console], None]) -> None:
-    s.emit([r.as_dict() for r in results], draw)
+def _finish(s: Settings, results: list[TargetResult[Any]], draw: Callable[[Console], None]) -> None:
+    s.emit([r.as_dict("bmc") for r in results], draw)
     failed = [r for r in results if not r.ok]
     if failed:
         if not s.json:
@@ -200,7 +200,7 @@ def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Consol
         raise typer.Exit(1)
 
 
-def _errors_table(console: Console, results: list[FleetResult[Any]]) -> None:
+def _errors_table(console: Console, results: list[TargetResult[Any]]) -> None:
     from rich.table import Table
 
     failed = [r for r in results if not r.ok]
@@ -210,7 +210,7 @@ def _errors_table(console: Console, results: list[FleetResult[Any]]) -> None:
     for col in ("BMC", "error"):
         table.add_column(col)
     for r in failed:
-        table.add_row(r.bmc, f"{r.error_type}: {r.error}")
+        table.add_row(r.target, f"{r.error_type}: {r.error}")
     console.print(table)
 
 
@@ -234,16 +234,10 @@ def show(
     ctx: typer.Context,
 ) -> None:
     """What each BMC says its server is: model, serial, power, health, BIOS and BMC firmware."""
-    from clusterctl.redfish.resources.managers import list_managers
-    from clusterctl.redfish.resources.systems import get_system
-
-    async def op(client: RedfishClient) -> dict[str, Any]:
-        system, managers = await asyncio.gather(get_system(client), list_managers(client))
-        bmc_fw = managers[0].firmware_version if managers else None
-        return {**system.summary(), "bmc_firmware": bmc_fw, "auth": client.auth_mode}
+    from clusterctl.redfish.resources.managers import server_summary
 
     s = settings(ctx)
-    results = fleet_of(ctx).run(s, op)
+    results = fleet_of(ctx).run(s, server_summary)
 
     def draw(console: Console) -> None:
         cols = [
@@ -260,7 +254,7 @@ def show(
         ]
         rows = [
             [
-                r.bmc,
+                r.target,
                 v["model"],
                 v["serial"],
                 v["power_state"],
@@ -296,7 +290,7 @@ def firmware(
 
     def draw(console: Console) -> None:
         rows = [
-            [r.bmc, c["name"], c["version"], c["updateable"], c["health"]]
+            [r.target, c["name"], c["version"], c["updateable"], c["health"]]
             for r in results
             if r.ok
             for c in r.value or []
@@ -314,26 +308,15 @@ def bios(
     attr: list[str] = ATTR,
 ) -> None:
     """Current BIOS attributes and the changes pending in the settings object."""
-    from clusterctl.redfish.resources.bios import pending, read_bios
-    from clusterctl.redfish.resources.systems import get_system
+    from clusterctl.redfish.resources.bios import bios_view
 
     wanted = set(attr or [])
-
-    async def op(client: RedfishClient) -> dict[str, Any]:
-        current = await read_bios(client, await get_system(client))
-        staged = await pending(client, current)
-        attrs = {k: v for k, v in current.attributes.items() if not wanted or k in wanted}
-        return {
-            "attributes": attrs,
-            "pending": {k: v for k, v in staged.items() if not wanted or k in wanted},
-        }
-
     s = settings(ctx)
-    results = fleet_of(ctx).run(s, op)
+    results = fleet_of(ctx).run(s, lambda client: bios_view(client, wanted))
 
     def draw(console: Console) -> None:
         rows = [
-            [r.bmc, k, v, (r.value or {})["pending"].get(k)]
+            [r.target, k, v, (r.value or {})["pending"].get(k)]
             for r in results
             if r.ok
             for k, v in sorted((r.value or {})["attributes"].items())
@@ -367,7 +350,7 @@ def telemetry(
                 bad_fans = sum(1 for f in t["fans"] if f["health"] not in ("OK", None))
                 rows.append(
                     [
-                        r.bmc,
+                        r.target,
                         t["chassis"],
                         t["power_watts"],
                         t["power_limit_watts"],
@@ -406,31 +389,14 @@ def logs(
     entries: int = typer.Option(20, "--entries", min=1, max=10000, help="Entries per log service."),
 ) -> None:
     """Recent entries of the system and manager log services (SEL, lifecycle log)."""
-    from clusterctl.redfish.resources.logs import entries as read_entries
-    from clusterctl.redfish.resources.logs import log_services
-    from clusterctl.redfish.resources.managers import list_managers
-    from clusterctl.redfish.resources.systems import get_system
-
-    async def op(client: RedfishClient) -> list[dict[str, Any]]:
-        owners = [(await get_system(client)).model_dump(by_alias=True)]
-        owners += [m.model_dump(by_alias=True) for m in await list_managers(client)]
-        out: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for owner in owners:
-            for svc in await log_services(client, owner):
-                if svc.odata_id in seen or (service and svc.id != service):
-                    continue
-                seen.add(svc.odata_id or "")
-                for entry in await read_entries(client, svc, limit=entries):
-                    out.append({"service": svc.id, **entry.summary()})
-        return out
+    from clusterctl.redfish.resources.logs import recent_entries
 
     s = settings(ctx)
-    results = fleet_of(ctx).run(s, op)
+    results = fleet_of(ctx).run(s, lambda client: recent_entries(client, service=service, limit=entries))
 
     def draw(console: Console) -> None:
         rows = [
-            [r.bmc, e["service"], e["created"], e["severity"], e["message_id"], e["message"]]
+            [r.target, e["service"], e["created"], e["severity"], e["message_id"], e["message"]]
             for r in results
             if r.ok
             for e in r.value or []
@@ -468,7 +434,7 @@ def power(
     results = fleet.run(s, op, targets)
 
     def draw(console: Console) -> None:
-        rows = [[r.bmc, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
+        rows = [[r.target, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
         _table(console, ["BMC", "power before", "sent"], rows)
         _errors_table(console, results)
 

@@ -83,10 +83,10 @@ async def read_fleet(targets: Sequence[BMCTarget], *, parallel: int = 256, per_b
     errors: dict[str, str] = {}
     for result in results:
         if result.ok:
-            samples.extend(samples_from(result.bmc, result.value or [], ts))
+            samples.extend(samples_from(result.target, result.value or [], ts))
         else:
-            errors[result.bmc] = result.error or "unknown error"
-            samples.append(Sample(result.bmc, names.BMC_UP, 0.0, ts))
+            errors[result.target] = result.error or "unknown error"
+            samples.append(Sample(result.target, names.BMC_UP, 0.0, ts))
     summary = SweepResult(nodes=len(results), answered=len(results) - len(errors), samples=len(samples),
                           seconds=time.monotonic() - started, errors=errors)
     return samples, summary

@@ -7,15 +7,14 @@ retries run out, so it cannot slow the others beyond the global limit it shares 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from clusterctl import log
 from clusterctl.errors import BMCError, ClusterctlError
+from clusterctl.fanout import TargetResult, recording
 from clusterctl.redfish.client import RedfishClient
 from clusterctl.redfish.limits import DEFAULT_GLOBAL, Limits
 from clusterctl.redfish.retry import RetryPolicy
@@ -23,29 +22,6 @@ from clusterctl.redfish.target import BMCTarget
 
 T = TypeVar("T")
 _log = log.get("redfish.fleet")
-
-
-@dataclass
-class FleetResult(Generic[T]):
-    bmc: str
-    value: T | None = None
-    error: str | None = None
-    error_type: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "bmc": self.bmc,
-            "ok": self.ok,
-            "value": self.value,
-            "error": self.error,
-            "error_type": self.error_type,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 async def run_fleet(
@@ -58,35 +34,27 @@ async def run_fleet(
     retry: RetryPolicy | None = None,
     timeout: httpx.Timeout | float | None = None,
     transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
-    on_done: Callable[[FleetResult[T]], None] | None = None,
-) -> list[FleetResult[T]]:
+    on_done: Callable[[TargetResult[T]], None] | None = None,
+) -> list[TargetResult[T]]:
     """`op(client)` on every target, at most `max_bmcs` BMCs at once; results in `targets` order."""
     limits = limits or Limits()
     gate = asyncio.Semaphore(max_bmcs)
 
-    async def one(target: BMCTarget) -> FleetResult[T]:
+    async def one(target: BMCTarget) -> TargetResult[T]:
         async with gate:
-            started = time.monotonic()
-            result: FleetResult[T] = FleetResult(bmc=target.name)
+            result: TargetResult[T] = TargetResult(target.name)
             kwargs: dict[str, Any] = {"limits": limits, "retry": retry}
             if timeout is not None:
                 kwargs["timeout"] = timeout
             if transport_for is not None:
                 kwargs["transport"] = transport_for(target)
-            try:
-                async with asyncio.timeout(per_bmc_timeout):
-                    async with RedfishClient(target, **kwargs) as client:
-                        result.value = await op(client)
-            except TimeoutError:
-                result.error, result.error_type = f"no result within {per_bmc_timeout:.0f} s", "Timeout"
-            except ClusterctlError as exc:
-                result.error, result.error_type = _message(exc, target), type(exc).__name__
-            except Exception as exc:  # noqa: BLE001 - one BMC's surprise must not stop the fleet
-                # A BMC answering nonsense (or an op tripping over it) is that BMC's problem; the
-                # traceback goes to the debug log so a bug in `op` stays findable.
-                _log.debug("%s: unexpected %s", target.name, type(exc).__name__, exc_info=True)
-                result.error, result.error_type = f"{type(exc).__name__}: {exc}", type(exc).__name__
-            result.seconds = time.monotonic() - started
+            with recording(result, _log, lambda exc: _message(exc, target)):
+                try:
+                    async with asyncio.timeout(per_bmc_timeout):
+                        async with RedfishClient(target, **kwargs) as client:
+                            result.value = await op(client)
+                except TimeoutError:
+                    result.error, result.error_type = f"no result within {per_bmc_timeout:.0f} s", "Timeout"
             if on_done is not None:
                 on_done(result)
             return result

@@ -12,7 +12,7 @@ from clusterctl.ssh.errors import (
     SSHHostKeyError,
     SSHUnreachable,
 )
-from clusterctl.ssh.fleet import SSHOutcome, run_many
+from clusterctl.ssh.fleet import run_many
 from clusterctl.ssh.longrun import LongRuns, NodeRun
 from clusterctl.ssh.pool import Result, SSHPool
 from clusterctl.ssh.target import SSHTarget, target_from_node
@@ -28,7 +28,6 @@ __all__ = [
     "SSHConfigError",
     "SSHError",
     "SSHHostKeyError",
-    "SSHOutcome",
     "SSHPool",
     "SSHTarget",
     "SSHUnreachable",

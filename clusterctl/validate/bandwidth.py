@@ -251,7 +251,7 @@ def preflight(nodes: Sequence[str], targets: Mapping[str, SSHTarget], options: B
 
     outcomes = run_many([targets[n] for n in nodes], check, max_parallel=max_parallel)
     missing = f"{BENCH_FILE} is not under {options.workdir} on the node (install the workloads or --bandwidth-workdir)"
-    return {o.node: (o.error or o.error_type or "SSH failed") if not o.ok else missing
+    return {o.target: (o.error or o.error_type or "SSH failed") if not o.ok else missing
             for o in outcomes if not o.ok or o.value != 0}
 
 

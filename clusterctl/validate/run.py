@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clusterctl.errors import SelectionError
-from clusterctl.ssh import SSHOutcome, SSHPool, SSHTarget, run_many
+from clusterctl.ssh import SSHPool, SSHTarget, run_many
 from clusterctl.validate.evaluate import NODE_SIDE, evaluate_report
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.power import power_checks, rack_budget_checks
@@ -25,6 +25,7 @@ from clusterctl.validate.rules import Ruleset
 from clusterctl.verdict import CheckResult, NodeVerdict, summarize
 
 if TYPE_CHECKING:
+    from clusterctl.fanout import TargetResult
     from clusterctl.inventory import Inventory, Node
     from clusterctl.redfish import BMCTarget
     from clusterctl.redfish.resources.telemetry import Telemetry
@@ -84,8 +85,8 @@ def collect_reports(
     agent_call: Callable[[str], AgentCall] | None = None,
     max_parallel: int = 32,
     timeout: float | None = None,
-    on_done: Callable[[SSHOutcome[Any]], None] | None = None,
-) -> dict[str, SSHOutcome[Any]]:
+    on_done: Callable[[TargetResult[Any]], None] | None = None,
+) -> dict[str, TargetResult[Any]]:
     """The agent's JSON report from every target (or that node's SSH error)."""
     program = agent_source()
 
@@ -94,7 +95,7 @@ def collect_reports(
         return pool.run_json(target, program, list(call.args), env=dict(call.env) or None, timeout=timeout)
 
     outcomes = run_many(targets, one, max_parallel=max_parallel, on_done=on_done)
-    return {o.node: o for o in outcomes}
+    return {o.target: o for o in outcomes}
 
 
 def judge(
@@ -102,7 +103,7 @@ def judge(
     rulesets: Mapping[str | None, Ruleset],
     *,
     categories: Collection[str],
-    reports: Mapping[str, SSHOutcome[Any]] | None = None,
+    reports: Mapping[str, TargetResult[Any]] | None = None,
     telemetry: Mapping[str, tuple[Telemetry | None, str | None]] | None = None,
     rack_budgets: Mapping[str, int | None] | None = None,
 ) -> FleetReport:
@@ -134,7 +135,7 @@ def judge(
     return FleetReport(verdicts, racks, used)
 
 
-def _ssh_failure(outcome: SSHOutcome[Any] | None) -> CheckResult:
+def _ssh_failure(outcome: TargetResult[Any] | None) -> CheckResult:
     if outcome is None:
         return CheckResult("ssh", "fail", "the node was not contacted", rule="ssh")
     kind = outcome.error_type or "SSHError"

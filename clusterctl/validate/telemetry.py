@@ -34,4 +34,4 @@ def gather_telemetry(
 
     results = eventloop.run(run_fleet(targets, _node_telemetry, max_bmcs=max_bmcs, per_bmc_timeout=per_bmc_timeout,
                                     transport_for=transport_for, on_done=on_done))
-    return {r.bmc: (r.value, r.error) for r in results}
+    return {r.target: (r.value, r.error) for r in results}

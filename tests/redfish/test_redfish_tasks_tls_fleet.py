@@ -181,12 +181,12 @@ def test_fleet_reports_a_failing_bmc_without_slowing_the_others() -> None:
             op,
             retry=RetryPolicy(attempts=3, initial_wait=0.1, max_wait=5, jitter=0, max_total=30),
             transport_for=lambda t: httpx.ASGITransport(app=bad if t.name == "bmc7" else good),
-            on_done=lambda r: done_at.__setitem__(r.bmc, time.monotonic() - t0),
+            on_done=lambda r: done_at.__setitem__(r.target, time.monotonic() - t0),
         )
 
     results = run(go())
-    by_name = {r.bmc: r for r in results}
-    assert [r.bmc for r in results] == [t.name for t in targets]
+    by_name = {r.target: r for r in results}
+    assert [r.target for r in results] == [t.name for t in targets]
     assert not by_name["bmc7"].ok and by_name["bmc7"].error_type == "RedfishRequestFailed"
     assert "503" in (by_name["bmc7"].error or "")
     assert all(r.ok and r.value == 2 for n, r in by_name.items() if n != "bmc7")

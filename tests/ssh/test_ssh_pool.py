@@ -69,7 +69,7 @@ def test_unknown_or_changed_host_key_is_a_per_node_error(fleet: SSHFleet, tmp_pa
     mixed = [targets[0], dataclasses.replace(targets[1], known_hosts=wrong),
              dataclasses.replace(targets[2], known_hosts=empty)]
     outcomes = run_many(mixed, lambda t: SSHPool().run(t, ["true"]).exit_status, max_parallel=3)
-    assert [o.node for o in outcomes] == ["host01", "host02", "host03"]
+    assert [o.target for o in outcomes] == ["host01", "host02", "host03"]
     assert outcomes[0].ok and outcomes[0].value == 0
     assert outcomes[1].error_type == "SSHHostKeyError" and "does not match" in (outcomes[1].error or "")
     assert outcomes[2].error_type == "SSHHostKeyError" and "not in known_hosts" in (outcomes[2].error or "")
