@@ -19,6 +19,7 @@ from pathlib import Path
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_~/.:+@-]+$")
 RACK_SIZE = 8
+DEFAULT_NODES = 16  # the lab `lab up` starts without --nodes, which inventories/lab.yaml describes
 LAB_DIR = Path("~/.local/state/clusterctl/lab")
 # Component → version: the same components as inventories/site.yaml.
 FIRMWARE = {
@@ -48,6 +49,14 @@ def lab_firmware_image(component: str, version: str) -> bytes:
 
 def firmware_file_name(component: str, version: str) -> str:
     return f"{component}-{version}.bin"
+
+
+def write_firmware_images(lab_dir: Path) -> None:
+    """The images the lab inventory points at (`file:` paths), pushed to the BMCs by multipart upload."""
+    folder = lab_dir / "firmware"
+    folder.mkdir(exist_ok=True)
+    for component, version in FIRMWARE.items():
+        (folder / firmware_file_name(component, version)).write_bytes(lab_firmware_image(component, version))
 
 
 def _rack_names(racks: int) -> str:

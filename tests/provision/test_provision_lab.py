@@ -63,11 +63,11 @@ class Lab:
 
     def status_quiet(self) -> dict[str, dict[str, Any]]:
         """The lab's report straight from its control API (safe from another thread: no capsys)."""
-        from clusterctl.cli.lab import _control, _running
+        from clusterctl.sim.process import control, running
 
-        info = _running(self.dir)
+        info = running(self.dir)
         assert info is not None, "the lab is not running"
-        return {s["node"]: s for s in _control(self.dir, info, "GET", "/status")["servers"]}
+        return {s["node"]: s for s in control(self.dir, info, "GET", "/status")["servers"]}
 
     def provision(self, *extra: str) -> tuple[int, Any, str]:
         return self.cli("-o", "json", "provision", str(self.inventory), "--yes", *FAST, *extra)
