@@ -14,7 +14,7 @@ from pydantic import Field
 from clusterctl.errors import BMCRequestFailed
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.resources.common import Resource, settings_object
-from clusterctl.redfish.resources.systems import ComputerSystem
+from clusterctl.redfish.resources.systems import ComputerSystem, get_system
 
 
 class Bios(Resource):
@@ -42,6 +42,16 @@ async def pending(client: RedfishClient, bios: Bios) -> dict[str, Any]:
         return {}
     staged = (await client.get(uri)).get("Attributes") or {}
     return {k: v for k, v in staged.items() if bios.attributes.get(k) != v}
+
+
+async def bios_view(client: RedfishClient, names: set[str] | None = None) -> dict[str, Any]:
+    """Current attributes and those pending in the settings object (`names`: only these)."""
+    current = await read_bios(client, await get_system(client))
+    staged = await pending(client, current)
+    return {
+        "attributes": {k: v for k, v in current.attributes.items() if not names or k in names},
+        "pending": {k: v for k, v in staged.items() if not names or k in names},
+    }
 
 
 def diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:

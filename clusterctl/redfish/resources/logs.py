@@ -8,6 +8,8 @@ from pydantic import Field
 
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.resources.common import Ref, Resource
+from clusterctl.redfish.resources.managers import list_managers
+from clusterctl.redfish.resources.systems import get_system
 
 
 class LogService(Resource):
@@ -47,3 +49,20 @@ async def entries(client: RedfishClient, service: LogService, *, limit: int = 10
     if service.entries is None or not service.entries.odata_id:
         return []
     return [LogEntry.model_validate(m) for m in await client.members(service.entries.odata_id, limit=limit)]
+
+
+async def recent_entries(client: RedfishClient, *, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest `limit` entries of every log service of the system and its managers (`service`: only
+    the one with that Id); a service both list (iDRAC's lifecycle log) is read once."""
+    owners = [(await get_system(client)).model_dump(by_alias=True)]
+    owners += [m.model_dump(by_alias=True) for m in await list_managers(client)]
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for owner in owners:
+        for svc in await log_services(client, owner):
+            if svc.odata_id in seen or (service and svc.id != service):
+                continue
+            seen.add(svc.odata_id or "")
+            for entry in await entries(client, svc, limit=limit):
+                out.append({"service": svc.id, **entry.summary()})
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import Field
@@ -9,7 +10,7 @@ from pydantic import Field
 from clusterctl.errors import BMCRequestFailed
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.resources.common import Ref, Resource, action_target
-from clusterctl.redfish.resources.systems import ComputerSystem, set_boot_override
+from clusterctl.redfish.resources.systems import ComputerSystem, get_system, set_boot_override
 
 MANAGERS = "/redfish/v1/Managers"
 
@@ -43,6 +44,13 @@ class VirtualMedia(Resource):
 async def list_managers(client: RedfishClient) -> list[Manager]:
     uri = odata_id(client.root.get("Managers")) or MANAGERS
     return [Manager.model_validate(m) for m in await client.members(uri)]
+
+
+async def server_summary(client: RedfishClient) -> dict[str, Any]:
+    """What the BMC says its server is (model, serial, power, health, BIOS), with its own firmware."""
+    system, managers = await asyncio.gather(get_system(client), list_managers(client))
+    bmc_fw = managers[0].firmware_version if managers else None
+    return {**system.summary(), "bmc_firmware": bmc_fw, "auth": client.auth_mode}
 
 
 async def virtual_media(client: RedfishClient, manager: Manager) -> list[VirtualMedia]:
