@@ -57,7 +57,7 @@ def _model(request: Request) -> ReadModel:
     return request.app.state.model  # type: ignore[no-any-return]
 
 
-@router.get("/fleet", responses=_ok(schemas.Fleet),
+@router.get("/fleet", responses=_ok(schemas.FleetOverview),
             summary="Every node's state, grouped by hall and rack; counts; the current run's progress")
 def fleet(request: Request) -> JSON:
     return JSON(_model(request).fleet())

@@ -52,7 +52,7 @@ class Hall(BaseModel):
     racks: list[RackCells]
 
 
-class Fleet(BaseModel):
+class FleetOverview(BaseModel):
     generated_at: float
     total: int
     counts: dict[str, int] = Field(description="Nodes per state: quarantined, fail, provisioning, warn, ready...")

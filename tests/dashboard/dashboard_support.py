@@ -24,7 +24,7 @@ SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 
 @dataclass(frozen=True)
-class Fleet:
+class Filled:
     """What `fill` wrote, so tests assert against it rather than against literals."""
 
     provision_run: int
@@ -33,7 +33,7 @@ class Fleet:
     straggler: str
 
 
-def fill(store: Store, nodes: list[str]) -> Fleet:
+def fill(store: Store, nodes: list[str]) -> Filled:
     """Synthetic records for the stages whose commands are still being written (provision, validate, burn-in)."""
     run = store.start_run("provision", inventory="lab.yaml")
     for stage in ("discover", "firmware", "bios", "os"):
@@ -68,7 +68,7 @@ def fill(store: Store, nodes: list[str]) -> Fleet:
     store.finish_run(burnin, "failed")
     # nodes[2] (stage), [4] (check) and [8] (burn-in) fail; [3] provisions; [5] warns; [6] is quarantined.
     counts = {"quarantined": 1, "fail": 3, "provisioning": 1, "warn": 1, "ready": len(nodes) - 6, "unknown": 0}
-    return Fleet(run, burnin, counts, straggler)
+    return Filled(run, burnin, counts, straggler)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -58,7 +58,7 @@ def test_real_answers_match_the_documented_shapes(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
         fleet = fill(store, nodes)
         shapes = {
-            "/api/v1/fleet": schemas.Fleet,
+            "/api/v1/fleet": schemas.FleetOverview,
             f"/api/v1/nodes/{nodes[4]}": schemas.Node,
             f"/api/v1/nodes/{nodes[6]}": schemas.Node,
             "/api/v1/racks/lab-r01": schemas.Rack,
