@@ -23,8 +23,7 @@ from clusterctl.errors import ClusterctlError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from clusterctl.fanout import TargetResult
-    from clusterctl.redfish import BMCTarget, RedfishClient
+    from clusterctl.redfish import BMCTarget, FleetResult, RedfishClient
 
 app = typer.Typer(
     help="Read and drive BMCs over Redfish: inventory, firmware, BIOS, telemetry, logs, power.",
@@ -120,7 +119,7 @@ class Fleet:
                         self.vendor)
 
     def run(self, s: Settings, op: Callable[[RedfishClient], Awaitable[Any]],
-            targets: list[BMCTarget] | None = None) -> list[TargetResult[Any]]:
+            targets: list[BMCTarget] | None = None) -> list[FleetResult[Any]]:
         """`op` on every BMC at once (bounded), with a progress bar when the fleet is large."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -129,7 +128,7 @@ class Fleet:
         targets = self.targets() if targets is None else targets
         retry = RetryPolicy(attempts=self.attempts)
 
-        async def go(on_done: Callable[[Any], None] | None) -> list[TargetResult[Any]]:
+        async def go(on_done: Callable[[Any], None] | None) -> list[FleetResult[Any]]:
             return await run_fleet(targets, op, max_bmcs=self.parallel, per_bmc_timeout=self.timeout, retry=retry,
                                    on_done=on_done)
 
@@ -191,8 +190,8 @@ def fleet_of(ctx: typer.Context) -> Fleet:
     return fleet
 
 
-def _finish(s: Settings, results: list[TargetResult[Any]], draw: Callable[[Console], None]) -> None:
-    s.emit([r.as_dict("bmc") for r in results], draw)
+def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Console], None]) -> None:
+    s.emit([r.as_dict() for r in results], draw)
     failed = [r for r in results if not r.ok]
     if failed:
         if not s.json:
@@ -200,7 +199,7 @@ def _finish(s: Settings, results: list[TargetResult[Any]], draw: Callable[[Conso
         raise typer.Exit(1)
 
 
-def _errors_table(console: Console, results: list[TargetResult[Any]]) -> None:
+def _errors_table(console: Console, results: list[FleetResult[Any]]) -> None:
     from rich.table import Table
 
     failed = [r for r in results if not r.ok]
@@ -210,7 +209,7 @@ def _errors_table(console: Console, results: list[TargetResult[Any]]) -> None:
     for col in ("BMC", "error"):
         table.add_column(col)
     for r in failed:
-        table.add_row(r.target, f"{r.error_type}: {r.error}")
+        table.add_row(r.bmc, f"{r.error_type}: {r.error}")
     console.print(table)
 
 
@@ -254,7 +253,7 @@ def show(
         ]
         rows = [
             [
-                r.target,
+                r.bmc,
                 v["model"],
                 v["serial"],
                 v["power_state"],
@@ -290,7 +289,7 @@ def firmware(
 
     def draw(console: Console) -> None:
         rows = [
-            [r.target, c["name"], c["version"], c["updateable"], c["health"]]
+            [r.bmc, c["name"], c["version"], c["updateable"], c["health"]]
             for r in results
             if r.ok
             for c in r.value or []
@@ -316,7 +315,7 @@ def bios(
 
     def draw(console: Console) -> None:
         rows = [
-            [r.target, k, v, (r.value or {})["pending"].get(k)]
+            [r.bmc, k, v, (r.value or {})["pending"].get(k)]
             for r in results
             if r.ok
             for k, v in sorted((r.value or {})["attributes"].items())
@@ -350,7 +349,7 @@ def telemetry(
                 bad_fans = sum(1 for f in t["fans"] if f["health"] not in ("OK", None))
                 rows.append(
                     [
-                        r.target,
+                        r.bmc,
                         t["chassis"],
                         t["power_watts"],
                         t["power_limit_watts"],
@@ -396,7 +395,7 @@ def logs(
 
     def draw(console: Console) -> None:
         rows = [
-            [r.target, e["service"], e["created"], e["severity"], e["message_id"], e["message"]]
+            [r.bmc, e["service"], e["created"], e["severity"], e["message_id"], e["message"]]
             for r in results
             if r.ok
             for e in r.value or []
@@ -434,7 +433,7 @@ def power(
     results = fleet.run(s, op, targets)
 
     def draw(console: Console) -> None:
-        rows = [[r.target, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
+        rows = [[r.bmc, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
         _table(console, ["BMC", "power before", "sent"], rows)
         _errors_table(console, results)
 
