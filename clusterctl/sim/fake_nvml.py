@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
 NVML_SUCCESS = 0
@@ -103,11 +104,17 @@ class _PciInfo:
 
 _state: dict[str, Any] | None = None
 
-# nvmlClocksEventReason* names (nvml.h) -> bits, for fixtures that list reasons by name.
-_REASON_BITS = {
+# nvmlClocksEventReason* names -> bits, as nvml.h defines them (the real pynvml exports them too), for
+# fixtures and the lab, which list reasons by name. The agent's CLOCK_EVENT_BITS name the same bits:
+# https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksEventReasons.html
+REASON_BITS = {
     "GpuIdle": 0x1, "ApplicationsClocksSetting": 0x2, "SwPowerCap": 0x4, "HwSlowdown": 0x8, "SyncBoost": 0x10,
     "SwThermalSlowdown": 0x20, "HwThermalSlowdown": 0x40, "HwPowerBrakeSlowdown": 0x80, "DisplayClockSetting": 0x100,
 }
+
+
+def reason_mask(names: Iterable[str]) -> int:
+    return sum(REASON_BITS.get(name, 0) for name in names)
 
 
 def _normalise(gpu: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +132,7 @@ def _normalise(gpu: dict[str, Any]) -> dict[str, Any]:
         pairs = {"sm": "sm_mhz", "sm_max": "sm_max_mhz", "mem": "mem_mhz", "mem_max": "mem_max_mhz"}
         g["clocks"] = {k: clocks[v] for k, v in pairs.items() if clocks.get(v) is not None}
     if "clocks_event_reasons" in g and "throttle_reasons" not in g:
-        g["throttle_reasons"] = sum(_REASON_BITS.get(name, 0) for name in g["clocks_event_reasons"])
+        g["throttle_reasons"] = reason_mask(g["clocks_event_reasons"])
     return g
 
 

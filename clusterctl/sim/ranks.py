@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clusterctl.sim.fake_nvml import reason_mask
 from clusterctl.sim.node import GPU_COUNT, NodeHardware
 from clusterctl.sim.torchrun import first_int, parse_torchrun
 
@@ -48,7 +49,6 @@ TOKENS_PER_S = {"transformer-tiny": 900_000.0, "transformer-small": 420_000.0, "
 TOKENS_PER_MICRO_BATCH = {"transformer-tiny": 1024, "transformer-small": 4096}
 PARAMS = {"transformer-tiny": 214_016, "transformer-small": 10_500_000, "transformer-base": 63_000_000,
           "transformer-big": 213_000_000}
-_REASON_BITS = {"HwSlowdown": 0x8, "SwThermalSlowdown": 0x20, "HwThermalSlowdown": 0x40, "HwPowerBrakeSlowdown": 0x80}
 STALL_TIMEOUT_S = 120.0
 HANG_PROBE_S = 0.5
 _HUNG_STACK = ["workloads/transformer/faults.py:68 before_step", "workloads/transformer/train.py:259 train"]
@@ -129,7 +129,7 @@ def _rank_shapes(hw: NodeHardware, job: BurninJob) -> list[dict[str, Any]]:
         shapes.append({
             "gpu": gpu,
             "factor": float(gpu["perf_factor"]) if gpu else 1.0,
-            "bits": sum(_REASON_BITS.get(r, 0) for r in gpu["clocks_event_reasons"]) if gpu else 0,
+            "bits": reason_mask(gpu["clocks_event_reasons"]) if gpu else 0,
             "stop_at": 0.0 if gpu is None else (0.4 if local in stops else None),
             "corrupt": local in corrupt,
         })

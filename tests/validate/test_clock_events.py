@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clusterctl.burnin.verdict import judge
+from clusterctl.sim.fake_nvml import REASON_BITS, reason_mask
 from clusterctl.validate import clock_events
 from clusterctl.validate.agent import CLOCK_EVENT_BITS
 from clusterctl.validate.gpu import _clock_event_status
@@ -13,6 +14,11 @@ from clusterctl.validate.gpu import _clock_event_status
 def test_every_reason_the_agent_reports_has_one_policy() -> None:
     assert set(clock_events.POLICY) == {name for _, name in CLOCK_EVENT_BITS}
     assert clock_events.reasons(0x60) == ["sw_thermal", "hw_thermal"]
+
+
+def test_the_fake_pynvml_names_the_same_bits_as_the_agent() -> None:
+    assert sorted(REASON_BITS.values()) == [bit for bit, _ in CLOCK_EVENT_BITS]
+    assert clock_events.reasons(reason_mask(["HwThermalSlowdown", "SwThermalSlowdown"])) == ["sw_thermal", "hw_thermal"]
 
 
 def _burnin(mask: int) -> str:
