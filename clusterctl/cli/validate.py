@@ -1,13 +1,12 @@
 """`clusterctl validate`: node health against the inventory and the GPU model's ruleset.
 
-Thin: parse, build the SSH and BMC targets, call clusterctl.validate.run, record, render.
+Thin: parse, call clusterctl.validate.run (validate_nodes, record, quarantine_failed), render.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,10 +76,7 @@ def validate(
     """Check GPUs, XIDs, InfiniBand, software versions and power/cooling of every selected node; with
     --checks bandwidth, also all-reduce bandwidth between node pairs (and rings with --ring)."""
     from clusterctl.inventory import load_inventory
-    from clusterctl.ssh import SSHPool, target_from_node
-    from clusterctl.validate.expect import Expectation
-    from clusterctl.validate.rules import load_ruleset
-    from clusterctl.validate.run import collect_reports, judge, record
+    from clusterctl.validate import run as validation
 
     cfg = settings(ctx)
     wanted = _categories(checks)
@@ -88,39 +84,24 @@ def validate(
         raise SelectionError(f"--ring {ring!r}: choose from {', '.join(RING_CHOICES)}")
     inventory = load_inventory(file)
     nodes = inventory.select(limit)
-    via = _quarantine_via(nodes, quarantine_via) if quarantine else None
-    expectations = [Expectation.from_node(n) for n in nodes]
-    rulesets = {model: load_ruleset(model, rules) for model in {e.gpu_model for e in expectations}}
-    calls = _agent_calls(agent_config)
-    node_side = bool(wanted & {"gpu", "fabric", "software"})
-    ssh_targets = [target_from_node(n, inventory) for n in nodes] if node_side or "bandwidth" in wanted else []
-    bmc_targets = _bmc_targets(file, limit) if "power" in wanted else None
-    bench = _bench_options(rulesets, expectations, bandwidth_nproc, bandwidth_python, bandwidth_workdir,
-                           connect_timeout) if "bandwidth" in wanted else None
-
-    with _progress(cfg, len(nodes) * (node_side + (bmc_targets is not None))) as advance, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry") as background:
-        power = background.submit(_telemetry, bmc_targets, parallel, advance) if bmc_targets is not None else None
-        reports = None
-        if node_side:
-            pool = SSHPool(max_sessions=parallel, connect_timeout=connect_timeout, command_timeout=timeout)
-            reports = collect_reports(ssh_targets, pool, agent_call=calls, max_parallel=parallel,
-                                      on_done=lambda _o: advance())
-        telemetry = power.result() if power is not None else None
-    bandwidth = _bandwidth(cfg, bench, ssh_targets, expectations, rulesets, ring, parallel) if bench else None
-    report = judge(expectations, rulesets, categories=wanted, reports=reports, telemetry=telemetry,
-                   rack_budgets={name: rack.power_budget_w for name, rack in inventory.racks.items()})
-    if bandwidth is not None:
-        for verdict in report.verdicts:
-            verdict.checks.extend(bandwidth[1].get(verdict.node, []))
+    via = validation.quarantine_via(nodes, quarantine_via) if quarantine else None
+    request = validation.Request(
+        categories=wanted, rules=rules, parallel=parallel, connect_timeout=connect_timeout, timeout=timeout,
+        agent_call=_agent_calls(agent_config), ring=ring, bandwidth_nproc=bandwidth_nproc,
+        bandwidth_python=bandwidth_python, bandwidth_workdir=bandwidth_workdir,
+    )
+    report = validation.validate_nodes(inventory, nodes, request,
+                                       bmc_targets=_bmc_targets(file, limit) if "power" in wanted else None,
+                                       phase=lambda label, total: _progress(cfg, total, label))
     with cfg.open_store() as store:
-        run_id = record(store, report, inventory=str(file),
-                        args={"limit": limit, "checks": sorted(wanted), "rules": str(rules) if rules else None})
-        actions = _quarantine(store, report, run_id, via, slurm_conf, kubeconfig, context) if via else []
+        args = {"limit": limit, "checks": sorted(wanted), "rules": str(rules) if rules else None}
+        run_id = validation.record(store, report, inventory=str(file), args=args)
+        actions = validation.quarantine_failed(store, report, run_id, via, slurm_conf=slurm_conf,
+                                               kubeconfig=kubeconfig, context=context) if via else []
     data = {**report.as_dict(), "run": run_id, "quarantine": actions}
-    if bandwidth is not None:
-        data["bandwidth"] = bandwidth[0].as_dict()
-    cfg.emit(data, lambda console: _draw(console, report, run_id, actions, bandwidth[0] if bandwidth else None))
+    if report.bandwidth is not None:
+        data["bandwidth"] = report.bandwidth.as_dict()
+    cfg.emit(data, lambda console: _draw(console, report, run_id, actions))
     if report.failed:
         raise typer.Exit(1)
 
@@ -154,43 +135,10 @@ def _agent_calls(path: Path | None) -> Any:
     return call
 
 
-def _bench_options(rulesets: dict[Any, Any], expectations: list[Any], nproc: int | None, python: str | None,
-                   workdir: str | None, connect_timeout: float) -> Any:
-    import sys
-
-    from clusterctl.validate.bandwidth import WORKLOAD_ROOT, BenchOptions
-
-    gpus = min((e.gpu_count for e in expectations), default=0)
-    # Sizes and time limits are the first node's model's: one job must run one command on all its nodes.
-    rules = rulesets[expectations[0].gpu_model] if expectations else next(iter(rulesets.values()))
-    return BenchOptions.from_rules(rules, python=python or sys.executable, workdir=workdir or str(WORKLOAD_ROOT),
-                                   nproc=nproc or max(1, gpus), connect_timeout=connect_timeout)
-
-
-def _bandwidth(cfg: Any, bench: Any, targets: list[Any], expectations: list[Any], rulesets: dict[Any, Any],
-               ring: str, parallel: int) -> tuple[Any, dict[str, Any]]:
-    """Pair rounds (and rings) over SSH, then each node's bandwidth checks."""
-    from clusterctl.validate.bandwidth import bandwidth_checks, measure_bandwidth, plan_pairs, ring_groups
-
-    names = [e.node for e in expectations]
-    rings = ring_groups(expectations, ring)
-    jobs = sum(len(r) for r in plan_pairs(names)) + len(rings)
-    with _progress(cfg, jobs, "bandwidth") as advance:
-        run = measure_bandwidth(names, {t.name: t for t in targets}, bench, rings=rings, max_parallel=parallel,
-                                on_done=lambda _m: advance())
-    return run, bandwidth_checks(run, {e.node: e for e in expectations}, rulesets, nproc=bench.nproc)
-
-
 def _bmc_targets(file: Path, limit: str | None) -> list[Any]:
     from clusterctl.redfish.target import targets_from_inventory
 
     return targets_from_inventory(file, limit)
-
-
-def _telemetry(targets: list[Any], parallel: int, advance: Any) -> Any:
-    from clusterctl.validate.telemetry import gather_telemetry
-
-    return gather_telemetry(targets, max_bmcs=parallel, on_done=lambda _r: advance())
 
 
 @contextmanager
@@ -204,43 +152,14 @@ def _progress(cfg: Any, total: int, label: str = "validate") -> Iterator[Callabl
         yield lambda: progress.advance(task)
 
 
-def _quarantine_via(nodes: list[Any], given: str | None) -> str:
-    if given:
-        if given not in ("slurm", "kubernetes"):
-            raise SelectionError(f"--quarantine-via {given!r}: choose slurm or kubernetes")
-        return given
-    if any(n.scheduler.slurm.partition for n in nodes):
-        return "slurm"
-    if any(n.scheduler.kubernetes.labels for n in nodes):
-        return "kubernetes"
-    raise SelectionError("--quarantine: the inventory names no scheduler for these nodes; add --quarantine-via "
-                         "slurm or --quarantine-via kubernetes")
-
-
-def _quarantine(store: Any, report: FleetReport, run_id: int, via: str, slurm_conf: Path | None,
-                kubeconfig: Path | None, context: str | None) -> list[dict[str, Any]]:
-    """Hand the failed nodes to burn-in's quarantine (clusterctl.burnin.quarantine), which owns it."""
-    from clusterctl.burnin import quarantine as quarantine_mod
-
-    failing = {v.node: [f"{c.name}: {c.detail}" for c in v.problems() if c.status == "fail"]
-               for v in report.verdicts if v.status == "fail"}
-    if not failing:
-        return []
-    reach = quarantine_mod.Schedulers(slurm_conf=str(slurm_conf) if slurm_conf else None,
-                                      kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
-    actions = quarantine_mod.quarantine(failing, via=via, store=store, source="validate", schedulers=reach,
-                                        run_id=run_id)
-    return [a.as_dict() for a in actions]
-
-
-def _draw(console: Console, report: FleetReport, run_id: int, actions: list[dict[str, Any]],
-          bandwidth: Any = None) -> None:
+def _draw(console: Console, report: FleetReport, run_id: int, actions: list[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
     s = report.summary
     console.print(f"Validated {s['nodes']} nodes (run {run_id}): {s['pass']} pass, {s['warn']} warn, "
                   f"{s['fail']} fail", highlight=False, markup=False)
+    bandwidth = report.bandwidth
     if bandwidth is not None:
         figures = [m.busbw_gbs for m in [*bandwidth.pairs, *bandwidth.rings] if m.busbw_gbs is not None]
         spread = f", bus bandwidth {min(figures):.1f}-{max(figures):.1f} GB/s" if figures else ""
