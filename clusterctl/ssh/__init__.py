@@ -14,13 +14,13 @@ from clusterctl.ssh.errors import (
 )
 from clusterctl.ssh.fleet import run_many
 from clusterctl.ssh.longrun import LongRuns, NodeRun
-from clusterctl.ssh.pool import Result, SSHPool
+from clusterctl.ssh.pool import CommandResult, SSHPool
 from clusterctl.ssh.target import SSHTarget, target_from_node
 
 __all__ = [
+    "CommandResult",
     "LongRuns",
     "NodeRun",
-    "Result",
     "SSHAuthFailed",
     "SSHBadOutput",
     "SSHCommandFailed",

@@ -36,7 +36,7 @@ TAIL = 800
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class CommandResult:
     exit_status: int
     stdout: bytes
     stderr: bytes
@@ -95,8 +95,8 @@ class SSHPool:
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> Result:
-        """Run `argv` (quoted, never interpreted by the remote shell); a non-zero exit is a Result, not an error."""
+    ) -> CommandResult:
+        """Run `argv` (quoted, never interpreted by the remote shell); a non-zero exit is a result, not an error."""
         line = command_line(argv, env)
         deadline = time.monotonic() + (self.command_timeout if timeout is None else timeout)
         with self._gate:
@@ -188,7 +188,7 @@ class SSHPool:
             raise SSHUnreachable(f"cannot connect to {target.endpoint}: {reason}", node=target.name) from None
         return client
 
-    def _exec(self, client: Any, target: SSHTarget, line: str, stdin: bytes | None, deadline: float) -> Result:
+    def _exec(self, client: Any, target: SSHTarget, line: str, stdin: bytes | None, deadline: float) -> CommandResult:
         _log.debug("%s: running %s", target.name, line)
         transport = client.get_transport()
         try:
@@ -206,7 +206,7 @@ class SSHPool:
             raise
         except Exception as exc:  # noqa: BLE001 - paramiko raises many types for a dropped session
             raise SSHUnreachable(f"session with {target.endpoint} broke: {exc}", node=target.name) from None
-        return Result(exit_status=status, stdout=out, stderr=err)
+        return CommandResult(exit_status=status, stdout=out, stderr=err)
 
 
 def _collect(channel: Any, target: SSHTarget, deadline: float) -> tuple[bytes, bytes]:
