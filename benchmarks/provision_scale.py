@@ -137,13 +137,11 @@ def where_it_went(inventory, scale: float, bound: dict) -> dict[str, float]:  # 
 
 def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Popen[bytes], Path]:
     """The lab as its own process (as `lab up` starts it), and its inventory on a free port."""
-    from clusterctl.sim.inventory import FIRMWARE, firmware_file_name, lab_firmware_image, render_lab_inventory
+    from clusterctl.sim.inventory import render_lab_inventory, write_firmware_images
 
     lab_dir = work / "lab"
-    (lab_dir / "firmware").mkdir(parents=True, mode=0o700)
-    for component, version in FIRMWARE.items():
-        (lab_dir / "firmware" / firmware_file_name(component, version)).write_bytes(
-            lab_firmware_image(component, version))
+    lab_dir.mkdir(parents=True, mode=0o700)
+    write_firmware_images(lab_dir)
     port = free_port()
     log = open(work / "sim.log", "wb")  # noqa: SIM115 - the process keeps it
     lab = subprocess.Popen(
