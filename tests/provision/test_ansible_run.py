@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from support.leftovers import command_line, table
-from support.sshd import SSHFleet, SSHHost
+from support.sshd import SSHFleet, SSHHost, fleet_fixture
 
 from clusterctl import log
 from clusterctl.inventory.load import load_inventory
@@ -51,14 +51,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-    """host01-03 are healthy; host04 is listed with a wrong host key; host05 gets a bad variable."""
-    started = SSHFleet(tmp_path_factory.mktemp("fleet"), count=5, subnet=95)
-    try:
-        yield started
-    finally:
-        started.stop()
+# host01-03 are healthy; host04 is listed with a wrong host key; host05 gets a bad variable.
+fleet = fleet_fixture("fleet", count=5, subnet=95)
 
 
 @dataclass

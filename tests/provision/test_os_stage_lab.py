@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from support.ports import free_port
 from test_provision_lab import Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
 
 NODES = [f"gpu{i:04d}" for i in range(1, 6)]
@@ -25,20 +24,8 @@ BATCH = ["--os-batch", "2", "--os-batch-window", "0.3", "--forks", "2"]
 RUNNER = "import sys\nfrom clusterctl.cli import main\nmain.run(sys.argv[1:])\n"
 
 
-def ssh_port() -> int:
-    for _ in range(50):
-        port = random.randint(40001, 60000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.2.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
 def up_with_ssh(lab: Lab, tmp_path: Path) -> None:
-    port = ssh_port()
+    port = free_port("127.2.0.1")
     code, up, err = lab.cli("-o", "json", "lab", "up", "--nodes", str(len(NODES)), "--port", str(lab.port),
                             "--ssh-port", str(port), "--latency-ms", "0", "--time-scale", "2000")
     assert code == 0, err

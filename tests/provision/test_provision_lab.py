@@ -8,17 +8,16 @@ provision test modules.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import run_cli
 from support.lab import Lab as LabProcess
-from support.lab import free_port, start_lab
-
-from clusterctl.cli import main as main_cli
+from support.lab import start_lab
+from support.ports import free_port
 
 APPLIED_ONCE = {"idrac": 1, "bios": 1, "nic": 1, "gpu": 1, "cpld": 1}  # the PSU is already current
 FAST = ["--poll-interval", "0.05", "--request-timeout", "5", "--job-timeout", "20", "--reboot-timeout", "20"]
@@ -35,13 +34,8 @@ class Lab:
         self.process: LabProcess | None = None
 
     def cli(self, *args: str) -> tuple[int, Any, str]:
-        self.capsys.readouterr()
-        code = main_cli.run(list(args))
-        out, err = self.capsys.readouterr()
-        try:
-            return code, json.loads(out), err
-        except ValueError:
-            return code, out, err
+        result = run_cli(self.capsys, *args)
+        return result.code, result.parsed(), result.err
 
     def up(self, nodes: int, *, time_scale: float = 2000, faults: Path | None = None,
            budget_w: int | None = None, max_rebooting: int | None = None) -> None:

@@ -5,13 +5,12 @@ and the verdicts, the JSON output, the store and the exit code follow from what 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
-from support.sshd import SSHFleet
+from support.sshd import SSHFleet, fleet_fixture
 from typer.testing import CliRunner
 
 from clusterctl.cli import validate as validate_cli
@@ -22,13 +21,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "validate"
 FAKE_NVML = Path(__file__).resolve().parents[2] / "clusterctl" / "sim" / "fake_nvml.py"
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-    fleet = SSHFleet(tmp_path_factory.mktemp("validate-ssh"), count=3, subnet=79)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
+fleet = fleet_fixture("validate-ssh", count=3, subnet=79)
 
 
 def agent_call(nvml: str, sysfs: str, kernel: str) -> dict[str, Any]:
