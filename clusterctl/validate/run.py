@@ -78,6 +78,116 @@ def agent_source() -> str:
     return (Path(__file__).with_name("agent.py")).read_text(encoding="utf-8")
 
 
+Advance = Callable[[], None]
+Phase = Callable[[str, int], AbstractContextManager[Advance]]
+"""Opens one phase of the run (its label, its number of steps) and yields the call that counts a step;
+the CLI draws a progress bar with it. Steps are counted from worker threads."""
+
+
+@contextmanager
+def quiet(label: str, total: int) -> Iterator[Advance]:
+    yield lambda: None
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `validate_nodes` checks and how hard it may push the fleet and the controller."""
+
+    categories: Collection[str]
+    """gpu, fabric, software (the agent over SSH), power (the BMCs), bandwidth (all-reduce over SSH)."""
+    rules: Path | None = None
+    """A site rules file applied over the built-in ruleset of each GPU model."""
+    parallel: int = 32
+    connect_timeout: float = 10.0
+    timeout: float = 300.0
+    """Seconds the agent may run on a node."""
+    agent_call: Callable[[str], AgentCall] | None = None
+    ring: str = "none"
+    bandwidth_nproc: int | None = None
+    bandwidth_python: str | None = None
+    bandwidth_workdir: str | None = None
+
+
+def validate_nodes(
+    inventory: Inventory,
+    nodes: Sequence[Node],
+    request: Request,
+    *,
+    bmc_targets: Sequence[BMCTarget] | None = None,
+    phase: Phase = quiet,
+) -> FleetReport:
+    """Every node's verdict: the agent over SSH while one thread reads the BMCs' telemetry, then the
+    all-reduce rounds (they load the GPUs the agent reads), then judging. `bmc_targets` are needed
+    for the power checks."""
+    from clusterctl.ssh import SSHPool, target_from_node
+    from clusterctl.validate.rules import load_ruleset
+
+    wanted = set(request.categories)
+    if "power" in wanted and bmc_targets is None:
+        raise ValueError("the power checks need the nodes' BMC targets")
+    expectations = [Expectation.from_node(n) for n in nodes]
+    rulesets = {model: load_ruleset(model, request.rules) for model in {e.gpu_model for e in expectations}}
+    node_side = bool(wanted & set(NODE_SIDE))
+    ssh_targets = [target_from_node(n, inventory) for n in nodes] if node_side or "bandwidth" in wanted else []
+    bmcs = list(bmc_targets or []) if "power" in wanted else None
+    bench = _bench_options(request, rulesets, expectations) if "bandwidth" in wanted else None
+
+    with phase("validate", len(nodes) * (node_side + (bmcs is not None))) as advance, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry") as background:
+        power = background.submit(_telemetry, bmcs, request.parallel, advance) if bmcs is not None else None
+        reports = None
+        if node_side:
+            pool = SSHPool(max_sessions=request.parallel, connect_timeout=request.connect_timeout,
+                           command_timeout=request.timeout)
+            reports = collect_reports(ssh_targets, pool, agent_call=request.agent_call,
+                                      max_parallel=request.parallel, on_done=lambda _o: advance())
+        telemetry = power.result() if power is not None else None
+    bandwidth = _bandwidth(phase, bench, ssh_targets, expectations, rulesets, request) if bench else None
+    report = judge(expectations, rulesets, categories=wanted, reports=reports, telemetry=telemetry,
+                   rack_budgets={name: rack.power_budget_w for name, rack in inventory.racks.items()})
+    if bandwidth is not None:
+        report.bandwidth, checks = bandwidth
+        for verdict in report.verdicts:
+            verdict.checks.extend(checks.get(verdict.node, []))
+    return report
+
+
+def _bench_options(request: Request, rulesets: Mapping[str | None, Ruleset],
+                   expectations: Sequence[Expectation]) -> BenchOptions:
+    import sys
+
+    from clusterctl.validate.bandwidth import WORKLOAD_ROOT, BenchOptions
+
+    gpus = min((e.gpu_count for e in expectations), default=0)
+    # Sizes and time limits are the first node's model's: one job must run one command on all its nodes.
+    rules = rulesets[expectations[0].gpu_model] if expectations else next(iter(rulesets.values()))
+    return BenchOptions.from_rules(rules, python=request.bandwidth_python or sys.executable,
+                                   workdir=request.bandwidth_workdir or str(WORKLOAD_ROOT),
+                                   nproc=request.bandwidth_nproc or max(1, gpus),
+                                   connect_timeout=request.connect_timeout)
+
+
+def _bandwidth(phase: Phase, bench: BenchOptions, targets: Sequence[SSHTarget], expectations: Sequence[Expectation],
+               rulesets: Mapping[str | None, Ruleset], request: Request
+               ) -> tuple[BandwidthRun, dict[str, list[CheckResult]]]:
+    """Pair rounds (and rings) over SSH, then each node's bandwidth checks."""
+    from clusterctl.validate.bandwidth import bandwidth_checks, measure_bandwidth, plan_pairs, ring_groups
+
+    names = [e.node for e in expectations]
+    rings = ring_groups(expectations, request.ring)
+    jobs = sum(len(r) for r in plan_pairs(names)) + len(rings)
+    with phase("bandwidth", jobs) as advance:
+        run = measure_bandwidth(names, {t.name: t for t in targets}, bench, rings=rings,
+                                max_parallel=request.parallel, on_done=lambda _m: advance())
+    return run, bandwidth_checks(run, {e.node: e for e in expectations}, rulesets, nproc=bench.nproc)
+
+
+def _telemetry(targets: list[BMCTarget], parallel: int, advance: Advance) -> Any:
+    from clusterctl.validate.telemetry import gather_telemetry
+
+    return gather_telemetry(targets, max_bmcs=parallel, on_done=lambda _r: advance())
+
+
 def collect_reports(
     targets: Sequence[SSHTarget],
     pool: SSHPool,
@@ -213,113 +323,3 @@ def quarantine_failed(store: Store, report: FleetReport, run_id: int, via: str, 
     actions = quarantine_mod.quarantine(failing, via=via, store=store, source="validate", schedulers=reach,
                                         run_id=run_id)
     return [a.as_dict() for a in actions]
-
-
-Advance = Callable[[], None]
-Phase = Callable[[str, int], AbstractContextManager[Advance]]
-"""Opens one phase of the run (its label, its number of steps) and yields the call that counts a step;
-the CLI draws a progress bar with it. Steps are counted from worker threads."""
-
-
-@contextmanager
-def quiet(label: str, total: int) -> Iterator[Advance]:
-    yield lambda: None
-
-
-@dataclass(frozen=True)
-class Request:
-    """What `validate_nodes` checks and how hard it may push the fleet and the controller."""
-
-    categories: Collection[str]
-    """gpu, fabric, software (the agent over SSH), power (the BMCs), bandwidth (all-reduce over SSH)."""
-    rules: Path | None = None
-    """A site rules file applied over the built-in ruleset of each GPU model."""
-    parallel: int = 32
-    connect_timeout: float = 10.0
-    timeout: float = 300.0
-    """Seconds the agent may run on a node."""
-    agent_call: Callable[[str], AgentCall] | None = None
-    ring: str = "none"
-    bandwidth_nproc: int | None = None
-    bandwidth_python: str | None = None
-    bandwidth_workdir: str | None = None
-
-
-def validate_nodes(
-    inventory: Inventory,
-    nodes: Sequence[Node],
-    request: Request,
-    *,
-    bmc_targets: Sequence[BMCTarget] | None = None,
-    phase: Phase = quiet,
-) -> FleetReport:
-    """Every node's verdict: the agent over SSH while one thread reads the BMCs' telemetry, then the
-    all-reduce rounds (they load the GPUs the agent reads), then judging. `bmc_targets` are needed
-    for the power checks."""
-    from clusterctl.ssh import SSHPool, target_from_node
-    from clusterctl.validate.rules import load_ruleset
-
-    wanted = set(request.categories)
-    if "power" in wanted and bmc_targets is None:
-        raise ValueError("the power checks need the nodes' BMC targets")
-    expectations = [Expectation.from_node(n) for n in nodes]
-    rulesets = {model: load_ruleset(model, request.rules) for model in {e.gpu_model for e in expectations}}
-    node_side = bool(wanted & set(NODE_SIDE))
-    ssh_targets = [target_from_node(n, inventory) for n in nodes] if node_side or "bandwidth" in wanted else []
-    bmcs = list(bmc_targets or []) if "power" in wanted else None
-    bench = _bench_options(request, rulesets, expectations) if "bandwidth" in wanted else None
-
-    with phase("validate", len(nodes) * (node_side + (bmcs is not None))) as advance, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry") as background:
-        power = background.submit(_telemetry, bmcs, request.parallel, advance) if bmcs is not None else None
-        reports = None
-        if node_side:
-            pool = SSHPool(max_sessions=request.parallel, connect_timeout=request.connect_timeout,
-                           command_timeout=request.timeout)
-            reports = collect_reports(ssh_targets, pool, agent_call=request.agent_call,
-                                      max_parallel=request.parallel, on_done=lambda _o: advance())
-        telemetry = power.result() if power is not None else None
-    bandwidth = _bandwidth(phase, bench, ssh_targets, expectations, rulesets, request) if bench else None
-    report = judge(expectations, rulesets, categories=wanted, reports=reports, telemetry=telemetry,
-                   rack_budgets={name: rack.power_budget_w for name, rack in inventory.racks.items()})
-    if bandwidth is not None:
-        report.bandwidth, checks = bandwidth
-        for verdict in report.verdicts:
-            verdict.checks.extend(checks.get(verdict.node, []))
-    return report
-
-
-def _bench_options(request: Request, rulesets: Mapping[str | None, Ruleset],
-                   expectations: Sequence[Expectation]) -> BenchOptions:
-    import sys
-
-    from clusterctl.validate.bandwidth import WORKLOAD_ROOT, BenchOptions
-
-    gpus = min((e.gpu_count for e in expectations), default=0)
-    # Sizes and time limits are the first node's model's: one job must run one command on all its nodes.
-    rules = rulesets[expectations[0].gpu_model] if expectations else next(iter(rulesets.values()))
-    return BenchOptions.from_rules(rules, python=request.bandwidth_python or sys.executable,
-                                   workdir=request.bandwidth_workdir or str(WORKLOAD_ROOT),
-                                   nproc=request.bandwidth_nproc or max(1, gpus),
-                                   connect_timeout=request.connect_timeout)
-
-
-def _bandwidth(phase: Phase, bench: BenchOptions, targets: Sequence[SSHTarget], expectations: Sequence[Expectation],
-               rulesets: Mapping[str | None, Ruleset], request: Request
-               ) -> tuple[BandwidthRun, dict[str, list[CheckResult]]]:
-    """Pair rounds (and rings) over SSH, then each node's bandwidth checks."""
-    from clusterctl.validate.bandwidth import bandwidth_checks, measure_bandwidth, plan_pairs, ring_groups
-
-    names = [e.node for e in expectations]
-    rings = ring_groups(expectations, request.ring)
-    jobs = sum(len(r) for r in plan_pairs(names)) + len(rings)
-    with phase("bandwidth", jobs) as advance:
-        run = measure_bandwidth(names, {t.name: t for t in targets}, bench, rings=rings,
-                                max_parallel=request.parallel, on_done=lambda _m: advance())
-    return run, bandwidth_checks(run, {e.node: e for e in expectations}, rulesets, nproc=bench.nproc)
-
-
-def _telemetry(targets: list[BMCTarget], parallel: int, advance: Advance) -> Any:
-    from clusterctl.validate.telemetry import gather_telemetry
-
-    return gather_telemetry(targets, max_bmcs=parallel, on_done=lambda _r: advance())
