@@ -69,8 +69,8 @@ def validate(
     agent_config: Path = typer.Option(
         None, "--agent-config",
         help="JSON file {node name or '*': {\"args\": [...], \"env\": {...}}}: extra arguments and environment "
-             "for the agent on those nodes, e.g. --kernel-log FILE where the kernel log is not in the journal, or "
-             "CLUSTERCTL_AGENT_PYNVML naming a pynvml stand-in (see clusterctl/validate/agent.py).",
+             "for the agent on those nodes, e.g. --kernel-log FILE where the kernel log is not in the journal. "
+             "Tests give the agent its fake NVML this way (CLUSTERCTL_AGENT_PYNVML, see clusterctl/validate/agent.py).",
     ),
 ) -> None:
     """Check GPUs, XIDs, InfiniBand, software versions and power/cooling of every selected node; with
