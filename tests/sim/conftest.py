@@ -1,13 +1,13 @@
-"""Fixtures for the lab: the ASGI app in-process, and the CLI with `lab` mounted."""
+"""Fixtures for the lab: the ASGI app in-process, and the CLI with the lab always stopped afterwards."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from support.cli import CLI
+from support.lab import stop_lab_cli
 
 from clusterctl.sim.app import LabApp
 from clusterctl.sim.clock import SimClock
@@ -43,18 +43,9 @@ async def anon(fleet: SimulatedFleet) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, Any, str]]:
-    """`clusterctl ...` in-process with `lab` mounted: (exit code, parsed JSON or text, stderr)."""
-    from clusterctl.cli import main as main_cli
-
-
-    def run(*args: str) -> tuple[int, Any, str]:
-        capsys.readouterr()
-        code = main_cli.run(list(args))
-        out, err = capsys.readouterr()
-        try:
-            return code, json.loads(out), err
-        except ValueError:
-            return code, out, err
-
-    return run
+def lab(cli: CLI) -> Iterator[CLI]:
+    """The CLI, with the lab always stopped afterwards (and its process killed if `down` failed)."""
+    try:
+        yield cli
+    finally:
+        stop_lab_cli(cli)

@@ -12,35 +12,17 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support.cli import CLI
+from support.lab import lab_dir
 
 from clusterctl.sim.fleet import bmc_address
 
 SYS = "/redfish/v1/Systems/System.Embedded.1"
-CLI = Callable[..., tuple[int, Any, str]]
-
-
-def lab_dir() -> Path:
-    return Path(os.environ["CLUSTERCTL_LAB_DIR"])
-
-
-@pytest.fixture
-def lab(cli: CLI) -> Iterator[CLI]:
-    """The CLI, with the lab always stopped afterwards (and its process killed if `down` failed)."""
-    try:
-        yield cli
-    finally:
-        cli("lab", "down")
-        pid_file = lab_dir() / "lab.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text())
-            if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, 9)
 
 
 def client(port: int, address: str) -> httpx.Client:

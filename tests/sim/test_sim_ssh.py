@@ -8,15 +8,15 @@ import asyncio
 import dataclasses
 import io
 import json
-import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.lab import free_port
+from support.cli import CLI
+from support.lab import lab_dir
+from support.ports import free_port
 
 from clusterctl.burnin.verdict import judge
 from clusterctl.inventory import load_inventory
@@ -27,25 +27,6 @@ from clusterctl.sim.ssh import LabSSH
 from clusterctl.ssh import SSHPool, SSHTarget, run_many, target_from_node
 from clusterctl.ssh.errors import SSHAuthFailed, SSHHostKeyError, SSHUnreachable
 from clusterctl.validate.software import version_matches
-
-CLI = Callable[..., tuple[int, Any, str]]
-
-
-def lab_dir() -> Path:
-    return Path(os.environ["CLUSTERCTL_LAB_DIR"])
-
-
-@pytest.fixture
-def lab(cli: CLI) -> Iterator[CLI]:
-    try:
-        yield cli
-    finally:
-        cli("lab", "down")
-        pid_file = lab_dir() / "lab.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text())
-            if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, 9)
 
 
 def targets(inventory: Path, ssh_port: int) -> list[SSHTarget]:
