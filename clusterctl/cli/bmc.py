@@ -23,7 +23,8 @@ from clusterctl.errors import ClusterctlError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from clusterctl.redfish import BMCTarget, FleetResult, RedfishClient
+    from clusterctl.fanout import TargetResult
+    from clusterctl.redfish import BMCTarget, RedfishClient
 
 app = typer.Typer(
     help="Read and drive BMCs over Redfish: inventory, firmware, BIOS, telemetry, logs, power.",
@@ -119,7 +120,7 @@ class Fleet:
                         self.vendor)
 
     def run(self, s: Settings, op: Callable[[RedfishClient], Awaitable[Any]],
-            targets: list[BMCTarget] | None = None) -> list[FleetResult[Any]]:
+            targets: list[BMCTarget] | None = None) -> list[TargetResult[Any]]:
         """`op` on every BMC at once (bounded), with a progress bar when the fleet is large."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -128,7 +129,7 @@ class Fleet:
         targets = self.targets() if targets is None else targets
         retry = RetryPolicy(attempts=self.attempts)
 
-        async def go(on_done: Callable[[Any], None] | None) -> list[FleetResult[Any]]:
+        async def go(on_done: Callable[[Any], None] | None) -> list[TargetResult[Any]]:
             return await run_fleet(targets, op, max_bmcs=self.parallel, per_bmc_timeout=self.timeout, retry=retry,
                                    on_done=on_done)
 
@@ -190,8 +191,8 @@ def fleet_of(ctx: typer.Context) -> Fleet:
     return fleet
 
 
-def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Console], None]) -> None:
-    s.emit([r.as_dict() for r in results], draw)
+def _finish(s: Settings, results: list[TargetResult[Any]], draw: Callable[[Console], None]) -> None:
+    s.emit([r.as_dict("bmc") for r in results], draw)
     failed = [r for r in results if not r.ok]
     if failed:
         if not s.json:
@@ -199,7 +200,7 @@ def _finish(s: Settings, results: list[FleetResult[Any]], draw: Callable[[Consol
         raise typer.Exit(1)
 
 
-def _errors_table(console: Console, results: list[FleetResult[Any]]) -> None:
+def _errors_table(console: Console, results: list[TargetResult[Any]]) -> None:
     from rich.table import Table
 
     failed = [r for r in results if not r.ok]
@@ -209,7 +210,7 @@ def _errors_table(console: Console, results: list[FleetResult[Any]]) -> None:
     for col in ("BMC", "error"):
         table.add_column(col)
     for r in failed:
-        table.add_row(r.bmc, f"{r.error_type}: {r.error}")
+        table.add_row(r.target, f"{r.error_type}: {r.error}")
     console.print(table)
 
 
@@ -224,6 +225,19 @@ def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
     console.print(table)
 
 
+def _report(ctx: typer.Context, op: Callable[[RedfishClient], Awaitable[Any]], columns: list[str],
+            rows_of: Callable[[Any], list[list[Any]]], targets: list[BMCTarget] | None = None) -> None:
+    """`op` on every BMC, then one table of `rows_of` each answer (the BMC's name first) and one of failures."""
+    s = settings(ctx)
+    results = fleet_of(ctx).run(s, op, targets)
+
+    def draw(console: Console) -> None:
+        _table(console, ["BMC", *columns], [[r.target, *row] for r in results if r.ok for row in rows_of(r.value)])
+        _errors_table(console, results)
+
+    _finish(s, results, draw)
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -235,42 +249,11 @@ def show(
     """What each BMC says its server is: model, serial, power, health, BIOS and BMC firmware."""
     from clusterctl.redfish.resources.managers import server_summary
 
-    s = settings(ctx)
-    results = fleet_of(ctx).run(s, server_summary)
+    fields = ("model", "serial", "power_state", "health", "bios_version", "bmc_firmware", "cpus", "memory_gib",
+              "boot_override")
+    columns = ["model", "serial", "power", "health", "BIOS", "BMC fw", "CPUs", "mem GiB", "boot override"]
+    _report(ctx, server_summary, columns, lambda v: [[v[f] for f in fields]] if v else [])
 
-    def draw(console: Console) -> None:
-        cols = [
-            "BMC",
-            "model",
-            "serial",
-            "power",
-            "health",
-            "BIOS",
-            "BMC fw",
-            "CPUs",
-            "mem GiB",
-            "boot override",
-        ]
-        rows = [
-            [
-                r.bmc,
-                v["model"],
-                v["serial"],
-                v["power_state"],
-                v["health"],
-                v["bios_version"],
-                v["bmc_firmware"],
-                v["cpus"],
-                v["memory_gib"],
-                v["boot_override"],
-            ]
-            for r in results
-            if r.ok and (v := r.value)
-        ]
-        _table(console, cols, rows)
-        _errors_table(console, results)
-
-    _finish(s, results, draw)
 
 
 @app.command(cls=FleetCommand,
@@ -284,20 +267,9 @@ def firmware(
     async def op(client: RedfishClient) -> list[dict[str, Any]]:
         return [c.summary() for c in await firmware_inventory(client)]
 
-    s = settings(ctx)
-    results = fleet_of(ctx).run(s, op)
+    _report(ctx, op, ["component", "version", "updateable", "health"],
+            lambda v: [[c["name"], c["version"], c["updateable"], c["health"]] for c in v or []])
 
-    def draw(console: Console) -> None:
-        rows = [
-            [r.bmc, c["name"], c["version"], c["updateable"], c["health"]]
-            for r in results
-            if r.ok
-            for c in r.value or []
-        ]
-        _table(console, ["BMC", "component", "version", "updateable", "health"], rows)
-        _errors_table(console, results)
-
-    _finish(s, results, draw)
 
 
 @app.command(cls=FleetCommand,
@@ -310,20 +282,9 @@ def bios(
     from clusterctl.redfish.resources.bios import bios_view
 
     wanted = set(attr or [])
-    s = settings(ctx)
-    results = fleet_of(ctx).run(s, lambda client: bios_view(client, wanted))
+    _report(ctx, lambda client: bios_view(client, wanted), ["attribute", "current", "pending"],
+            lambda v: [[k, current, v["pending"].get(k)] for k, current in sorted(v["attributes"].items())])
 
-    def draw(console: Console) -> None:
-        rows = [
-            [r.bmc, k, v, (r.value or {})["pending"].get(k)]
-            for r in results
-            if r.ok
-            for k, v in sorted((r.value or {})["attributes"].items())
-        ]
-        _table(console, ["BMC", "attribute", "current", "pending"], rows)
-        _errors_table(console, results)
-
-    _finish(s, results, draw)
 
 
 @app.command(cls=FleetCommand,
@@ -337,47 +298,17 @@ def telemetry(
     async def op(client: RedfishClient) -> list[dict[str, Any]]:
         return [t.model_dump() for t in await node_telemetry(client)]
 
-    s = settings(ctx)
-    results = fleet_of(ctx).run(s, op)
+    columns = ["chassis", "power W", "limit W", "inlet °C", "exhaust °C", "PSUs OK", "min fan RPM", "fans not OK"]
+    _report(ctx, op, columns, lambda v: [_chassis_row(t) for t in v or []])
 
-    def draw(console: Console) -> None:
-        rows = []
-        for r in results:
-            for t in (r.value or []) if r.ok else []:
-                psus_ok = sum(1 for p in t["psus"] if p["health"] == "OK")
-                rpms = [f["rpm"] for f in t["fans"] if f["rpm"] is not None]
-                bad_fans = sum(1 for f in t["fans"] if f["health"] not in ("OK", None))
-                rows.append(
-                    [
-                        r.bmc,
-                        t["chassis"],
-                        t["power_watts"],
-                        t["power_limit_watts"],
-                        t["inlet_c"],
-                        t["exhaust_c"],
-                        f"{psus_ok}/{len(t['psus'])}",
-                        f"{min(rpms):.0f}" if rpms else None,
-                        bad_fans,
-                    ]
-                )
-        _table(
-            console,
-            [
-                "BMC",
-                "chassis",
-                "power W",
-                "limit W",
-                "inlet °C",
-                "exhaust °C",
-                "PSUs OK",
-                "min fan RPM",
-                "fans not OK",
-            ],
-            rows,
-        )
-        _errors_table(console, results)
 
-    _finish(s, results, draw)
+def _chassis_row(t: dict[str, Any]) -> list[Any]:
+    psus_ok = sum(1 for p in t["psus"] if p["health"] == "OK")
+    rpms = [f["rpm"] for f in t["fans"] if f["rpm"] is not None]
+    bad_fans = sum(1 for f in t["fans"] if f["health"] not in ("OK", None))
+    return [t["chassis"], t["power_watts"], t["power_limit_watts"], t["inlet_c"], t["exhaust_c"],
+            f"{psus_ok}/{len(t['psus'])}", f"{min(rpms):.0f}" if rpms else None, bad_fans]
+
 
 
 @app.command(cls=FleetCommand,
@@ -390,20 +321,10 @@ def logs(
     """Recent entries of the system and manager log services (SEL, lifecycle log)."""
     from clusterctl.redfish.resources.logs import recent_entries
 
-    s = settings(ctx)
-    results = fleet_of(ctx).run(s, lambda client: recent_entries(client, service=service, limit=entries))
+    _report(ctx, lambda client: recent_entries(client, service=service, limit=entries),
+            ["log", "created", "severity", "id", "message"],
+            lambda v: [[e["service"], e["created"], e["severity"], e["message_id"], e["message"]] for e in v or []])
 
-    def draw(console: Console) -> None:
-        rows = [
-            [r.bmc, e["service"], e["created"], e["severity"], e["message_id"], e["message"]]
-            for r in results
-            if r.ok
-            for e in r.value or []
-        ]
-        _table(console, ["BMC", "log", "created", "severity", "id", "message"], rows)
-        _errors_table(console, results)
-
-    _finish(s, results, draw)
 
 
 @app.command(cls=FleetCommand,
@@ -414,27 +335,12 @@ def power(
     yes: bool = typer.Option(False, "--yes", help="Needed to power off or cycle more than one server."),
 ) -> None:
     """Power servers on, off (forced) or cycle them, using the ResetType each BMC allows."""
-    from clusterctl.redfish.resources.systems import get_system
-    from clusterctl.redfish.resources.systems import power as set_power
+    from clusterctl.redfish.resources.systems import switch_power
 
     if action not in ("on", "off", "cycle"):
         raise BadTargetOptions(f"power {action!r}: use on, off or cycle")
-    fleet = fleet_of(ctx)
-    targets = fleet.targets()
+    targets = fleet_of(ctx).targets()
     if action != "on" and len(targets) > 1 and not yes:
         raise BadTargetOptions(f"power {action} of {len(targets)} servers needs --yes")
-
-    async def op(client: RedfishClient) -> dict[str, Any]:
-        system = await get_system(client)
-        sent = await set_power(client, system, action)
-        return {"before": system.power_state, "reset_type": sent}
-
-    s = settings(ctx)
-    results = fleet.run(s, op, targets)
-
-    def draw(console: Console) -> None:
-        rows = [[r.bmc, (r.value or {})["before"], (r.value or {})["reset_type"]] for r in results if r.ok]
-        _table(console, ["BMC", "power before", "sent"], rows)
-        _errors_table(console, results)
-
-    _finish(s, results, draw)
+    _report(ctx, lambda client: switch_power(client, action), ["power before", "sent"],
+            lambda v: [[v["before"], v["reset_type"]]], targets)

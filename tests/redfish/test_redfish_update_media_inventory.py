@@ -208,7 +208,7 @@ def test_more_than_twenty_bmcs_get_a_progress_bar_on_stderr() -> None:
     fleet = Fleet(file=None, limit=None, target=None, user="u", password_env="UNUSED", ca=None, insecure=False,
                   vendor="redfish", parallel=8, timeout=10, attempts=1)
     results = fleet.run(s, lambda c: c.get("/redfish/v1/Systems"), targets)
-    assert [r.bmc for r in results] == [t.name for t in targets]
+    assert [r.target for r in results] == [t.name for t in targets]
     assert all(r.error_type == "BMCUnreachable" for r in results)
     assert "25/25" in err.getvalue()
 

@@ -141,6 +141,13 @@ async def power(client: RedfishClient, system: ComputerSystem, intent: str) -> s
     return reset_type
 
 
+async def switch_power(client: RedfishClient, intent: str) -> dict[str, Any]:
+    """`power` for the BMC's system: its PowerState before, and the ResetType sent."""
+    system = await get_system(client)
+    sent = await power(client, system, intent)
+    return {"before": system.power_state, "reset_type": sent}
+
+
 async def set_boot_override(
     client: RedfishClient,
     system: ComputerSystem,
