@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import itertools
 import json
-import socket
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from support.asgi import Served, free_socket, served  # noqa: F401 - the Redfish tests import them from here
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "redfish"
 
@@ -217,64 +213,3 @@ def load_idrac9(bmc: FakeBMC) -> FakeBMC:
         },
     )
     return bmc
-
-
-# -- a real server on loopback --------------------------------------------------------------
-
-
-def free_socket(port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    return sock
-
-
-class Served:
-    """uvicorn serving an ASGI app in a thread on 127.0.0.1; `stop()` and `start()` again on the same port."""
-
-    def __init__(self, app: Any, *, certfile: str | None = None, keyfile: str | None = None) -> None:
-        self.app, self.certfile, self.keyfile = app, certfile, keyfile
-        self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Served:
-        sock = free_socket(self.port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="error",
-            lifespan="off",
-            ssl_certfile=self.certfile,
-            ssl_keyfile=self.keyfile,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.certfile else 'http'}://127.0.0.1:{self.port}"
-
-
-@contextlib.contextmanager
-def served(app: Any, **kwargs: Any) -> Iterator[Served]:
-    server = Served(app, **kwargs).start()
-    try:
-        yield server
-    finally:
-        server.stop()
