@@ -26,8 +26,6 @@ import json
 import os
 import resource
 import select
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -193,21 +191,17 @@ def worker(kind: str) -> int:
 
 
 # --- the parent: lab, workers, figures ----------------------------------------------------------------
-def _free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def lab(nodes: int, latency_ms: float, lab_dir: Path, http: str) -> Iterator[dict[str, Any]]:
     """The simulator in its own process on private addresses; stopped (TERM, then KILL) on the way out."""
     from clusterctl.sim.certs import ensure_ca
     from clusterctl.sim.fleet import bmc_address
     from clusterctl.sim.labdir import read_info
+    from tests.support.ports import ephemeral_port
+    from tests.support.process import terminate
 
     ensure_ca(lab_dir)
-    port = _free_port(bmc_address(0, BASE_ADDRESS))
+    port = ephemeral_port(bmc_address(0, BASE_ADDRESS))
     cmd = [
         sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(lab_dir), "--nodes", str(nodes),
         "--latency-ms", str(latency_ms), "--port", str(port), "--base-address", BASE_ADDRESS, "--http", http,
@@ -227,12 +221,7 @@ def lab(nodes: int, latency_ms: float, lab_dir: Path, http: str) -> Iterator[dic
         info["password"] = (lab_dir / "bmc-password").read_text().strip()
         yield info
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        terminate(proc)
 
 
 def lab_status(lab_dir: Path, info: dict[str, Any]) -> list[dict[str, Any]]:

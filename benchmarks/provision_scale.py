@@ -27,19 +27,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
-import random
 import re
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
 
 
 def parse() -> argparse.Namespace:
@@ -52,16 +54,6 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def free_port() -> int:
-    for _ in range(50):
-        port = random.randint(20000, 45000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.1.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def critical_path(inventory, idle_w: float) -> dict[str, float]:  # noqa: ANN001
@@ -138,11 +130,12 @@ def where_it_went(inventory, scale: float, bound: dict) -> dict[str, float]:  # 
 def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Popen[bytes], Path]:
     """The lab as its own process (as `lab up` starts it), and its inventory on a free port."""
     from clusterctl.sim.inventory import render_lab_inventory, write_firmware_images
+    from tests.support.ports import free_port
 
     lab_dir = work / "lab"
     lab_dir.mkdir(parents=True, mode=0o700)
     write_firmware_images(lab_dir)
-    port = free_port()
+    port = free_port("127.1.0.1", 20000, 45000)
     log = open(work / "sim.log", "wb")  # noqa: SIM115 - the process keeps it
     lab = subprocess.Popen(
         [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(lab_dir), "--nodes", str(nodes),
@@ -163,19 +156,12 @@ def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Pop
 
 def stop_lab(lab: subprocess.Popen[bytes]) -> float:
     """Stop the lab; returns its CPU seconds (user + system), read before it exits."""
+    from tests.support.process import cpu_seconds, terminate
+
     cpu = 0.0
-    try:
-        fields = Path(f"/proc/{lab.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        pass
-    if lab.poll() is None:
-        lab.send_signal(signal.SIGTERM)
-        try:
-            lab.wait(20)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-            lab.wait(5)
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        cpu = cpu_seconds(lab.pid)
+    terminate(lab, kill_timeout=5)
     return cpu
 
 

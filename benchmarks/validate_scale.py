@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,23 +31,6 @@ START_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 1800.0
 
 
-def free_port(address: str) -> int:
-    for _ in range(100):
-        port = random.randint(20000, 60000)
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-        return port
-    raise SystemExit(f"no free port on {address}")
-
-
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nodes", type=int, default=2000)
@@ -62,12 +42,14 @@ def main() -> int:
     nodes = 200 if args.quick else args.nodes
 
     from clusterctl.sim.inventory import render_lab_inventory
+    from tests.support.ports import free_port
+    from tests.support.process import cpu_seconds, terminate
 
     with tempfile.TemporaryDirectory(prefix="validate-scale-") as tmp:
         work = Path(tmp)
         lab_dir = work / "lab"
         lab_dir.mkdir(mode=0o700)
-        bmc_port, ssh_port = free_port("127.1.0.1"), free_port("127.2.0.1")
+        bmc_port, ssh_port = free_port("127.1.0.1", 20000, 60000), free_port("127.2.0.1", 20000, 60000)
         cmd = [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(lab_dir), "--nodes", str(nodes),
                "--port", str(bmc_port), "--ssh-port", str(ssh_port)]
         if args.latency_ms is not None:
@@ -85,7 +67,7 @@ def main() -> int:
             inventory = work / "inventory.yaml"
             inventory.write_text(text)
             env = dict(os.environ, CLUSTERCTL_STATE=f"sqlite:///{work / 'state.db'}")
-            lab_cpu0 = proc_cpu(lab.pid)
+            lab_cpu0 = cpu_seconds(lab.pid)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
             done = subprocess.run(
@@ -95,15 +77,9 @@ def main() -> int:
             )
             wall = time.monotonic() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            lab_cpu = proc_cpu(lab.pid) - lab_cpu0
+            lab_cpu = cpu_seconds(lab.pid) - lab_cpu0
         finally:
-            if lab.poll() is None:
-                lab.send_signal(signal.SIGTERM)
-                try:
-                    lab.wait(20)
-                except subprocess.TimeoutExpired:
-                    lab.kill()
-                    lab.wait(5)
+            terminate(lab, kill_timeout=5)
     try:
         summary = json.loads(done.stdout)["summary"]
     except (ValueError, KeyError):
