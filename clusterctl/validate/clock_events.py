@@ -26,8 +26,8 @@ LOAD: Condition = "load"  # burn-in: a sustained full load
 @dataclass(frozen=True, slots=True)
 class ClockEventPolicy:
     label: str
-    idle: Severity
-    load: Severity
+    idle: Severity  # validate: fail or warn is that check's status
+    load: Severity  # burn-in: fail fails the node; a burn-in verdict has no warnings, so keep warn out of here
     check: str | None  # the validation check that lists it; None for reasons that are never a finding
     why: str
 
