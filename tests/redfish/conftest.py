@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from fakebmc import FakeBMC, free_socket, load_idrac9
+from support.asgi import free_socket
+from support.fakebmc import FakeBMC, load_idrac9
 
 
 @pytest.fixture(scope="session")

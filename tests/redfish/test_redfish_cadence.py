@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from fakebmc import FakeBMC, Resp, fixture
+from support.fakebmc import FakeBMC, Resp, fixture
 
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy
 from clusterctl.redfish.cadence import FINE, Cadence, Durations, Every

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakebmc import FakeBMC, Resp, fixture, load_idrac9, served
+from support.asgi import served
+from support.fakebmc import FakeBMC, Resp, fixture, load_idrac9
 
 from clusterctl.cli import main
 

@@ -8,7 +8,7 @@ from datetime import UTC
 
 import httpx
 import pytest
-from fakebmc import FakeBMC, Req, Resp, error_body, fixture
+from support.fakebmc import FakeBMC, Req, Resp, error_body, fixture
 
 from clusterctl.errors import BMCAuthFailed, BMCRequestFailed
 from clusterctl.redfish import BMCTarget, Limits, RedfishClient, RetryPolicy

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import httpx
-from fakebmc import FakeBMC
+from support.fakebmc import FakeBMC
 
 from clusterctl.redfish import BMCTarget, RedfishClient
 from clusterctl.redfish.resources.telemetry import Telemetry, node_telemetry

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakebmc import FakeBMC, Req, Resp, fixture
+from support.fakebmc import FakeBMC, Req, Resp, fixture
 
 from clusterctl.errors import BMCRequestFailed, TaskFailed
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy

@@ -9,7 +9,8 @@ import time
 
 import httpx
 import pytest
-from fakebmc import FakeBMC, Req, Resp, fixture, served
+from support.asgi import served
+from support.fakebmc import FakeBMC, Req, Resp, fixture
 
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy, run_fleet

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fakebmc import FakeBMC, Req, Resp, served
+from support.asgi import served
+from support.fakebmc import FakeBMC, Req, Resp
 
 from clusterctl.errors import BMCUnreachable
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy

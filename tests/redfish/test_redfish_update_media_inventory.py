@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakebmc import FakeBMC, Resp
+from support.fakebmc import FakeBMC, Resp
 
 from clusterctl.errors import BMCRequestFailed
 from clusterctl.redfish import BMCTarget, RedfishClient, RetryPolicy

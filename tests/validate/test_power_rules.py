@@ -6,13 +6,11 @@ from the recorded payloads served in-process, so the rules see what they will se
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support.fakebmc import FakeBMC, load_idrac9
 
 from clusterctl.redfish import BMCTarget
 from clusterctl.redfish.resources.telemetry import FanReading, PsuReading, Telemetry
@@ -26,22 +24,8 @@ RULES = load_ruleset("H100-SXM5-80GB")
 CHASSIS = "/redfish/v1/Chassis/System.Embedded.1"
 
 
-def _fakebmc() -> Any:
-    """The recorded-payload BMC of the Redfish tests (tests/redfish/fakebmc.py), loaded by path."""
-    name = "fakebmc"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "redfish" / "fakebmc.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def idrac(legacy: bool = False) -> Any:
-    fake = _fakebmc()
-    bmc = fake.load_idrac9(fake.FakeBMC())
+    bmc = load_idrac9(FakeBMC())
     if legacy:
         for key in ("PowerSubsystem", "ThermalSubsystem", "EnvironmentMetrics", "Sensors"):
             bmc.resources[CHASSIS].pop(key)

@@ -1,5 +1,6 @@
 """A small scriptable Redfish service for behaviour tests: a plain ASGI app (no framework), used
-in-process through httpx.ASGITransport or served for real by uvicorn on 127.0.0.1 (TLS, outages).
+in-process through httpx.ASGITransport or served for real by uvicorn on 127.0.0.1 (support.asgi: TLS,
+outages).
 
 It implements what the client's protocol handling needs: sessions (create/delete, token check,
 basic auth fallback), resources with ETags and If-Match, and per-route handlers for the rest.
@@ -15,8 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from support.asgi import Served, free_socket, served  # noqa: F401 - the Redfish tests import them from here
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "redfish"
 
