@@ -38,8 +38,8 @@ LC_STATUS_URIS = (
 )
 SCP_ACTIONS = f"{MANAGER}/Actions/Oem"
 
-# DellJob.JobState, as Dell's DellJob schema enumerates it (the list is also in OpenStack sushy's Dell
-# OEM constants, JobState: https://docs.openstack.org/sushy/latest/reference/api/sushy.oem.dell.resources.taskservice.html).
+# The JobState values of Dell's DellJob schema, as OpenStack sushy's Dell OEM module lists them (JobState in
+# https://docs.openstack.org/sushy/2026.1/reference/api/sushy.oem.dell.resources.taskservice.html).
 # Left out on purpose: RebootCompleted ends reboot jobs, which are never waited on here, and Unknown,
 # which is waited out like a running job until the deadline.
 JOB_DONE = frozenset({"Completed"})
