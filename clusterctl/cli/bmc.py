@@ -100,7 +100,7 @@ def _targets(
 
 
 @dataclass(frozen=True)
-class Fleet:
+class BMCOptions:
     """The options every `bmc` command shares: which BMCs, and how hard to push them."""
 
     file: Path | None
@@ -141,7 +141,7 @@ class Fleet:
             return eventloop.run(go(lambda _r: progress.advance(bar)))
 
 
-def _fleet_options(
+def _shared_options(
     file: Path = FILE,
     limit: str = LIMIT,
     target: str = TARGET,
@@ -153,23 +153,23 @@ def _fleet_options(
     parallel: int = PARALLEL,
     timeout: float = TIMEOUT,
     attempts: int = ATTEMPTS,
-) -> Fleet:
-    return Fleet(file, limit, target, user, password_env, ca, insecure, vendor, parallel, timeout, attempts)
+) -> BMCOptions:
+    return BMCOptions(file, limit, target, user, password_env, ca, insecure, vendor, parallel, timeout, attempts)
 
 
 @functools.cache
 def _shared() -> typer.core.TyperCommand:
-    """The shared options, made by Typer from `_fleet_options` like any command's: one declaration for all."""
+    """The shared options, made by Typer from `_shared_options` like any command's: one declaration for all."""
     options = typer.Typer(add_completion=False)
-    options.command()(_fleet_options)
+    options.command()(_shared_options)
     command = typer.main.get_command(options)
     assert isinstance(command, typer.core.TyperCommand)
     return command
 
 
-class FleetCommand(typer.core.TyperCommand):
+class BMCCommand(typer.core.TyperCommand):
     """A `bmc` command: its own parameters, from its signature, plus the shared ones, which reach it as
-    one `Fleet` (`fleet_of`). Its own arguments (power's ACTION) come before the shared FILE."""
+    one `BMCOptions` (`bmc_options`). Its own arguments (power's ACTION) come before the shared FILE."""
 
     def __init__(self, *, params: list[Any], **kwargs: Any) -> None:
         arguments = [p for p in params if isinstance(p, typer.core.TyperArgument)]
@@ -179,16 +179,16 @@ class FleetCommand(typer.core.TyperCommand):
     def invoke(self, ctx: Any) -> Any:
         shared = _shared()
         assert shared.callback is not None
-        ctx.meta[FLEET] = shared.callback(**{p.name: ctx.params.pop(p.name) for p in shared.params if p.name})
+        ctx.meta[OPTIONS] = shared.callback(**{p.name: ctx.params.pop(p.name) for p in shared.params if p.name})
         return super().invoke(ctx)
 
 
-FLEET = "clusterctl.cli.bmc.fleet"
+OPTIONS = "clusterctl.cli.bmc.options"
 
 
-def fleet_of(ctx: typer.Context) -> Fleet:
-    fleet: Fleet = ctx.meta[FLEET]
-    return fleet
+def bmc_options(ctx: typer.Context) -> BMCOptions:
+    options: BMCOptions = ctx.meta[OPTIONS]
+    return options
 
 
 def _finish(s: Settings, results: list[TargetResult[Any]], draw: Callable[[Console], None]) -> None:
@@ -229,7 +229,7 @@ def _report(ctx: typer.Context, op: Callable[[RedfishClient], Awaitable[Any]], c
             rows_of: Callable[[Any], list[list[Any]]], targets: list[BMCTarget] | None = None) -> None:
     """`op` on every BMC, then one table of `rows_of` each answer (the BMC's name first) and one of failures."""
     s = settings(ctx)
-    results = fleet_of(ctx).run(s, op, targets)
+    results = bmc_options(ctx).run(s, op, targets)
 
     def draw(console: Console) -> None:
         _table(console, ["BMC", *columns], [[r.target, *row] for r in results if r.ok for row in rows_of(r.value)])
@@ -241,7 +241,7 @@ def _report(ctx: typer.Context, op: Callable[[RedfishClient], Awaitable[Any]], c
 # -- commands ---------------------------------------------------------------------------------
 
 
-@app.command(cls=FleetCommand,
+@app.command(cls=BMCCommand,
              epilog="Example: clusterctl bmc show --target https://10.0.0.5 --user root --ca site-ca.pem")
 def show(
     ctx: typer.Context,
@@ -256,7 +256,7 @@ def show(
 
 
 
-@app.command(cls=FleetCommand,
+@app.command(cls=BMCCommand,
              epilog="Example: clusterctl bmc firmware inventories/site.yaml --limit 'a01-r01-[01-08]'")
 def firmware(
     ctx: typer.Context,
@@ -272,7 +272,7 @@ def firmware(
 
 
 
-@app.command(cls=FleetCommand,
+@app.command(cls=BMCCommand,
              epilog="Example: clusterctl bmc bios --target https://10.0.0.5 --attr ProcTurboMode --attr SysProfile")
 def bios(
     ctx: typer.Context,
@@ -287,7 +287,7 @@ def bios(
 
 
 
-@app.command(cls=FleetCommand,
+@app.command(cls=BMCCommand,
              epilog="Example: clusterctl bmc telemetry inventories/site.yaml --limit a01 -o json")
 def telemetry(
     ctx: typer.Context,
@@ -311,7 +311,7 @@ def _chassis_row(t: dict[str, Any]) -> list[Any]:
 
 
 
-@app.command(cls=FleetCommand,
+@app.command(cls=BMCCommand,
              epilog="Example: clusterctl bmc logs --target https://10.0.0.5 --entries 50")
 def logs(
     ctx: typer.Context,
@@ -327,7 +327,7 @@ def logs(
 
 
 
-@app.command(cls=FleetCommand,
+@app.command(cls=BMCCommand,
              epilog="Example: clusterctl bmc power cycle inventories/site.yaml --limit a01-r01-03 --yes")
 def power(
     ctx: typer.Context,
@@ -339,7 +339,7 @@ def power(
 
     if action not in ("on", "off", "cycle"):
         raise BadTargetOptions(f"power {action!r}: use on, off or cycle")
-    targets = fleet_of(ctx).targets()
+    targets = bmc_options(ctx).targets()
     if action != "on" and len(targets) > 1 and not yes:
         raise BadTargetOptions(f"power {action} of {len(targets)} servers needs --yes")
     _report(ctx, lambda client: switch_power(client, action), ["power before", "sent"],

@@ -195,7 +195,7 @@ def test_more_than_twenty_bmcs_get_a_progress_bar_on_stderr() -> None:
 
     from rich.console import Console
 
-    from clusterctl.cli.bmc import Fleet
+    from clusterctl.cli.bmc import BMCOptions
     from clusterctl.cli.context import Settings
 
     err = io.StringIO()
@@ -205,9 +205,9 @@ def test_more_than_twenty_bmcs_get_a_progress_bar_on_stderr() -> None:
         BMCTarget(name=f"n{i:02d}", base_url="http://127.0.0.1:9", username="u", password="pw-unused")
         for i in range(25)
     ]
-    fleet = Fleet(file=None, limit=None, target=None, user="u", password_env="UNUSED", ca=None, insecure=False,
+    options = BMCOptions(file=None, limit=None, target=None, user="u", password_env="UNUSED", ca=None, insecure=False,
                   vendor="redfish", parallel=8, timeout=10, attempts=1)
-    results = fleet.run(s, lambda c: c.get("/redfish/v1/Systems"), targets)
+    results = options.run(s, lambda c: c.get("/redfish/v1/Systems"), targets)
     assert [r.target for r in results] == [t.name for t in targets]
     assert all(r.error_type == "BMCUnreachable" for r in results)
     assert "25/25" in err.getvalue()
