@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from test_provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete, open_store
 
 KILLS = 20
 RUNNER = (
@@ -25,13 +25,30 @@ def start(lab: Lab) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
+def _until_work_begins(proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+    """Until the run has written an event (bounded, and over if the process ended)."""
+    store = open_store()
+    try:
+        last = store.events(0, newest=True, limit=1)
+        after = last[0].id if last else 0
+        deadline = time.monotonic() + limit_s
+        while proc.poll() is None and time.monotonic() < deadline and not store.events(after, limit=1):
+            time.sleep(0.05)
+    finally:
+        store.close()
+
+
 def test_kill_nine_at_random_moments_then_resume(lab: Lab) -> None:
     lab.up(8, time_scale=250)  # a whole run takes longer than the 20 kills give it, so they all land in work
     rng = random.Random(20261125)
     finished_early = 0
     for _ in range(KILLS):
         proc = start(lab)
-        time.sleep(rng.uniform(0.6, 3.5))
+        # The kill moment counts from the run's first event, not from the start of the process: on a
+        # loaded machine Python's start-up alone can outlast a fixed delay, and every kill then lands
+        # before any work.
+        _until_work_begins(proc)
+        time.sleep(rng.uniform(0.2, 2.5))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         else:
