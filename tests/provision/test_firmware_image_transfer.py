@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import trustme
-from test_provision_lab import Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import Lab, assert_journal_complete, open_store
 
 from clusterctl.sim.inventory import FIRMWARE, firmware_file_name, lab_firmware_image
 

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 import pytest
-from test_provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete, open_store
 
 NODES = 4
 TASKS = "/redfish/v1/TaskService/Tasks"

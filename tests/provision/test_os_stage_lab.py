@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from support.ports import free_port
-from test_provision_lab import Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import Lab, assert_journal_complete, open_store
 
 NODES = [f"gpu{i:04d}" for i in range(1, 6)]
 BATCH = ["--os-batch", "2", "--os-batch-window", "0.3", "--forks", "2"]

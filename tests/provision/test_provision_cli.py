@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_provision_lab import Lab, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import Lab, open_store
 
 FAULTS = """\
 faults:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from test_provision_lab import APPLIED_ONCE, Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import APPLIED_ONCE, Lab, assert_journal_complete, open_store
 
 FAULTS = """\
 faults:

@@ -4,7 +4,7 @@ and the BIOS settings wait for the reset (`@Redfish.SettingsApplyTime` OnReset).
 
 from __future__ import annotations
 
-from test_provision_lab import APPLIED_ONCE, Lab, assert_journal_complete, lab_fixture, open_store  # noqa: F401
+from support.provision_lab import APPLIED_ONCE, Lab, assert_journal_complete, open_store
 
 
 def test_generic_redfish_nodes_reach_ready_with_each_image_applied_once(lab: Lab) -> None:

@@ -9,8 +9,8 @@ import socket
 import time
 
 import sqlalchemy as sa
+from support.provision_lab import Lab, open_store
 from test_engine_crash import start
-from test_provision_lab import Lab, lab_fixture, open_store  # noqa: F401
 
 from clusterctl.state import schema
 

@@ -7,6 +7,7 @@ developer's `clusterctl lab up`) has running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -42,8 +43,9 @@ def stop_lab_cli(cli: Callable[..., object]) -> None:
     pid_file = lab_dir() / "lab.pid"
     if pid_file.exists():
         pid = int(pid_file.read_text())
-        if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):  # it may end between the read and the kill
+            if b"clusterctl.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
