@@ -140,8 +140,7 @@ def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_cause
             culprits.setdefault(str(rec["node"]), [])  # judge() already gave the reason
     if not culprits:
         return
-    names = sorted(culprits)
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    shown = _shown(culprits)
     for verdict in verdicts:
         if verdict.node in culprits:
             for reason in culprits[verdict.node]:
@@ -167,14 +166,18 @@ def blame_unstarted(verdicts: list[NodeVerdict], launch_errors: Mapping[str, str
     """
     if not launch_errors:
         return
-    names = sorted(launch_errors)
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    shown = _shown(launch_errors)
     for verdict in verdicts:
         if verdict.node in launch_errors:
             verdict.checks = []
             fail_check(verdict, LAUNCH, f"could not start the burn-in on this node: {launch_errors[verdict.node]}")
         elif _only_stopped(verdict):
             _incomplete(verdict, f"the job could not start on {shown}; burn in again to judge this node")
+
+
+def _shown(nodes: Iterable[str]) -> str:
+    names = sorted(nodes)
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _incomplete(verdict: NodeVerdict, why: str) -> None:
