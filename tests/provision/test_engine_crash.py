@@ -7,22 +7,11 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 from support.provision_lab import APPLIED_ONCE, FAST, Lab, assert_journal_complete, open_store
 
 KILLS = 20
-RUNNER = (
-    "import sys\n"
-    "from clusterctl.cli import main\n"
-    "sys.exit(main.run(sys.argv[1:]))\n"
-)
-
-
-def start(lab: Lab) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-c", RUNNER, "-q", "provision", str(lab.inventory), "--yes", *FAST]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
 def _until_work_begins(proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
@@ -43,7 +32,7 @@ def test_kill_nine_at_random_moments_then_resume(lab: Lab) -> None:
     rng = random.Random(20261125)
     finished_early = 0
     for _ in range(KILLS):
-        proc = start(lab)
+        proc = lab.provision_process(*FAST, new_session=True)
         # The kill moment counts from the run's first event, not from the start of the process: on a
         # loaded machine Python's start-up alone can outlast a fixed delay, and every kill then lands
         # before any work.
@@ -57,7 +46,7 @@ def test_kill_nine_at_random_moments_then_resume(lab: Lab) -> None:
         assert proc.stderr is not None
         errors = proc.stderr.read().decode(errors="replace")
         assert "Traceback" not in errors, errors
-    final = start(lab)
+    final = lab.provision_process(*FAST, new_session=True)
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err.decode(errors="replace")
 

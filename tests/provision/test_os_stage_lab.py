@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from support.provision_lab import Lab, assert_journal_complete, open_store
 
 NODES = [f"gpu{i:04d}" for i in range(1, 6)]
 BATCH = ["--os-batch", "2", "--os-batch-window", "0.3", "--forks", "2"]
-RUNNER = "import sys\nfrom clusterctl.cli import main\nmain.run(sys.argv[1:])\n"
 
 
 def up_with_ssh(lab: Lab, tmp_path: Path) -> None:
@@ -47,8 +45,7 @@ def up_with_ssh(lab: Lab, tmp_path: Path) -> None:
 
 
 def provision_os(lab: Lab) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-c", RUNNER, "-q", "provision", str(lab.inventory), "--yes", "--stages", "os", *BATCH]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return lab.provision_process("--stages", "os", *BATCH)
 
 
 def outcomes(run_id: int | None = None) -> dict[str, str]:

@@ -9,8 +9,7 @@ import socket
 import time
 
 import sqlalchemy as sa
-from support.provision_lab import Lab, open_store
-from test_engine_crash import start
+from support.provision_lab import FAST, Lab, open_store
 
 from clusterctl.state import schema
 
@@ -33,7 +32,7 @@ def wait_for_lease(timeout_s: float = 60) -> int:
 
 def test_a_second_run_is_refused_and_a_killed_one_taken_over(lab: Lab) -> None:
     lab.up(8, time_scale=20)  # slow: the first run is still working when the second starts
-    first = start(lab)
+    first = lab.provision_process(*FAST, new_session=True)
     try:
         assert wait_for_lease() == first.pid
         code, out, err = lab.provision("--stages", "discover")

@@ -7,6 +7,8 @@ fractions of a second; and checks of the journal a run leaves. tests/provision/c
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from support.lab import lab_dir, start_lab, stop_lab_cli
 from support.ports import free_port
 
 APPLIED_ONCE = {"idrac": 1, "bios": 1, "nic": 1, "gpu": 1, "cpld": 1}  # the PSU is already current
+RUNNER = "import sys\nfrom clusterctl.cli import main\nsys.exit(main.run(sys.argv[1:]))\n"
 FAST = ["--poll-interval", "0.05", "--request-timeout", "5", "--job-timeout", "20", "--reboot-timeout", "20"]
 
 
@@ -63,6 +66,12 @@ class Lab:
 
     def provision(self, *extra: str) -> tuple[int, Any, str]:
         return self.cli("-o", "json", "provision", str(self.inventory), "--yes", *FAST, *extra)
+
+    def provision_process(self, *extra: str, new_session: bool = False) -> subprocess.Popen[bytes]:
+        """`clusterctl provision` in a process of its own, which a test can kill -9 mid-run."""
+        cmd = [sys.executable, "-c", RUNNER, "-q", "provision", str(self.inventory), "--yes", *extra]
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=new_session)
 
     def down(self) -> None:
         if self.process is not None:
