@@ -31,22 +31,21 @@ def mark_env(mark: str) -> dict[str, str]:
     return {MARK_ENV: mark}
 
 
+def carries(pid: int, name: str, value: str) -> bool:
+    """Whether process `pid`'s environment has `name=value`; False once it is gone or not ours to read."""
+    try:
+        with open(PROC / str(pid) / "environ", "rb") as handle:
+            environ = handle.read()
+    except OSError:
+        return False
+    return f"\0{name}={value}\0".encode() in b"\0" + environ + b"\0"
+
+
 def marked(mark: str) -> list[int]:
     """Live processes (never this one) whose environment carries `mark`; zombies have none left."""
-    needle = f"\0{MARK_ENV}={mark}\0".encode()
     me = os.getpid()
-    found = []
-    for entry in os.scandir(PROC) if PROC.is_dir() else ():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"{entry.path}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if needle in b"\0" + environ + b"\0":
-            found.append(int(entry.name))
-    return found
+    pids = (int(e.name) for e in (os.scandir(PROC) if PROC.is_dir() else ()) if e.name.isdigit())
+    return [pid for pid in pids if pid != me and carries(pid, MARK_ENV, mark)]
 
 
 def end_marked(mark: str, *, wait_s: float = 5.0) -> list[int]:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from clusterctl.processes import carries
+
 MARK_ENV = "CLUSTERCTL_TEST_MARK"
 GRACE_S = 5.0
 POLL_S = 0.1
@@ -74,21 +76,12 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def _carries(pid: int, needle: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return needle in b"\0" + handle.read() + b"\0"
-    except OSError:
-        return False
-
-
 class Watch:
     """Started before a test's function-scoped fixtures, asked after their teardown."""
 
     def __init__(self) -> None:
         self.mark = f"{os.getpid()}-{secrets.token_hex(6)}"
         self.before = {p.key for p in table().values()}
-        self._needle = f"\0{MARK_ENV}={self.mark}\0".encode()
 
     def leftovers(self) -> list[Proc]:
         procs = table()
@@ -97,7 +90,7 @@ class Watch:
         for proc in procs.values():
             if proc.pid == me or proc.state in ("Z", "X") or proc.key in self.before:
                 continue
-            if (self._descends_from_test(proc, procs, me) or _carries(proc.pid, self._needle)) \
+            if (self._descends_from_test(proc, procs, me) or carries(proc.pid, MARK_ENV, self.mark)) \
                     and not any(helper in command_line(proc.pid) for helper in SESSION_HELPERS):
                 found.append(proc)
         return found
