@@ -58,7 +58,7 @@ class SecretPolicy:
         """The inventory's choice within the operator's bounds; raises SecretError when it steps outside."""
         pinned_dir = os.environ.get(SECRETS_DIR_ENV, "").strip()
         pinned_root = _absolute(Path(os.path.expanduser(pinned_dir))) if pinned_dir else None
-        root = _absolute(resolve_path(secrets_dir, base_dir)) if secrets_dir else (pinned_root or default_secrets_dir())
+        root = _absolute(resolve_path(secrets_dir, base_dir) if secrets_dir else pinned_root or default_secrets_dir())
         if pinned_root is not None and not _inside(root, pinned_root):
             raise SecretError(f"site.secrets_dir {secrets_dir} is outside {SECRETS_DIR_ENV}={pinned_root} "
                               f"(move the secrets under {pinned_root}, or drop site.secrets_dir)")
@@ -67,7 +67,13 @@ class SecretPolicy:
         if pinned_prefix and not prefix.startswith(pinned_prefix):
             raise SecretError(f"site.secret_env_prefix {prefix} does not start with "
                               f"{ENV_PREFIX_ENV}={pinned_prefix} (use a prefix that starts with {pinned_prefix})")
-        return cls(_absolute(root), prefix)
+        return cls(root, prefix)
+
+    def require(self, ref: SecretRef) -> None:
+        """Raise SecretError (why, and what to do) when the policy forbids `ref`."""
+        refused = self.refusal(ref)
+        if refused:
+            raise SecretError(f"{refused[0]} ({refused[1]})")
 
     def refusal(self, ref: SecretRef) -> tuple[str, str] | None:
         """(why, hint) when the policy forbids `ref`; None when it may be resolved."""
@@ -120,9 +126,7 @@ class SecretRef:
     def path(self, policy: SecretPolicy) -> Path:
         """The file a `file:` or `vault:` reference points at (`~` expanded, relative to the secrets
         directory); raises SecretError when the policy forbids it, symbolic links followed."""
-        refused = policy.refusal(self)
-        if refused:
-            raise SecretError(f"{refused[0]} ({refused[1]})")
+        policy.require(self)
         path = resolve_path(self.target.split("#", 1)[0], policy.root)
         if not _inside(Path(os.path.realpath(path)), Path(os.path.realpath(policy.root))):
             raise SecretError(f"{self}: {path} leads outside the secrets directory {policy.root} (a symbolic link)")
@@ -131,9 +135,7 @@ class SecretRef:
     def resolve(self, policy: SecretPolicy) -> str:
         """The secret value. Raises SecretError naming the reference, never the value."""
         if self.scheme == "env":
-            refused = policy.refusal(self)
-            if refused:
-                raise SecretError(f"{refused[0]} ({refused[1]})")
+            policy.require(self)
             value = os.environ.get(self.target)
             if value is None:
                 raise SecretError(f"{self}: environment variable {self.target} is not set")
