@@ -51,9 +51,13 @@ class NodeVerdict:
         """What did not pass, in the order it was found."""
         return [c.detail for c in self.checks if c.status != "pass"]
 
-    def fail(self, check: str, detail: str, remediation: str | None = None) -> None:
+    def add(self, status: str, check: str, detail: str, remediation: str | None = None) -> None:
+        """A finding of `check`; the same finding twice (one per rank of a node, say) counts once."""
         if not any(c.name == check and c.detail == detail for c in self.checks):
-            self.checks.append(CheckResult(check, "fail", detail, rule=check, remediation=remediation))
+            self.checks.append(CheckResult(check, status, detail, rule=check, remediation=remediation))
+
+    def fail(self, check: str, detail: str, remediation: str | None = None) -> None:
+        self.add("fail", check, detail, remediation)
 
     def downgrade(self, status: str) -> None:
         """Its failures stand as `status`: for a node only stopped by another node's failure."""
@@ -63,6 +67,11 @@ class NodeVerdict:
         """Failing checks first, then the rest that did not pass."""
         bad = [c for c in self.checks if c.status != "pass"]
         return sorted(bad, key=lambda c: -ORDER[c.status])
+
+    def findings(self) -> list[dict[str, Any]]:
+        """What did not pass, each with the check that raised it and the remediation: what is stored."""
+        return [{"check": c.name, "status": c.status, "detail": c.detail, "remediation": c.remediation}
+                for c in self.checks if c.status != "pass"]
 
     def as_dict(self) -> dict[str, Any]:
         return {"node": self.node, "status": self.status, "reasons": self.reasons,

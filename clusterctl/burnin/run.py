@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +42,9 @@ class BurninReport:
 
     @property
     def failed(self) -> dict[str, list[str]]:
-        """Every node that did not pass (failed or incomplete): any of them makes the command exit 1."""
-        return {v.node: v.reasons for v in self.verdicts if v.status != "pass"}
+        """Every node that failed or is incomplete: any of them makes the command exit 1. A warning
+        does not: the node is fit to serve, and the finding is stored for the operator."""
+        return {v.node: v.reasons for v in self.verdicts if v.status in ("fail", INCOMPLETE)}
 
     @property
     def to_quarantine(self) -> dict[str, list[str]]:
@@ -56,7 +57,8 @@ class BurninReport:
             "job_state": self.outcome.state, "job_exit_code": self.outcome.exit_code,
             "job_message": self.outcome.message, "records": self.records, "files": self.files,
             "nodes": [v.as_dict() for v in self.verdicts],
-            "passed": sum(v.status == "pass" for v in self.verdicts), "failed": len(self.failed),
+            "passed": sum(v.status == "pass" for v in self.verdicts),
+            "warned": sum(v.status == "warn" for v in self.verdicts), "failed": len(self.failed),
         }
 
 
@@ -149,6 +151,37 @@ def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_cause
             _incomplete(verdict, f"stopped because {shown} failed first; burn in again to judge this node")
 
 
+def burn_in(store: Store, launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], world_size: int,
+            rules: Rules = Rules(), inventory: str | None = None, quarantine_via: str | None = None,
+            schedulers: Any = None, announce: Callable[[str], None] = _log.info) -> tuple[BurninReport, list[Any]]:
+    """A burn-in as one recorded run: the run row, the job and its verdicts, the quarantine of the
+    nodes found at fault (through `quarantine_via`, when given), and the run's end state. An
+    exception or Ctrl-C still closes the run, as interrupted or failed, before it propagates."""
+    from clusterctl.burnin import quarantine
+
+    run_id = store.start_run("burnin", inventory=inventory,
+                             args={"launcher": launcher.name, "model": spec.model, "nodes": expected_nodes,
+                                   "nproc": spec.nproc, "steps": spec.steps, "duration_s": spec.duration_s,
+                                   "timeout_s": spec.timeout_s, "fault": spec.fault, "job_run": spec.run_id})
+    announce(f"burn-in run {run_id}: {spec.model} on {len(expected_nodes)} node(s), {world_size} rank(s), "
+             f"through {launcher.name}")
+    try:
+        report = execute(launcher, spec, expected_nodes=expected_nodes, world_size=world_size, rules=rules,
+                         store=store, run_id=run_id)
+    except BaseException as exc:
+        store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                         {"error": str(exc)[:300]})
+        raise
+    actions = []
+    if quarantine_via and report.to_quarantine:
+        actions = quarantine.quarantine(report.to_quarantine, via=quarantine_via, store=store, source="burnin",
+                                        schedulers=schedulers or quarantine.Schedulers(), run_id=run_id)
+    store.finish_run(run_id, "failed" if report.failed else "succeeded",
+                     {"passed": len(report.verdicts) - len(report.failed), "failed": sorted(report.failed),
+                      "job": report.ref, "job_state": report.outcome.state})
+    return report, actions
+
+
 def _stopped_reason(reason: str) -> bool:
     return "stopped reporting" in reason or reason.startswith("no rank reported")
 
@@ -187,18 +220,42 @@ def _incomplete(verdict: NodeVerdict, why: str) -> None:
 
 
 def save(store: Store, report: BurninReport, records: list[dict[str, Any]]) -> None:
-    """Verdicts, one `burnin.failed` event per node that did not pass, and every step's telemetry.
+    """Verdicts, one `burnin.failed` event per node that did not pass, the node's burn-in checks and
+    every step's telemetry.
 
+    Each burn-in check is stored for every node, passing ones too, beside validation's: a node's
+    page then shows the latest word of each check, and a later pass clears an earlier failure.
     Rows are built before the transaction opens, so the store's write lock is held only for the writes.
     """
     from clusterctl.state.records import NewEvent
 
     readings = samples(records, report.run_id)
-    failures = [NewEvent("burnin.failed", v.node, payload={"reasons": v.reasons})
-                for v in report.verdicts if v.status != "pass"]
+    failures = [NewEvent("burnin.failed", v.node, payload={"reasons": v.findings()})
+                for v in report.verdicts if v.status not in ("pass", "warn")]
+    checks = check_rows(report.verdicts)
     with store.transaction() as tx:
         for verdict in report.verdicts:
-            tx.record_burnin(verdict.node, verdict.status, run_id=report.run_id, reasons=verdict.reasons,
+            tx.record_burnin(verdict.node, verdict.status, run_id=report.run_id, reasons=verdict.findings(),
                              metrics=verdict.metrics)
         tx.record_events(failures, run_id=report.run_id)
+        tx.record_checks(checks, run_id=report.run_id)
         tx.record_telemetry(readings)
+
+
+def check_rows(verdicts: Iterable[NodeVerdict]) -> list[Any]:
+    """One row per judged node and burn-in check: its worst finding, or a pass. An incomplete node
+    was not judged, so it gets no new word."""
+    from clusterctl.burnin.verdict import CHECKS
+    from clusterctl.state.records import NewCheck
+    from clusterctl.verdict import worst
+
+    rows = []
+    for verdict in verdicts:
+        if verdict.status == INCOMPLETE:
+            continue
+        for name in CHECKS:
+            found = [c for c in verdict.checks if c.name == name]
+            rows.append(NewCheck(verdict.node, name, worst(c.status for c in found),
+                                 "; ".join(c.detail for c in found) or None,
+                                 {"rule": name, "remediation": next((c.remediation for c in found), None)}))
+    return rows

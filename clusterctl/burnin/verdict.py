@@ -26,7 +26,7 @@ from clusterctl.validate import clock_events
 from clusterctl.verdict import NodeVerdict
 
 # The checks a burn-in verdict names, and what an operator does about each.
-LAUNCH, COMPLETION, LOSS, CHECKSUM, SPEED, CLOCKS = (
+LAUNCH, COMPLETION, LOSS, CHECKSUM, SPEED, CLOCKS = CHECKS = (
     "burnin.launch", "burnin.completion", "burnin.loss", "burnin.checksum", "burnin.speed", "burnin.clocks")
 REMEDIATION = {
     LAUNCH: "Check SSH access, the host key and the scheduler's view of the node, then burn in again.",
@@ -58,8 +58,8 @@ class _Rank:
     stall: dict[str, Any] | None = None
 
 
-def fail_check(verdict: NodeVerdict, check: str, detail: str) -> None:
-    verdict.fail(check, detail, REMEDIATION.get(check))
+def fail_check(verdict: NodeVerdict, check: str, detail: str, status: str = "fail") -> None:
+    verdict.add(status, check, detail, REMEDIATION.get(check))
 
 
 def judge(records: Iterable[Mapping[str, Any]], expected_nodes: Iterable[str], world_size: int | None = None,
@@ -219,7 +219,8 @@ def _judge_throttle(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVer
             for s in r.steps:
                 seen |= int(s.get("gpu_throttle_reasons") or 0)
             found = clock_events.findings(clock_events.reasons(seen), clock_events.LOAD)
-            names = [clock_events.POLICY[name].label for name, level in found.items() if level == "fail"]
-            if names:
-                fail_check(verdicts[node], CLOCKS,
-                           f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})")
+            for level in ("fail", "warn"):
+                names = [clock_events.POLICY[name].label for name, seen_level in found.items() if seen_level == level]
+                if names:
+                    fail_check(verdicts[node], CLOCKS,
+                               f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})", level)

@@ -21,7 +21,6 @@ from clusterctl.errors import ClusterctlError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from clusterctl.burnin.run import BurninReport
     from clusterctl.inventory import Inventory
 
 RUN_EPILOG = (
@@ -107,8 +106,10 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job files and stop."),
 ) -> None:
     """Run the burn-in, judge every node (pass/fail with reasons), store it, and print a summary."""
-    from clusterctl.burnin import launchers
+    from clusterctl.burnin import launchers, selection
     from clusterctl.burnin.launchers.protocol import BurninSpec
+    from clusterctl.burnin.quarantine import Schedulers
+    from clusterctl.burnin.run import burn_in
     from clusterctl.burnin.verdict import Rules
 
     cfg = settings(ctx)
@@ -120,8 +121,8 @@ def run(
     timeout_s = parse_duration(timeout, "--timeout") if timeout else ((duration_s or 0) + 600 if duration_s
                                                                       else 1800.0)
     inventory = _load(file, launcher)
-    chosen = _nodes(inventory, nodes)
-    gpus = _gpus_per_node(inventory, chosen)
+    chosen = selection.choose_nodes(inventory, nodes)
+    gpus = selection.gpus_per_node(inventory, chosen)
     via = quarantine_via or ("slurm" if launcher == "slurm" else "kubernetes" if launcher == "kubernetes" else None)
     if quarantine and via not in ("slurm", "kubernetes"):
         raise ClusterctlError("--quarantine: the local launcher has no scheduler; add --quarantine-via "
@@ -132,57 +133,25 @@ def run(
         checksum_every=checksum_every, fault=fault, python=python or BurninSpec.python,
         workdir=workdir or BurninSpec.workdir, workdir_out=outdir,
         stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
-    options = _launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
-                                gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace, image=image,
-                                kube_workload=kube_workload)
+    options = selection.launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
+                                         gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace,
+                                         image=image, kube_workload=kube_workload)
     job = launchers.create(launcher, **options)
     if dry_run:
         files = job.render(spec)
         cfg.emit({"files": files}, lambda console: _draw_files(console, files))
         return
-    expected = job.expected_nodes(spec)
-    world = job.world_size(spec)
-    rules = Rules(straggler_ratio=straggler_ratio)
-    report, actions = _execute(cfg, job, spec, expected, world, rules, file, launcher,
-                               quarantine_via=via if quarantine else None,
-                               slurm_conf=slurm_conf, kubeconfig=kubeconfig, context=context)
+    reach = Schedulers(slurm_conf=str(slurm_conf) if slurm_conf else None,
+                       kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
+    with cfg.open_store() as store:
+        report, actions = burn_in(store, job, spec, expected_nodes=job.expected_nodes(spec),
+                                  world_size=job.world_size(spec), rules=Rules(straggler_ratio=straggler_ratio),
+                                  inventory=str(file) if file else None, quarantine_via=via if quarantine else None,
+                                  schedulers=reach, announce=cfg.note)
     data = {**report.as_dict(), "quarantine": [a.as_dict() for a in actions]}
     cfg.emit(data, lambda console: _draw_report(console, data))
     if report.failed:
         raise typer.Exit(1)
-
-
-def _execute(cfg: Any, job: Any, spec: Any, expected: list[str], world: int, rules: Any, file: Path | None,
-             launcher: str, *, quarantine_via: str | None, slurm_conf: Path | None, kubeconfig: Path | None,
-             context: str | None) -> tuple[BurninReport, list[Any]]:
-    from clusterctl.burnin import quarantine as quarantine_mod
-    from clusterctl.burnin.run import execute
-
-    with cfg.open_store() as store:
-        run_id = store.start_run("burnin", inventory=str(file) if file else None,
-                                 args={"launcher": launcher, "model": spec.model, "nodes": expected,
-                                       "nproc": spec.nproc, "steps": spec.steps, "duration_s": spec.duration_s,
-                                       "timeout_s": spec.timeout_s, "fault": spec.fault, "job_run": spec.run_id})
-        cfg.note(f"burn-in run {run_id}: {spec.model} on {len(expected)} node(s), {world} rank(s), "
-                 f"through {launcher}")
-        try:
-            report = execute(job, spec, expected_nodes=expected, world_size=world, rules=rules, store=store,
-                             run_id=run_id)
-        except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(run_id, status, {"error": str(exc)[:300]})
-            raise
-        actions = []
-        if quarantine_via and report.to_quarantine:
-            reach = quarantine_mod.Schedulers(
-                slurm_conf=str(slurm_conf) if slurm_conf else None,
-                kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
-            actions = quarantine_mod.quarantine(report.to_quarantine, via=quarantine_via, store=store, source="burnin",
-                                                schedulers=reach, run_id=run_id)
-        store.finish_run(run_id, "failed" if report.failed else "succeeded",
-                         {"passed": len(report.verdicts) - len(report.failed), "failed": sorted(report.failed),
-                          "job": report.ref, "job_state": report.outcome.state})
-    return report, actions
 
 
 def _load(file: Path | None, launcher: str) -> Inventory | None:
@@ -193,57 +162,6 @@ def _load(file: Path | None, launcher: str) -> Inventory | None:
     from clusterctl.inventory import load_inventory
 
     return load_inventory(file)
-
-
-def _nodes(inventory: Inventory | None, pattern: str | None) -> list[str]:
-    if inventory is not None:
-        return [n.name for n in inventory.select(pattern)]
-    if not pattern:
-        return []
-    from clusterctl.inventory.hostlist import HostlistError, expand
-
-    try:
-        return expand(pattern)
-    except HostlistError as exc:
-        raise ClusterctlError(f"--nodes: {exc}") from None
-
-
-def _gpus_per_node(inventory: Inventory | None, nodes: list[str]) -> int | None:
-    if inventory is None or not nodes:
-        return None
-    counts = {inventory.nodes[n].gpus for n in nodes}
-    if len(counts) > 1:
-        raise ClusterctlError(f"--nodes mixes nodes with {sorted(counts)} GPUs; burn them in separately "
-                              "or give --nproc")
-    return counts.pop() or None
-
-
-def _launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str], *, slurm_conf: Path | None,
-                      partition: str | None, gpus: int | None, kubeconfig: Path | None, context: str | None,
-                      namespace: str, image: str | None, kube_workload: str = "auto") -> dict[str, Any]:
-    if launcher == "slurm":
-        if partition is None and inventory is not None:
-            found = {inventory.nodes[n].scheduler.slurm.partition for n in nodes} - {None}
-            partition = found.pop() if len(found) == 1 else None
-        return {"slurm_conf": str(slurm_conf) if slurm_conf else None, "partition": partition,
-                "gpus_per_node": gpus}
-    if launcher == "kubernetes":
-        if not image:
-            raise ClusterctlError("--image: the kubernetes launcher needs a container image with torch and the "
-                                  "workload")
-        labels: dict[str, str] = {}
-        if inventory is not None and nodes:
-            label_sets = [inventory.nodes[n].scheduler.kubernetes.labels for n in nodes]
-            labels = {k: v for k, v in label_sets[0].items() if all(s.get(k) == v for s in label_sets)}
-        return {"kubeconfig": str(kubeconfig) if kubeconfig else None, "context": context, "namespace": namespace,
-                "image": image, "gpus_per_node": gpus, "node_labels": labels, "workload": kube_workload}
-    if launcher == "ssh":
-        if inventory is None:
-            raise ClusterctlError("the ssh launcher needs the inventory FILE (node addresses, keys, known_hosts)")
-        from clusterctl.ssh.target import target_from_node
-
-        return {"targets": {n: target_from_node(inventory.nodes[n], inventory) for n in nodes}}
-    return {}
 
 
 def _draw_files(console: Console, files: dict[str, str]) -> None:
@@ -269,7 +187,8 @@ def _draw_report(console: Console, data: dict[str, Any]) -> None:
     for action in data["quarantine"]:
         mark = "quarantined" if action["ok"] else "NOT quarantined"
         console.print(f"{action['node']}: {mark} via {action['via']}: {action['detail']}", highlight=False)
-    console.print(f"{data['passed']} passed, {data['failed']} did not pass")
+    warned = f", {data['warned']} with warnings" if data["warned"] else ""
+    console.print(f"{data['passed']} passed{warned}, {data['failed']} did not pass")
 
 
 @app.command("release")

@@ -27,7 +27,7 @@ LOAD: Condition = "load"  # burn-in: a sustained full load
 class ClockEventPolicy:
     label: str
     idle: Severity  # validate: fail or warn is that check's status
-    load: Severity  # burn-in: fail fails the node; a burn-in verdict has no warnings, so keep warn out of here
+    load: Severity  # burn-in: fail fails (and quarantines) the node; warn marks it without failing the run
     check: str | None  # the validation check that lists it; None for reasons that are never a finding
     why: str
 

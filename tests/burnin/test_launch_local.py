@@ -53,6 +53,10 @@ def test_slowed_rank_names_its_node_and_exits_1(cli, tiny: list[str], outdir: Pa
         assert {r.node: r.status for r in store.burnin(result.json()["run"])} == {"gpu1": "pass", "gpu2": "fail"}
         assert store.run(result.json()["run"]).status == "failed"
         assert [e.node for e in store.events(kind="burnin.failed")] == ["gpu2"]
+        # The node's burn-in checks stand beside its validation checks, with the remediation.
+        speed = {c.node: c for n in ("gpu1", "gpu2") for c in store.checks(n) if c.check == "burnin.speed"}
+        assert speed["gpu1"].status == "pass" and speed["gpu2"].status == "fail"
+        assert "straggler" in speed["gpu2"].detail and speed["gpu2"].data["remediation"]
 
 
 def test_hung_rank_is_killed_at_the_timeout_and_named(cli, tiny: list[str], outdir: Path) -> None:

@@ -77,6 +77,38 @@ def test_power_cap_throttling_is_not_a_fault() -> None:
     assert _failed(judge(_job(NODES, throttle={"gpu0001": 0x4}), NODES)) == {}
 
 
+def test_a_warn_level_finding_marks_the_node_without_failing_the_run(monkeypatch) -> None:
+    """The clock-event policy decides the level; a warning is stored but fails and quarantines nothing."""
+    from dataclasses import replace
+
+    from clusterctl.burnin.launchers.protocol import Outcome
+    from clusterctl.burnin.run import BurninReport, check_rows
+    from clusterctl.validate import clock_events
+
+    monkeypatch.setitem(clock_events.POLICY, "sw_power_cap", replace(clock_events.POLICY["sw_power_cap"], load="warn"))
+    verdicts = judge(_job(NODES, throttle={"gpu0001": 0x4, "gpu0002": 0x40}), NODES)
+    by_node = {v.node: v for v in verdicts}
+    assert by_node["gpu0001"].status == "warn" and "SW power cap" in by_node["gpu0001"].reasons[0]
+    assert by_node["gpu0002"].status == "fail"
+    report = BurninReport(1, "local", "job", Outcome("completed"), verdicts)
+    assert set(report.failed) == set(report.to_quarantine) == {"gpu0002"}
+    rows = {(r.node, r.check): r for r in check_rows(verdicts)}
+    assert rows[("gpu0001", "burnin.clocks")].status == "warn"
+    assert rows[("gpu0002", "burnin.clocks")].data["remediation"].startswith("Check cooling")
+    assert rows[("gpu0003", "burnin.clocks")].status == rows[("gpu0003", "burnin.speed")].status == "pass"
+
+
+def test_incomplete_nodes_get_no_check_rows() -> None:
+    from clusterctl.burnin.run import blame_unstarted, check_rows
+
+    verdicts = judge(_job(["a", "c"]), ["a", "b", "c"])
+    verdicts = [v for v in verdicts if v.node != "a"] + judge([], ["a"])
+    blame_unstarted(verdicts, {"b": "connection refused"})
+    by_node = {v.node: v.status for v in verdicts}
+    assert by_node == {"a": "incomplete", "b": "fail", "c": "pass"}
+    assert {r.node for r in check_rows(verdicts)} == {"b", "c"}
+
+
 def test_throughput_floor_from_rules() -> None:
     failed = _failed(judge(_job(NODES), NODES, rules=Rules(min_local_tokens_per_s=5000)))
     assert sorted(failed) == NODES and "below the floor" in failed["gpu0001"][0]

@@ -59,7 +59,8 @@ def fill(store: Store, nodes: list[str]) -> Filled:
     for i, node in enumerate(nodes):
         speed = 41_000.0 + 150 * (i % 5) if node != straggler else 13_500.0
         status = "fail" if node == straggler else "pass"
-        reasons = ["slow: 33% of the median"] if node == straggler else []
+        reasons = [{"check": "burnin.speed", "status": "fail", "detail": "rank 0: straggler, 33% of the median",
+                    "remediation": "Compare clocks with a healthy node."}] if node == straggler else []
         store.record_burnin(node, status, run_id=burnin, reasons=reasons, metrics={"local_tokens_per_s": speed})
         for step in range(0, 50, 10):
             loss = 9.0 * (0.9 ** step) + 0.01 * i

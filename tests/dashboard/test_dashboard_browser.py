@@ -127,6 +127,7 @@ def test_dashboard_end_to_end(cli: CLI, lab: dict[str, Any], serve: Any, request
         page.goto(f"{base}/runs/{fleet.burnin_run}")
         wait_ready(page)
         assert fleet.straggler in page.inner_text("#stragglers")
+        assert "burnin.speed: rank 0: straggler, 33% of the median" in page.inner_text("#results")
         assert page.locator(".chart svg").count() == 2  # throughput histogram and loss curves
         screenshot(page, "burnin")
 

@@ -41,6 +41,10 @@
   function when(ts) { return ts ? new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z" : "–"; }
   function num(v, digits) { return v === null || v === undefined ? "–" : Number(v).toFixed(digits || 0); }
   function json(v) { return v === null || v === undefined ? "" : (typeof v === "string" ? v : JSON.stringify(v)); }
+  // A verdict's findings: {check, status, detail, remediation} each (older runs stored plain text).
+  function reasons(list) {
+    return (list || []).map(function (r) { return typeof r === "string" ? r : r.check + ": " + r.detail; }).join("; ");
+  }
 
   function table(columns, rows, opts) {
     var t = h("table", opts || {});
@@ -206,7 +210,7 @@
     if (n.burnin.length) {
       parts.push(h("h2", { text: "Burn-in" }));
       parts.push(table(["run", "verdict", "reasons", "metrics"], n.burnin.map(function (b) {
-        return { cells: [link("/runs/" + b.run_id, String(b.run_id)), status(b.status), json(b.reasons), json(b.metrics)] };
+        return { cells: [link("/runs/" + b.run_id, String(b.run_id)), status(b.status), reasons(b.reasons), json(b.metrics)] };
       }), { id: "burnin" }));
     }
     if (n.inventory) { parts.push(h("h2", { text: "Inventory" })); parts.push(facts(n.inventory)); }
@@ -248,7 +252,7 @@
     parts.push(h("h2", { text: "Verdicts" }));
     var results = d.results.slice().sort(function (a, b) { return (a.status === "pass") - (b.status === "pass"); });
     parts.push(table(["node", "verdict", "reasons"], results.map(function (r) {
-      return { cells: [link(nodeHref(r.node), r.node), status(r.status), (r.reasons || []).join("; ")] };
+      return { cells: [link(nodeHref(r.node), r.node), status(r.status), reasons(r.reasons)] };
     }), { id: "results" }));
     if (d.quarantined.length) {
       parts.push(h("h2", { text: "Quarantined" }));
