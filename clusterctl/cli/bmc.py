@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import typer
 
@@ -63,40 +62,20 @@ def _targets(
     insecure: bool,
     vendor: str,
 ) -> list[BMCTarget]:
-    from clusterctl import log
-    from clusterctl.redfish import BMCTarget
+    from clusterctl.redfish.target import target_from_url, targets_from_inventory
 
-    if vendor not in ("redfish", "idrac"):
-        raise BadTargetOptions(f"--vendor {vendor!r}: use redfish or idrac")
     if file is not None and target is not None:
         raise BadTargetOptions("give an inventory FILE or --target, not both")
     if file is not None:
         if not file.is_file():
             raise BadTargetOptions(f"{file}: no such inventory file")
-        from clusterctl.redfish.target import targets_from_inventory
-
         return targets_from_inventory(file, limit)
     if target is None:
         raise BadTargetOptions("no BMC given: pass an inventory FILE (with --limit) or --target https://HOST")
-    if ca is not None and insecure:
-        raise BadTargetOptions("--ca and --insecure contradict each other; keep one")
-    if ca is not None and not ca.is_file():
-        raise BadTargetOptions(f"--ca {ca}: no such file")
     password = os.environ.get(password_env)
     if not password:
         raise BadTargetOptions(f"--password-env {password_env}: the environment variable is not set or empty")
-    log.redact(password)
-    host = urlsplit(target if "://" in target else f"https://{target}")
-    return [
-        BMCTarget(
-            name=host.netloc or target,
-            base_url=f"{host.scheme}://{host.netloc}",
-            username=user,
-            password=password,
-            verify=False if insecure else (str(ca) if ca else True),
-            vendor=vendor,  # type: ignore[arg-type]
-        )
-    ]
+    return [target_from_url(target, user=user, password=password, ca=ca, insecure=insecure, vendor=vendor)]
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,25 @@ def targets_from_inventory(path: Path, limit: str | None) -> list[BMCTarget]:
 
     inventory = load_inventory(path)
     return list(targets_for(inventory, inventory.select(limit)).values())
+
+
+def target_from_url(url: str, *, user: str, password: str, ca: Path | None, insecure: bool,
+                    vendor: str = "redfish") -> BMCTarget:
+    """One BMC named by its URL, outside any inventory (`clusterctl bmc --target`).
+
+    A bare host means https: Redfish is HTTPS-only in DSP0266. The password is redacted from
+    logs from here on, since it arrived outside the inventory's secret references.
+    """
+    from clusterctl import log
+
+    if vendor not in ("redfish", "idrac"):
+        raise BMCTargetError(f"--vendor {vendor!r}: use redfish or idrac")
+    if ca is not None and insecure:
+        raise BMCTargetError("--ca and --insecure contradict each other; keep one")
+    if ca is not None and not ca.is_file():
+        raise BMCTargetError(f"--ca {ca}: no such file")
+    log.redact(password)
+    host = urlsplit(url if "://" in url else f"https://{url}")
+    return BMCTarget(name=host.netloc or url, base_url=f"{host.scheme}://{host.netloc}", username=user,
+                     password=password, verify=False if insecure else (str(ca) if ca else True),
+                     vendor=vendor)  # type: ignore[arg-type]

@@ -125,3 +125,15 @@ def test_wrong_password_is_reported_per_bmc(
     (row,) = json.loads(captured.out)
     assert row["error_type"] == "BMCAuthFailed"
     assert "not-the-password" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--insecure"], "--ca and --insecure contradict each other"),
+    (["--vendor", "supermicro"], "--vendor 'supermicro': use redfish or idrac"),
+])
+def test_contradictory_target_options_are_refused_before_any_request(
+        cli: Any, idrac_served: tuple[FakeBMC, str], capsys: pytest.CaptureFixture, extra: list[str],
+        message: str) -> None:
+    assert cli("show", *extra) == 2
+    assert message in capsys.readouterr().err
+    assert idrac_served[0].log == []
