@@ -39,34 +39,14 @@ def up(
 ) -> None:
     """Start the lab in the background and wait until it answers. Example: clusterctl lab up --nodes 64"""
     from clusterctl.sim import process
-    from clusterctl.sim.errors import LabError
-    from clusterctl.sim.faults import load_fault_file
-    from clusterctl.sim.fleet import MAX_NODES, node_name
-    from clusterctl.sim.inventory import write_firmware_images
 
     cfg = settings(ctx)
-    if not 1 <= nodes <= MAX_NODES:
-        raise LabError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
-    if time_scale <= 0 or latency_ms < 0:
-        raise LabError("--time-scale must be positive and --latency-ms not negative")
-    if faults is not None:
-        load_fault_file(faults, {node_name(i) for i in range(nodes)})
     lab_dir = _lab_dir()
-    info = process.running(lab_dir)
-    if info:
-        if info.get("nodes") != nodes:
-            raise LabError(
-                f"a lab with {info.get('nodes')} nodes already runs (pid {info['pid']}); "
-                "run `clusterctl lab down` first"
-            )
-        cfg.note(f"lab already running (pid {info['pid']})")
-    else:
-        cfg.note(f"starting the lab: {nodes} servers ...")
-        info = process.start(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms,
-                             port=port, ssh_port=ssh_port)
-    result = process.summary(lab_dir, info)
-    result["inventory"] = str(process.write_inventory(info, lab_dir))
-    write_firmware_images(lab_dir)
+    cfg.note(f"lab: {nodes} servers, started unless already running ...")
+    result, already = process.up(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms,
+                                 port=port, ssh_port=ssh_port)
+    if already:
+        cfg.note(f"lab already running (pid {result['pid']})")
 
     def draw(console: Any) -> None:
         console.print(
@@ -87,12 +67,9 @@ def up(
 def status(ctx: typer.Context) -> None:
     """What the lab did to every server: firmware applied, BIOS changes, resets, power, boot overrides."""
     from clusterctl.sim import process
-    from clusterctl.sim.errors import LabNotRunning
 
     lab_dir = _lab_dir()
-    info = process.running(lab_dir)
-    if info is None:
-        raise LabNotRunning(f"the lab is not running (lab dir {lab_dir}); start it with `clusterctl lab up`")
+    info = process.require_running(lab_dir)
     body = process.control(lab_dir, info, "GET", "/status")
     result = process.summary(lab_dir, info) | {"servers": body["servers"]}
 
@@ -142,15 +119,12 @@ def fault_add(
 ) -> None:
     """Inject a fault into the running lab. Example: clusterctl lab fault add gpu0007 xid -p code=79"""
     from clusterctl.sim import process
-    from clusterctl.sim.errors import LabNotRunning
     from clusterctl.sim.faults import make_fault, parse_param_args
 
     params = parse_param_args(param)
     make_fault(node, kind, params)  # fail fast on a bad kind or parameter, before talking to the lab
     lab_dir = _lab_dir()
-    info = process.running(lab_dir)
-    if info is None:
-        raise LabNotRunning("the lab is not running; start it with `clusterctl lab up`")
+    info = process.require_running(lab_dir)
     added = process.control(lab_dir, info, "POST", "/faults", json={"node": node, "kind": kind, "params": params})
     settings(ctx).emit(added, lambda console: console.print(f"fault added: {node} {kind} {added['params']}"))
 
@@ -163,15 +137,13 @@ def fault_clear(
 ) -> None:
     """Clear faults: all, a node's, or one kind on a node."""
     from clusterctl.sim import process
-    from clusterctl.sim.errors import FaultError, LabNotRunning
+    from clusterctl.sim.errors import FaultError
     from clusterctl.sim.faults import FAULT_KINDS
 
     if kind is not None and kind not in FAULT_KINDS:
         raise FaultError(f"unknown fault kind {kind!r} (known: {', '.join(sorted(FAULT_KINDS))})")
     lab_dir = _lab_dir()
-    info = process.running(lab_dir)
-    if info is None:
-        raise LabNotRunning("the lab is not running; start it with `clusterctl lab up`")
+    info = process.require_running(lab_dir)
     query = {k: v for k, v in (("node", node), ("kind", kind)) if v}
     body = process.control(lab_dir, info, "DELETE", "/faults", params=query)
     settings(ctx).emit(body, lambda console: console.print(f"cleared {body['cleared']} fault(s)"))

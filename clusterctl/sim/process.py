@@ -30,6 +30,45 @@ def running(lab_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def require_running(lab_dir: Path) -> dict[str, Any]:
+    info = running(lab_dir)
+    if info is None:
+        raise LabNotRunning(f"the lab is not running (lab dir {lab_dir}); start it with `clusterctl lab up`")
+    return info
+
+
+def up(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, latency_ms: float, port: int,
+       ssh_port: int) -> tuple[dict[str, Any], bool]:
+    """The lab running as asked, its summary with the inventory written, and whether it already ran.
+
+    Arguments are checked before anything starts: a fault file naming a node the lab will not have
+    fails here, not in the background process. A lab of another size must be stopped first, since
+    its inventory and state would no longer match.
+    """
+    from clusterctl.sim.faults import load_fault_file
+    from clusterctl.sim.fleet import MAX_NODES, node_name
+    from clusterctl.sim.inventory import write_firmware_images
+
+    if not 1 <= nodes <= MAX_NODES:
+        raise LabError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
+    if time_scale <= 0 or latency_ms < 0:
+        raise LabError("--time-scale must be positive and --latency-ms not negative")
+    if faults is not None:
+        load_fault_file(faults, {node_name(i) for i in range(nodes)})
+    info = running(lab_dir)
+    if info and info.get("nodes") != nodes:
+        raise LabError(f"a lab with {info.get('nodes')} nodes already runs (pid {info['pid']}); "
+                       "run `clusterctl lab down` first")
+    already = info is not None
+    if info is None:
+        info = start(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms, port=port,
+                     ssh_port=ssh_port)
+    result = summary(lab_dir, info)
+    result["inventory"] = str(write_inventory(info, lab_dir))
+    write_firmware_images(lab_dir)
+    return result, already
+
+
 def control(lab_dir: Path, info: dict[str, Any], method: str, path: str, **kwargs: Any) -> Any:
     """One call to the lab's control API (clusterctl.sim.control), its errors as the lab's exceptions."""
     import ssl
