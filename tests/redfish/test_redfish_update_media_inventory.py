@@ -70,8 +70,7 @@ def test_simple_update_sends_a_valid_request_and_its_task_is_followed(updatable:
     async def go(client: RedfishClient) -> dict:
         resp = await simple_update(
             client,
-            "https://repo.example/BIOS_2.3.5.exe",
-            protocol="HTTPS",
+            "https://repo.example/BIOS_2.3.5.exe",  # no protocol given: the URI's scheme says it
             apply_time="OnReset",
             targets=["/redfish/v1/Systems/1"],
         )

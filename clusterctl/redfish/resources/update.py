@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
@@ -68,6 +69,9 @@ async def simple_update(
     if not target:
         raise BMCRequestFailed("UpdateService offers no SimpleUpdate action", bmc=client.name)
     body: dict[str, Any] = {"ImageURI": image_uri}
+    # iDRAC rejects a SimpleUpdate without TransferProtocol even when the URI's scheme says it
+    # (Dell's SimpleUpdate examples always send it); DSP0268 names the values in upper case.
+    protocol = protocol or urlsplit(image_uri).scheme.upper() or None
     if protocol:
         offered = allowable(action, "TransferProtocol")
         if offered and protocol not in offered:
