@@ -212,11 +212,14 @@ def test_more_than_twenty_bmcs_get_a_progress_bar_on_stderr() -> None:
     assert "25/25" in err.getvalue()
 
 
-def test_boot_once_from_iso_inserts_media_then_sets_the_override(idrac: FakeBMC) -> None:
+@pytest.mark.parametrize("where", ["Systems/System.Embedded.1", "Managers/iDRAC.Embedded.1"])
+def test_boot_once_from_iso_inserts_media_then_sets_the_override(idrac: FakeBMC, where: str) -> None:
+    """iDRAC 6.00 and later serve the CD slot under the system; older ones only under the manager,
+    where the system's link (present in the fixture) then answers 404."""
     from clusterctl.redfish.resources.managers import boot_once_from_iso
     from clusterctl.redfish.resources.systems import get_system
 
-    vm = "/redfish/v1/Managers/iDRAC.Embedded.1/VirtualMedia"
+    vm = f"/redfish/v1/{where}/VirtualMedia"
     idrac.add(vm, {"Members": [{"@odata.id": f"{vm}/CD"}]})
     idrac.add(
         f"{vm}/CD",
@@ -236,8 +239,11 @@ def test_boot_once_from_iso_inserts_media_then_sets_the_override(idrac: FakeBMC)
     with_client(idrac, go)
     boot = idrac.resources["/redfish/v1/Systems/System.Embedded.1"]["Boot"]
     assert (boot["BootSourceOverrideTarget"], boot["BootSourceOverrideEnabled"]) == ("Cd", "Once")
-    order = [r.method + " " + r.path.rsplit("/", 1)[-1] for r in idrac.log if r.method in ("POST", "PATCH")]
-    assert order[-2:] == ["POST VirtualMedia.InsertMedia", "PATCH System.Embedded.1"]
+    order = [r.method + " " + r.path for r in idrac.log if r.method in ("POST", "PATCH")]
+    assert order[-2:] == [f"POST {vm}/CD/Actions/VirtualMedia.InsertMedia",
+                          "PATCH /redfish/v1/Systems/System.Embedded.1"]
+    if where.startswith("Systems"):  # found under the system: the manager's slots are never read
+        assert not idrac.requests("GET", "/redfish/v1/Managers/iDRAC.Embedded.1/VirtualMedia")
 
 
 def test_list_tasks(idrac: FakeBMC) -> None:

@@ -59,6 +59,28 @@ async def virtual_media(client: RedfishClient, manager: Manager) -> list[Virtual
     return [VirtualMedia.model_validate(m) for m in await client.members(manager.virtual_media.odata_id)]
 
 
+async def media_slots(client: RedfishClient, system: ComputerSystem, manager: Manager) -> list[VirtualMedia]:
+    """The virtual media slots, under the system where the BMC serves them there, else under the manager.
+
+    Redfish moved VirtualMedia from the manager to the system it serves; iDRAC9 serves it under
+    Systems/System.Embedded.1 from firmware 6.00 and Dell's own scripts switch on that version.
+    Older iDRACs and many other BMCs still have only the Managers path, so a missing or empty
+    system collection falls back to it.
+    """
+    for link in (system.virtual_media, manager.virtual_media):
+        if link is None or not link.odata_id:
+            continue
+        try:
+            slots = [VirtualMedia.model_validate(m) for m in await client.members(link.odata_id)]
+        except BMCRequestFailed as exc:
+            if exc.status in (404, 405):
+                continue
+            raise
+        if slots:
+            return slots
+    return []
+
+
 def cd_slot(media: list[VirtualMedia]) -> VirtualMedia | None:
     """The slot that takes an ISO: MediaTypes lists CD or DVD (vendors name slots differently)."""
     for slot in media:
@@ -90,10 +112,11 @@ async def eject_media(client: RedfishClient, slot: VirtualMedia) -> None:
 async def boot_once_from_iso(
     client: RedfishClient, system: ComputerSystem, manager: Manager, image_url: str
 ) -> VirtualMedia:
-    """Insert an ISO in the manager's CD slot and make the next boot (only) use it."""
-    slot = cd_slot(await virtual_media(client, manager))
+    """Insert an ISO in the CD slot and make the next boot (only) use it."""
+    slot = cd_slot(await media_slots(client, system, manager))
     if slot is None:
-        raise BMCRequestFailed(f"manager {manager.id} has no virtual media slot", bmc=client.name)
+        raise BMCRequestFailed(f"neither system {system.id} nor manager {manager.id} has a virtual media slot",
+                               bmc=client.name)
     await insert_media(client, slot, image_url)
     await set_boot_override(client, system, "cd", enabled="Once")
     return slot
