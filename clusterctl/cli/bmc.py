@@ -7,6 +7,7 @@ results. A BMC that fails is a row with its error and makes the exit code 1; it 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -323,3 +324,80 @@ def power(
         raise BadTargetOptions(f"power {action} of {len(targets)} servers needs --yes")
     _report(ctx, lambda client: switch_power(client, action), ["power before", "sent"],
             lambda v: [[v["before"], v["reset_type"]]], targets)
+
+
+scp_app = typer.Typer(help="Dell Server Configuration Profiles: export a server's settings, import them on others.",
+                      no_args_is_help=True)
+app.add_typer(scp_app, name="scp")
+COMPONENTS = typer.Option("ALL", "--components", help="Comma-separated SCP components: ALL, BIOS, IDRAC, NIC, "
+                          "RAID, ... (Dell's ShareParameters.Target).")
+
+
+def _components(text: str) -> list[str]:
+    from clusterctl.redfish.oem.idrac import scp_components
+
+    return scp_components([c.strip() for c in text.split(",") if c.strip()])
+
+
+@scp_app.command("export", cls=BMCCommand,
+                 epilog="Example: clusterctl bmc scp export site.yaml --limit gpu0001 --components BIOS --outdir scp/")
+def scp_export(
+    ctx: typer.Context,
+    components: str = COMPONENTS,
+    outdir: Path = typer.Option(Path("."), "--outdir", help="One <BMC>.json profile per BMC goes here."),
+) -> None:
+    """Export each iDRAC's profile (local export, JSON) into a file named after its BMC."""
+    from clusterctl.redfish.oem.idrac import export_scp_and_wait
+    from clusterctl.state.private import private_file
+
+    chosen = _components(components)
+    if not outdir.is_dir():
+        raise BadTargetOptions(f"--outdir {outdir}: no such directory")
+
+    async def op(client: RedfishClient) -> dict[str, Any]:
+        profile = await export_scp_and_wait(client, components=chosen)
+        # A profile holds the iDRAC's settings, user names among them: private to the operator.
+        path = private_file(outdir / f"{_file_safe(client.name)}.json")
+        path.write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")
+        found = (profile.get("SystemConfiguration") or {}).get("Components") or []
+        return {"file": str(path), "components": len(found)}
+
+    _report(ctx, op, ["profile", "components"], lambda v: [[v["file"], v["components"]]])
+
+
+@scp_app.command("import", cls=BMCCommand,
+                 epilog="Example: clusterctl bmc scp import site.yaml --limit rack-a01 --profile bios.json "
+                        "--components BIOS --yes")
+def scp_import(
+    ctx: typer.Context,
+    profile: Path = typer.Option(..., "--profile", help="The profile (JSON) to import, e.g. one `scp export` wrote."),
+    components: str = COMPONENTS,
+    shutdown: str = typer.Option("Graceful", "--shutdown", help="Graceful, Forced or NoReboot (apply at the "
+                                 "next reboot)."),
+    yes: bool = typer.Option(False, "--yes", help="Needed to import into more than one server."),
+) -> None:
+    """Import a profile into each iDRAC and wait for its job: the host reboots unless --shutdown NoReboot."""
+    from clusterctl.redfish.oem.idrac import import_scp_and_wait
+
+    chosen = _components(components)
+    if shutdown not in ("Graceful", "Forced", "NoReboot"):
+        raise BadTargetOptions(f"--shutdown {shutdown!r}: use Graceful, Forced or NoReboot")
+    try:
+        text = profile.read_text()
+        json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BadTargetOptions(f"--profile {profile}: not a readable JSON profile ({type(exc).__name__})") from None
+    targets = bmc_options(ctx).targets()
+    if len(targets) > 1 and not yes:
+        raise BadTargetOptions(f"importing a profile into {len(targets)} servers needs --yes")
+
+    async def op(client: RedfishClient) -> dict[str, Any]:
+        job = await import_scp_and_wait(client, text, components=chosen, shutdown=shutdown)  # type: ignore[arg-type]
+        return job.summary()
+
+    _report(ctx, op, ["job", "state", "message"], lambda v: [[v["id"], v["state"], v["message"]]], targets)
+
+
+def _file_safe(name: str) -> str:
+    """A BMC's name as a file name: host:port and IPv6 brackets become plain characters."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

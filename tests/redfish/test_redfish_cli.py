@@ -137,3 +137,39 @@ def test_contradictory_target_options_are_refused_before_any_request(
     assert cli("show", *extra) == 2
     assert message in capsys.readouterr().err
     assert idrac_served[0].log == []
+
+
+def test_scp_export_writes_a_private_profile_per_bmc_and_import_waits_for_the_job(
+        cli: Any, idrac_served: tuple[FakeBMC, str], tmp_path, capsys: pytest.CaptureFixture) -> None:
+    from clusterctl.redfish.oem import idrac as dell
+
+    bmc = idrac_served[0]
+    export_uri = f"{dell.SCP_ACTIONS}/EID_674_Manager.ExportSystemConfiguration"
+    import_uri = f"{dell.SCP_ACTIONS}/EID_674_Manager.ImportSystemConfiguration"
+    profile = {"SystemConfiguration": {"Components": [{"FQDD": "BIOS.Setup.1-1", "Attributes": []}]}}
+    bmc.on("POST", export_uri, lambda req: Resp(202, None, {"Location": "/redfish/v1/TaskService/Tasks/JID_1"}))
+    bmc.add("/redfish/v1/TaskService/Tasks/JID_1", profile)
+    assert cli("scp export", "--components", "BIOS", "--outdir", str(tmp_path)) == 0
+    (written,) = tmp_path.glob("*.json")
+    assert json.loads(written.read_text()) == profile and written.stat().st_mode & 0o077 == 0
+    assert bmc.requests("POST", export_uri)[0].json["ShareParameters"] == {"Target": ["BIOS"]}
+
+    bmc.on("POST", dell.LC_STATUS_URIS[0], lambda req: Resp(200, fixture("idrac9/lc_status.json")))
+    bmc.on("POST", import_uri, lambda req: Resp(202, None, {"Location": "/redfish/v1/TaskService/Tasks/JID_2"}))
+    bmc.add(f"{dell.JOBS}/JID_2", dict(fixture("idrac9/job.json"), Id="JID_2", JobState="Completed",
+                                       Message="Successfully imported and applied Server Configuration Profile."))
+    capsys.readouterr()
+    assert cli("scp import", "--profile", str(written), "--components", "BIOS", "--shutdown", "NoReboot") == 0
+    assert "Successfully imported" in capsys.readouterr().out
+    body = bmc.requests("POST", import_uri)[0].json
+    assert json.loads(body["ImportBuffer"]) == profile and body["ShutdownType"] == "NoReboot"
+
+
+def test_scp_refuses_unknown_components_and_unreadable_profiles(cli: Any, tmp_path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    assert cli("scp export", "--components", "BIOS,GPU", "--outdir", str(tmp_path)) == 2
+    assert "SCP components GPU: choose from ALL" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert cli("scp import", "--profile", str(bad)) == 2
+    assert "not a readable JSON profile" in capsys.readouterr().err

@@ -345,10 +345,28 @@ def test_scp_export_follows_the_task_to_the_profile(idrac: FakeBMC) -> None:
     polls = iter([Resp(202, fixture("idrac9/task.json")), Resp(200, profile)])
     idrac.on("GET", task_uri, lambda req: next(polls))
 
-    got = with_client(idrac, lambda c: dell.export_scp_and_wait(c, target="BIOS", deadline_s=5, poll=0.01))
+    got = with_client(idrac, lambda c: dell.export_scp_and_wait(c, components=["BIOS", "IDRAC"], deadline_s=5,
+                                                                poll=0.01))
     assert got == profile
     (post,) = idrac.requests("POST", export_uri)
-    assert post.json == {"ExportFormat": "JSON", "ShareParameters": {"Target": "BIOS"}}
+    # The fixture's iDRAC runs 7.10: from 6.00 on, Target is a list.
+    assert post.json == {"ExportFormat": "JSON", "ShareParameters": {"Target": ["BIOS", "IDRAC"]}}
+
+
+@pytest.mark.parametrize(("firmware", "sent"), [("7.10.30.00", ["BIOS", "NIC"]), ("6.00.02.00", ["BIOS", "NIC"]),
+                                                ("5.10.50.00", "BIOS,NIC"), (None, "BIOS,NIC")])
+def test_scp_target_takes_the_form_of_the_idrac_firmware(idrac: FakeBMC, firmware: str | None, sent: object) -> None:
+    idrac.resources[dell.MANAGER]["FirmwareVersion"] = firmware
+    import_uri = f"{dell.SCP_ACTIONS}/EID_674_Manager.ImportSystemConfiguration"
+    idrac.on("POST", import_uri, lambda req: Resp(202, None, {"Location": "/redfish/v1/TaskService/Tasks/JID_7"}))
+    with_client(idrac, lambda c: dell.import_scp(c, "{}", components=["BIOS", "NIC"]))
+    assert idrac.requests("POST", import_uri)[0].json["ShareParameters"] == {"Target": sent}
+
+
+def test_scp_unknown_component_is_refused_before_any_request(idrac: FakeBMC) -> None:
+    with pytest.raises(dell.SCPError, match="SCP components GPU: choose from ALL"):
+        with_client(idrac, lambda c: dell.export_scp(c, components=["BIOS", "GPU"]))
+    assert not idrac.requests("POST", f"{dell.SCP_ACTIONS}/EID_674_Manager.ExportSystemConfiguration")
 
 
 def test_scp_import_sends_the_profile_and_returns_the_job(idrac: FakeBMC) -> None:
@@ -360,4 +378,4 @@ def test_scp_import_sends_the_profile_and_returns_the_job(idrac: FakeBMC) -> Non
     assert jid == "JID_42"
     body = idrac.requests("POST", import_uri)[0].json
     assert json.loads(body["ImportBuffer"]) == profile
-    assert body["ShutdownType"] == "NoReboot" and body["ShareParameters"] == {"Target": "ALL"}
+    assert body["ShutdownType"] == "NoReboot" and body["ShareParameters"] == {"Target": ["ALL"]}

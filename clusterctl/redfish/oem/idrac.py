@@ -15,12 +15,13 @@ URIs and payload shapes follow Dell's iDRAC9 Redfish API guide and dell/iDRAC-Re
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
 
 from clusterctl import log
-from clusterctl.errors import BMCRequestFailed, BMCUnreachable, TaskFailed
+from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError, TaskFailed
 from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.client import RedfishClient
 from clusterctl.redfish.resources.bios import Bios, stage_attributes
@@ -212,20 +213,51 @@ async def configure_bios(
         return change, queued
 
 
-async def _scp_action(client: RedfishClient, name: str) -> str:
-    """The SCP action URI as the manager advertises it (the OEM action key differs across versions)."""
+SCP_COMPONENTS = ("ALL", "IDRAC", "BIOS", "NIC", "RAID", "FC", "InfiniBand", "SupportAssist", "EventFilters",
+                  "System", "LifecycleController", "AHCI", "PCIeSSD")
+"""ShareParameters.Target values of Dell's ExportSystemConfiguration/ImportSystemConfiguration."""
+
+
+class SCPError(ClusterctlError):
+    """An SCP request this client will not send (an unknown component)."""
+
+
+def scp_components(components: Sequence[str]) -> list[str]:
+    """The components as given, each one Dell's SCP knows: checked before any request is sent."""
+    unknown = [c for c in components if c not in SCP_COMPONENTS]
+    if unknown or not components:
+        raise SCPError(f"SCP components {', '.join(unknown) or '(none)'}: choose from {', '.join(SCP_COMPONENTS)}")
+    return list(components)
+
+
+def share_target(components: Sequence[str], firmware: str | None) -> list[str] | str:
+    """ShareParameters.Target in the form the iDRAC's firmware takes: a list from 6.00 on (Dell's
+    SCP scripts send ["ALL"] there), one comma-separated string before."""
+    components = scp_components(components)
+    major = (firmware or "").split(".", 1)[0]
+    if major.isdigit() and int(major) >= 6:
+        return list(components)
+    return ",".join(components)
+
+
+async def _scp_action(client: RedfishClient, name: str) -> tuple[str, str | None]:
+    """The SCP action URI as the manager advertises it (the OEM action key differs across versions),
+    and the iDRAC's firmware version, which decides the request's shape."""
     manager = await client.get(MANAGER)
+    firmware = manager.get("FirmwareVersion")
     oem_actions = (manager.get("Actions") or {}).get("Oem") or {}
     for key, action in oem_actions.items():
         if key.endswith(f".{name}") and isinstance(action, dict) and action.get("target"):
-            return str(action["target"])
-    return f"{SCP_ACTIONS}/EID_674_Manager.{name}"
+            return str(action["target"]), firmware
+    return f"{SCP_ACTIONS}/EID_674_Manager.{name}", firmware
 
 
-async def export_scp(client: RedfishClient, *, target: str = "ALL", fmt: Literal["JSON", "XML"] = "JSON") -> str:
+async def export_scp(client: RedfishClient, *, components: Sequence[str] = ("ALL",),
+                     fmt: Literal["JSON", "XML"] = "JSON") -> str:
     """Start a local SCP export; returns the task URI to wait on (its final body is the profile)."""
-    uri = await _scp_action(client, "ExportSystemConfiguration")
-    resp = await client.post(uri, {"ExportFormat": fmt, "ShareParameters": {"Target": target}})
+    uri, firmware = await _scp_action(client, "ExportSystemConfiguration")
+    resp = await client.post(uri, {"ExportFormat": fmt,
+                                   "ShareParameters": {"Target": share_target(components, firmware)}})
     location = task_location(resp)
     if not location:
         raise BMCRequestFailed("SCP export answered without a task", bmc=client.name, status=resp.status_code)
@@ -233,9 +265,10 @@ async def export_scp(client: RedfishClient, *, target: str = "ALL", fmt: Literal
 
 
 async def export_scp_and_wait(
-    client: RedfishClient, *, target: str = "ALL", deadline_s: float = 600.0, poll: float | Cadence = 5.0
+    client: RedfishClient, *, components: Sequence[str] = ("ALL",), deadline_s: float = 600.0,
+    poll: float | Cadence = 5.0,
 ) -> dict[str, Any]:
-    location = await export_scp(client, target=target, fmt="JSON")
+    location = await export_scp(client, components=components, fmt="JSON")
     return await wait_task(client, location, deadline_s=deadline_s, poll=poll)
 
 
@@ -243,18 +276,18 @@ async def import_scp(
     client: RedfishClient,
     profile: dict[str, Any] | str,
     *,
-    target: str = "ALL",
+    components: Sequence[str] = ("ALL",),
     shutdown: Literal["Graceful", "Forced", "NoReboot"] = "Graceful",
     host_power: Literal["On", "Off"] = "On",
 ) -> str:
     """Start an SCP import from a profile held here; returns the job ID to wait on with `wait_job`."""
-    uri = await _scp_action(client, "ImportSystemConfiguration")
+    uri, firmware = await _scp_action(client, "ImportSystemConfiguration")
     buffer = profile if isinstance(profile, str) else json.dumps(profile)
     resp = await client.post(
         uri,
         {
             "ImportBuffer": buffer,
-            "ShareParameters": {"Target": target},
+            "ShareParameters": {"Target": share_target(components, firmware)},
             "ShutdownType": shutdown,
             "HostPowerState": host_power,
         },
@@ -263,3 +296,19 @@ async def import_scp(
     if not location:
         raise BMCRequestFailed("SCP import answered without a job", bmc=client.name, status=resp.status_code)
     return job_id_from(location)
+
+
+async def import_scp_and_wait(
+    client: RedfishClient,
+    profile: dict[str, Any] | str,
+    *,
+    components: Sequence[str] = ("ALL",),
+    shutdown: Literal["Graceful", "Forced", "NoReboot"] = "Graceful",
+    deadline_s: float = 1800.0,
+    poll: float | Cadence = 10.0,
+) -> DellJob:
+    """An import is a job like any other: the LC must be ready before it, and it ends at the job's end
+    (a reboot, when the shutdown type allows one, happens inside it)."""
+    await wait_lc_ready(client, deadline_s=deadline_s, poll=poll)
+    job_id = await import_scp(client, profile, components=components, shutdown=shutdown)
+    return await wait_job(client, job_id, deadline_s=deadline_s, poll=poll)
