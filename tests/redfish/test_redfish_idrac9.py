@@ -289,11 +289,14 @@ def test_lc_status_falls_back_to_the_pre_4x_uri(idrac: FakeBMC) -> None:
 def test_bios_config_job_is_created_for_the_staged_settings(idrac: FakeBMC) -> None:
     _lc(idrac, [fixture("idrac9/lc_status.json")])
     job_uri = f"{dell.CREATE_JOB}/JID_878659984891"
+    idrac.add(dell.JOBS, {"Members": []})
     idrac.on("POST", dell.CREATE_JOB, lambda req: Resp(200, None, {"Location": job_uri}))
 
     async def go(client: RedfishClient) -> tuple:
         bios = await read_bios(client, await get_system(client))
-        change, jid = await dell.configure_bios(client, bios, {"SriovGlobalEnable": "Enabled"}, poll=0.01)
+        change, jid, deleted = await dell.configure_bios(client, bios, {"SriovGlobalEnable": "Enabled"},
+                                                         poll=0.01)
+        assert deleted == []
         job = await dell.wait_job(client, jid, deadline_s=2, poll=0.01, stop_at="scheduled")
         return change, jid, job
 
@@ -304,18 +307,30 @@ def test_bios_config_job_is_created_for_the_staged_settings(idrac: FakeBMC) -> N
     assert create.json == {"TargetSettingsURI": "/redfish/v1/Systems/System.Embedded.1/Bios/Settings"}
 
 
-def test_a_bios_job_already_queued_is_adopted_when_the_idrac_refuses_another(idrac: FakeBMC) -> None:
+def test_stale_pending_bios_and_reboot_jobs_are_deleted_not_adopted(idrac: FakeBMC) -> None:
+    """A pending BIOS job nobody recorded would apply its own attributes at the next reboot."""
     _lc(idrac, [fixture("idrac9/lc_status.json")])
-    idrac.on("POST", dell.CREATE_JOB, lambda req: Resp(400, {"error": {"message": "pending job"}}))
-    queued = fixture("idrac9/job.json")
-    idrac.add(dell.JOBS, {"Members": [{"@odata.id": queued["@odata.id"]}]})
-    idrac.add(queued["@odata.id"], queued)
+    stale = fixture("idrac9/job.json")
+    reboot = dict(stale, Id="JID_1", JobType="RebootNoForce", JobState="Scheduled")
+    done = dict(stale, Id="JID_2", JobState="Completed")
+    raid = dict(stale, Id="JID_3", JobType="RAIDConfiguration")
+    members = [stale, reboot, done, raid]
+    idrac.add(dell.JOBS, {"Members": [{"@odata.id": f"{dell.JOBS}/{j['Id']}"} for j in members]})
+    for j in members:
+        idrac.add(f"{dell.JOBS}/{j['Id']}", j)
+    idrac.on("POST", dell.DELETE_JOB_QUEUE, lambda req: Resp(200, {}))
+    idrac.on("POST", dell.CREATE_JOB, lambda req: Resp(200, None, {"Location": f"{dell.CREATE_JOB}/JID_9"}))
 
     async def go(client: RedfishClient) -> tuple:
         bios = await read_bios(client, await get_system(client))
         return await dell.configure_bios(client, bios, {"SriovGlobalEnable": "Enabled"}, poll=0.01)
 
-    assert with_client(idrac, go) == ({"SriovGlobalEnable": "Enabled"}, "JID_878659984891")
+    assert with_client(idrac, go) == ({"SriovGlobalEnable": "Enabled"}, "JID_9", ["JID_878659984891", "JID_1"])
+    assert [r.json for r in idrac.requests("POST", dell.DELETE_JOB_QUEUE)] == [
+        {"JobID": "JID_878659984891"}, {"JobID": "JID_1"}]
+    # Deleted before the new settings are staged: a stale job must not run with ours.
+    order = [r.path for r in idrac.log if r.method in ("POST", "PATCH") and "Sessions" not in r.path]
+    assert order.index(dell.DELETE_JOB_QUEUE) < order.index("/redfish/v1/Systems/System.Embedded.1/Bios/Settings")
 
 
 @pytest.mark.parametrize("state", ["Failed", "CompletedWithErrors", "RebootFailed"])
@@ -379,3 +394,29 @@ def test_scp_import_sends_the_profile_and_returns_the_job(idrac: FakeBMC) -> Non
     body = idrac.requests("POST", import_uri)[0].json
     assert json.loads(body["ImportBuffer"]) == profile
     assert body["ShutdownType"] == "NoReboot" and body["ShareParameters"] == {"Target": ["ALL"]}
+
+
+@pytest.mark.parametrize(("actions", "sent"), [
+    ({"Oem": {"#DellOemChassis.ExtendedReset": {
+        "target": f"{dell.CHASSIS}/Actions/Oem/DellOemChassis.ExtendedReset"}},
+      "#Chassis.Reset": {"target": f"{dell.CHASSIS}/Actions/Chassis.Reset"}},
+     (f"{dell.CHASSIS}/Actions/Oem/DellOemChassis.ExtendedReset",
+      {"ResetType": "PowerCycle", "FinalPowerState": "On"})),
+    ({"#Chassis.Reset": {"target": f"{dell.CHASSIS}/Actions/Chassis.Reset",
+                         "ResetType@Redfish.AllowableValues": ["On", "ForceOff", "PowerCycle"]}},
+     (f"{dell.CHASSIS}/Actions/Chassis.Reset", {"ResetType": "PowerCycle"})),
+])
+def test_ac_power_cycle_prefers_dell_extended_reset(idrac: FakeBMC, actions: dict, sent: tuple) -> None:
+    idrac.resources[dell.CHASSIS]["Actions"] = actions
+    idrac.on("POST", sent[0], lambda req: Resp(204))
+    with_client(idrac, dell.ac_power_cycle)
+    posts = [(r.path, r.json) for r in idrac.requests("POST") if "Sessions" not in r.path]
+    assert posts == [sent]
+
+
+def test_an_idrac_without_any_ac_cycle_says_what_to_do(idrac: FakeBMC) -> None:
+    idrac.resources[dell.CHASSIS]["Actions"] = {
+        "#Chassis.Reset": {"target": f"{dell.CHASSIS}/Actions/Chassis.Reset",
+                           "ResetType@Redfish.AllowableValues": ["On", "ForceOff"]}}
+    with pytest.raises(BMCRequestFailed, match="offers no AC power cycle.*by hand"):
+        with_client(idrac, dell.ac_power_cycle)

@@ -1,9 +1,10 @@
 """Stage `bios`: apply the node's BIOS attributes through the pending settings and one reboot.
 
 observe (current and pending attributes, the BMC's job queue) -> diff -> act (stage the
-difference, queue the iDRAC BIOS configuration job unless one is already queued, reboot) ->
-confirm (re-read: every attribute as desired). A run killed after the job was queued finds the
-job on resume and reboots for it instead of staging again.
+difference, queue the iDRAC BIOS configuration job, reboot) -> confirm (re-read: every attribute
+as desired). A run killed after recording its job follows that job on resume instead of staging
+again; any other pending BIOS or reboot job is stale (a killed run's that was never recorded, an
+operator's) and is deleted before staging, never adopted.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ async def plan(ctx: NodeContext) -> dict[str, Any]:
     return {"change": {k: {"from": bios.attributes.get(k), "to": v} for k, v in change.items()}}
 
 
-async def _queued_job(ctx: NodeContext) -> str | None:
-    if not ctx.idrac:
+async def _our_queued_job(ctx: NodeContext) -> str | None:
+    """The job an earlier run queued and recorded (`bios.queued`), while the iDRAC still holds it.
+    Any other pending BIOS job is not ours to follow: `configure_bios` deletes it."""
+    recorded = [str(n.payload["job"]) for n in ctx.journal.notes(ctx.name, STAGE) if n.payload.get("job")]
+    if not ctx.idrac or not recorded:
         return None
-    return next(iter(await idrac.jobs_in_flight(await ctx.bmc(), "BIOSConfiguration")), None)
+    in_flight = await idrac.jobs_in_flight(await ctx.bmc(), "BIOSConfiguration")
+    return recorded[-1] if recorded[-1] in in_flight else None
 
 
 async def run(ctx: NodeContext) -> StageResult:
@@ -51,19 +56,21 @@ async def run(ctx: NodeContext) -> StageResult:
         await ctx.journal.close_open(ctx.name, STAGE, "reconciled", observed="attributes as desired")
         return done("already as desired")
     client = await ctx.bmc()
-    job = await _queued_job(ctx) if ctx.journal.open_intent(ctx.name, STAGE, KEY) else None
+    job = await _our_queued_job(ctx) if ctx.journal.open_intent(ctx.name, STAGE, KEY) else None
     if job is None:
         await ctx.journal.intent(ctx.name, STAGE, KEY, {"attributes": change})
         if ctx.idrac:
-            _, job = await idrac.configure_bios(client, bios, dict(ctx.node.bios),
-                                                deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "lc"))
+            _, job, deleted = await idrac.configure_bios(client, bios, dict(ctx.node.bios),
+                                                         deadline_s=ctx.tuning.job_deadline_s,
+                                                         poll=ctx.poll(STAGE, "lc"))
+            if deleted:
+                await ctx.journal.event("bios.stale_jobs_deleted", node=ctx.name, stage=STAGE,
+                                        payload={"jobs": deleted})
         else:
             times = bios.apply_times()
             await stage_attributes(client, bios, dict(ctx.node.bios),
                                    apply_time="OnReset" if "OnReset" in times else None)
         await ctx.journal.event("bios.queued", node=ctx.name, stage=STAGE, payload={"key": KEY, "job": job})
-    elif ctx.journal.open_intent(ctx.name, STAGE, KEY) is None:
-        await ctx.journal.intent(ctx.name, STAGE, KEY, {"attributes": change, "adopted_job": job})
     if job is not None:
         await idrac.wait_job(client, job, deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "scheduled"),
                              stop_at="scheduled")

@@ -38,6 +38,7 @@ LC_STATUS_URIS = (
     "/redfish/v1/Dell/Managers/iDRAC.Embedded.1/DellLCService/Actions/DellLCService.GetRemoteServicesAPIStatus",
 )
 SCP_ACTIONS = f"{MANAGER}/Actions/Oem"
+DELETE_JOB_QUEUE = f"{MANAGER}/Oem/Dell/DellJobService/Actions/DellJobService.DeleteJobQueue"
 
 # The JobState values of Dell's DellJob schema, as OpenStack sushy's Dell OEM module lists them (JobState in
 # https://docs.openstack.org/sushy/2026.1/reference/api/sushy.oem.dell.resources.taskservice.html).
@@ -94,12 +95,40 @@ def job_id_from(location: str) -> str:
 
 
 async def jobs(client: RedfishClient, *, limit: int = 200) -> list[DellJob]:
-    return [DellJob.model_validate(m) for m in await client.members(JOBS, limit=limit)]
+    """The job queue in one request where `$expand` is served (Dell's job scripts read it so): after a
+    firmware pass an iDRAC lists a job per component, one GET each otherwise."""
+    return [DellJob.model_validate(m) for m in await client.members(JOBS, limit=limit, expand=True)]
 
 
 async def jobs_in_flight(client: RedfishClient, job_type: str) -> dict[str, DellJob]:
     """{JID: job} of the `job_type` jobs (FirmwareUpdate, BIOSConfiguration...) the iDRAC holds unfinished."""
     return {j.id: j for j in await jobs(client) if j.id and j.job_type == job_type and j.job_state in JOB_IN_FLIGHT}
+
+
+def is_config_job(job: DellJob) -> bool:
+    """A BIOS configuration job or a reboot job: what a pending BIOS change is made of on an iDRAC."""
+    return job.job_type == "BIOSConfiguration" or (job.job_type or "").startswith("Reboot")
+
+
+async def delete_job(client: RedfishClient, job_id: str) -> None:
+    """DellJobService.DeleteJobQueue for one job. `JID_CLEARALL` would also take jobs this run did not
+    look at (a RAID or NIC change someone queued), so only named jobs are deleted."""
+    await client.post(DELETE_JOB_QUEUE, {"JobID": job_id})
+
+
+async def clear_stale_config_jobs(client: RedfishClient, keep: str | None = None) -> list[str]:
+    """Delete the pending BIOS and reboot jobs other than `keep` (the one this run's journal recorded).
+
+    The iDRAC allows one pending BIOS job, and a stale one (a killed run's, or an operator's) would
+    apply its own attributes at the next reboot: adopting it would pass a node whose settings nobody
+    chose. Its attributes are staged again instead, with a job this run owns.
+    """
+    stale = [j.id for j in await jobs(client) if j.id and j.id != keep and j.job_state in JOB_IN_FLIGHT
+             and is_config_job(j)]
+    for job_id in stale:
+        _log.info("%s: deleting stale job %s", client.name, job_id)
+        await delete_job(client, job_id)
+    return stale
 
 
 async def job(client: RedfishClient, job_id: str) -> DellJob:
@@ -192,25 +221,44 @@ async def configure_bios(
     deadline_s: float = 600.0,
     poll: float | Cadence = 15.0,
     reboot: bool = False,
-) -> tuple[dict[str, Any], str | None]:
-    """Stage the attributes that differ from `bios` and queue the job that applies them at the next
-    reboot; (change, JID), or ({}, None) when nothing differs.
-
-    The iDRAC refuses a second BIOS job while one is queued (one a killed run created before it could
-    record it): that job is adopted instead.
-    """
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    """Clear stale pending BIOS and reboot jobs, stage the attributes that differ from `bios` and queue
+    the job that applies them at the next reboot; (change, JID, deleted JIDs), or ({}, None, deleted)
+    when nothing differs."""
     await wait_lc_ready(client, deadline_s=deadline_s, poll=poll)
+    deleted = await clear_stale_config_jobs(client)
     change = await stage_attributes(client, bios, desired)
     if not change:
-        return {}, None
-    try:
-        return change, await create_config_job(client, bios.settings_uri() or f"{bios.odata_id}/Settings",
-                                               reboot=reboot)
-    except BMCRequestFailed:
-        queued = next(iter(await jobs_in_flight(client, "BIOSConfiguration")), None)
-        if queued is None:
-            raise
-        return change, queued
+        return {}, None, deleted
+    job_id = await create_config_job(client, bios.settings_uri() or f"{bios.odata_id}/Settings", reboot=reboot)
+    return change, job_id, deleted
+
+
+CHASSIS = "/redfish/v1/Chassis/System.Embedded.1"
+
+
+async def ac_power_cycle(client: RedfishClient, chassis_uri: str = CHASSIS) -> str:
+    """A virtual AC power cycle: what HGX baseboard and CPLD firmware need to take effect.
+
+    Dell's `DellOemChassis.ExtendedReset` (iDRAC 7.00.06 and later) drains flea power like pulling
+    the cords and powers the server back on (FinalPowerState On); it takes a server that is off.
+    Older iDRACs (6.10 and later) have DMTF's `Chassis.Reset` with PowerCycle, which does not drain
+    it fully. Both per Dell's ServerVirtualAcPowerCycleREDFISH.py. Returns the action sent.
+    """
+    chassis = await client.get(chassis_uri)
+    actions = chassis.get("Actions") or {}
+    for key, action in (actions.get("Oem") or {}).items():
+        if key.endswith("ExtendedReset") and isinstance(action, dict) and action.get("target"):
+            await client.post(str(action["target"]), {"ResetType": "PowerCycle", "FinalPowerState": "On"})
+            return "DellOemChassis.ExtendedReset"
+    reset = actions.get("#Chassis.Reset")
+    allowed = (reset or {}).get("ResetType@Redfish.AllowableValues")
+    if isinstance(reset, dict) and reset.get("target") and (allowed is None or "PowerCycle" in allowed):
+        await client.post(str(reset["target"]), {"ResetType": "PowerCycle"})
+        return "Chassis.Reset PowerCycle"
+    raise BMCRequestFailed("the iDRAC offers no AC power cycle (DellOemChassis.ExtendedReset needs iDRAC "
+                           "7.00.06, Chassis.Reset PowerCycle 6.10): update the iDRAC, or remove and restore "
+                           "the server's power by hand", bmc=client.name)
 
 
 SCP_COMPONENTS = ("ALL", "IDRAC", "BIOS", "NIC", "RAID", "FC", "InfiniBand", "SupportAssist", "EventFilters",
