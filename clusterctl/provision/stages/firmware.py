@@ -196,6 +196,11 @@ async def _push(ctx: NodeContext, component: str) -> str:
             "pushes the image it verified and never has a BMC fetch a URL: update this BMC's firmware "
             "to one with multipart push (iDRAC9 4.00 or later), or update this component by hand")
     path = await ctx.images.verify(component, target)
+    if ctx.idrac:
+        # The Lifecycle Controller takes no update while it collects inventory, which it does after
+        # every host reboot and after the iDRAC's own reset (the BMC image just applied): Dell's
+        # update scripts check GetRemoteServicesAPIStatus before each one.
+        await idrac.wait_lc_ready(client, deadline_s=ctx.tuning.job_deadline_s, poll=ctx.poll(STAGE, "lc"))
     await ctx.journal.intent(ctx.name, STAGE, _key(component), {
         "component": component, "version": target.version, "sha256": target.sha256, "image": target.image,
     })
