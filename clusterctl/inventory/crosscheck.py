@@ -1,4 +1,5 @@
-"""Checks across nodes that no single block can see: clashing endpoints and rack power.
+"""Checks across nodes that no single block can see: clashing endpoints, rack power, and firmware
+images the node's BMC cannot take.
 
 A typo in one pool can make thousands of nodes collide; collisions are reported
 once per pair of groups, naming the nodes as a hostlist with one example.
@@ -20,6 +21,7 @@ def crosscheck(inventory: Inventory, doc: Document) -> tuple[list[Problem], list
     group_index = {g.get("name"): i for i, g in enumerate(doc.data.get("groups", [])) if isinstance(g, dict)}
     errors = _duplicates(inventory, doc, group_index, "bmc", "BMC endpoint")
     errors += _duplicates(inventory, doc, group_index, "ssh", "SSH endpoint")
+    errors += _image_types(inventory, doc)
     return errors, _power(inventory, doc) + _secret_files(inventory, doc)
 
 
@@ -53,6 +55,48 @@ def _duplicates(
             )
         )
     return problems
+
+
+IDRAC_IMAGE_TYPES = (".exe", ".d7", ".d9", ".pm")
+"""What an iDRAC takes by Redfish upload: Windows Dell Update Packages, iDRAC images (d7/d9) and PM
+files (Dell's DeviceFirmwareMultipartUploadREDFISH.py says so). A Linux package (.BIN) runs only
+inside the host's OS, so the BMC refuses it after the upload, one node at a time."""
+
+
+def _image_types(inventory: Inventory, doc: Document) -> list[Problem]:
+    refused: dict[tuple[str, str], list[str]] = {}
+    for node in inventory.nodes.values():
+        if node.bmc.vendor != "idrac":
+            continue
+        for component, target in node.firmware.items():
+            name = target.image.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            if not name.lower().endswith(IDRAC_IMAGE_TYPES):
+                refused.setdefault((component, target.image), []).append(node.name)
+    problems = []
+    for (component, image), nodes in refused.items():
+        path = _path_to_value(doc.data, "image", image) or ()
+        line, column = position(doc.tree, path)
+        problems.append(Problem(
+            doc.label, line, column,
+            f"firmware {component}: an iDRAC cannot take {image.rsplit('/', 1)[-1]!r} "
+            f"(nodes {fold(nodes)}): it accepts {', '.join(IDRAC_IMAGE_TYPES)} images",
+            key=".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[") or None,
+            hint="use the component's Windows Dell Update Package (…_WN64_….EXE), which iDRAC applies "
+                 "whatever OS the host runs; a Linux package (.BIN) runs only inside the host"))
+    return problems
+
+
+def _path_to_value(data: Any, key: str, value: str, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where in the document `key: value` is first written (a firmware image sits in defaults, a group
+    or an override, and the error points at that line)."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for k, child in items:
+        if k == key and child == value:
+            return (*path, k)
+        found = _path_to_value(child, key, value, (*path, k))
+        if found is not None:
+            return found
+    return None
 
 
 def _power(inventory: Inventory, doc: Document) -> list[Problem]:

@@ -48,7 +48,7 @@ def lab_firmware_image(component: str, version: str) -> bytes:
 
 
 def firmware_file_name(component: str, version: str) -> str:
-    return f"{component}-{version}.bin"
+    return f"{component}-{version}.EXE"  # a Windows DUP: what an iDRAC takes by upload
 
 
 def write_firmware_images(lab_dir: Path) -> None:

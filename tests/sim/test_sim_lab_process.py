@@ -70,7 +70,7 @@ def test_lab_up_status_faults_down(lab: CLI) -> None:
     assert code == 2 and "lab down" in err
     with client(18443, "127.1.0.32") as bmc:
         assert bmc.get(SYS).json()["HostName"] == "gpu0032"
-        images = sorted((directory / "firmware").glob("*.bin"))
+        images = sorted((directory / "firmware").glob("*.EXE"))
         assert images, "lab up writes the images the lab inventory points at"
         pushed = bmc.post(
             "/redfish/v1/UpdateService/MultipartUpload", files={"UpdateFile": (images[0].name, images[0].read_bytes())}
