@@ -60,7 +60,8 @@ def test_without_pynvml_or_kernel_log_each_part_reports_its_own_error(tmp_path: 
     assert "Traceback" not in stderr
     checks = {c.name: c for c in evaluate_report(doc, Expectation("n", gpu_count=8), load_ruleset("H100-SXM5-80GB"))}
     assert checks["gpu.driver"].status == "fail" and checks["gpu.driver"].detail.startswith("no NVIDIA driver")
-    assert checks["gpu.xid"].status == "warn" and checks["gpu.xid"].rule == "gpu.kernel_log"
+    assert checks["gpu.xid"].status == "fail" and checks["gpu.xid"].rule == "gpu.kernel_log"
+    assert "systemd-journal" in (checks["gpu.xid"].remediation or "")
 
 
 def test_a_lost_gpu_and_a_broken_nvml_call_do_not_stop_the_report(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def test_validate_over_real_ssh_healthy_faulty_and_bad_host_key(fleet: SSHFleet,
     assert "does not match known_hosts" in bad_key["checks"][0]["detail"]
     assert bad_key["checks"][0]["rule"] == "ssh.SSHHostKeyError"
     assert doc["summary"]["pass"] == 1 and doc["summary"]["fail"] == 2
-    assert doc["summary"]["rulesets"]["H100-SXM5-80GB"]["version"] == 1
+    assert doc["summary"]["rulesets"]["H100-SXM5-80GB"]["version"] == 2
 
     with Store.open(Settings().state_url) as store:
         run = store.latest_run("validate")
