@@ -151,3 +151,35 @@ def assert_verdicts(by_node: dict[str, Any], plan: dict[str, Planned], side: str
         elif problems:  # a healthy node, or one whose fault only the other side sees, must be clean here
             wrong.append((name, planned.kind if planned else "healthy", verdict["status"], details))
     assert not wrong, wrong
+
+
+def test_lab_nodes_model_the_kernel_log_rights_fabric_manager_and_a_pending_remap(
+    lab_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lab's agent is the real one (over SSH to the lab's nodes): it runs journalctl, sudo -n, dmesg
+    and systemctl, and each lab node answers as its faults say a stock node would."""
+    lab = lab_factory(8, [
+        {"node": "gpu0001", "kind": "kernel_log_refused", "params": {"sudo": False}},
+        {"node": "gpu0002", "kind": "kernel_log_refused", "params": {"sudo": True}},
+        {"node": "gpu0002", "kind": "xid", "params": {"code": 79, "gpu": 3}},
+        {"node": "gpu0003", "kind": "fabric_manager_failed"},
+        {"node": "gpu0004", "kind": "row_remap_pending", "params": {"gpu": 6}},
+    ])
+    code, doc = validate(capsys, str(lab.inventory(tmp_path / "lab.yaml")), "--checks", "gpu")
+    assert code == 1
+    bad = {n["node"]: {c["name"]: c for c in n["checks"] if c["status"] != "pass"} for n in doc["nodes"]}
+    statuses = {n["node"]: n["status"] for n in doc["nodes"]}
+    assert {n for n, s in statuses.items() if s != "pass"} == {"gpu0001", "gpu0002", "gpu0003", "gpu0004"}
+    refused = bad["gpu0001"]["gpu.xid"]
+    assert set(bad["gpu0001"]) == {"gpu.xid"} and refused["status"] == "fail" and refused["rule"] == "gpu.kernel_log"
+    assert "journalctl -k: shows only the user's own journal" in refused["detail"]
+    assert "dmesg: read kernel buffer failed" in refused["detail"]
+    assert set(bad["gpu0002"]) == {"gpu.xid.79"}  # read through sudo -n journalctl -k
+    assert set(bad["gpu0003"]) == {"gpu.fabric_manager", "gpu.fabric_state"}
+    assert bad["gpu0003"]["gpu.fabric_state"]["detail"].count("fabric state in_progress, not completed") == 8
+    assert set(bad["gpu0004"]) == {"gpu.remap_pending"} and bad["gpu0004"]["gpu.remap_pending"]["status"] == "fail"
+    healthy = next(n for n in doc["nodes"] if n["node"] == "gpu0005")
+    checks = {c["name"]: c["detail"] for c in healthy["checks"]}
+    assert checks["gpu.fabric_state"] == "fabric registration completed on all 8 GPUs"
+    assert checks["gpu.fabric_manager"] == "nvidia-fabricmanager is active"
+    assert checks["gpu.xid"] == "no XID events since boot (read by journalctl -k -b -o cat --no-pager)"
