@@ -122,14 +122,13 @@ class LabNodeIO(agent.NodeIO):
 
     def command(self, argv: list[str]) -> tuple[int, str, str] | None:
         """(exit status, stdout, stderr) as the node would answer the agent's commands."""
-        readers = self.hw.kernel_log_readers()
-        log = "\n".join(kernel_log_lines(self.hw)) + "\n"
-        if argv == agent.JOURNAL_K:
-            return (0, log, "") if readers["journalctl"] else (0, "-- No entries --\n", JOURNAL_HINT)
-        if argv == ["sudo", "-n", *agent.JOURNAL_K]:
-            return (0, log, "") if readers["sudo"] else (1, "", SUDO_REFUSED)
-        if argv == ["dmesg"]:
-            return (0, log, "") if readers["dmesg"] else (1, "", DMESG_REFUSED)
+        reader = {tuple(agent.JOURNAL_K): "journalctl", ("sudo", "-n", *agent.JOURNAL_K): "sudo",
+                  ("dmesg",): "dmesg"}.get(tuple(argv))
+        if reader is not None:
+            if self.hw.kernel_log_readers()[reader]:
+                return 0, "\n".join(kernel_log_lines(self.hw)) + "\n", ""
+            return {"journalctl": (0, "-- No entries --\n", JOURNAL_HINT), "sudo": (1, "", SUDO_REFUSED),
+                    "dmesg": (1, "", DMESG_REFUSED)}[reader]
         if argv[:2] == ["systemctl", "is-active"] and len(argv) == 3:
             state = self.hw.services().get(argv[2], "inactive")
             return (0 if state == "active" else 3), state + "\n", ""
