@@ -385,7 +385,7 @@ def kernel_log(path, node):
         name = " ".join(argv[:4] if argv[0] == "sudo" else argv[:2])
         done = node.command(argv)
         if done is None:
-            refusals.append(f"{name}: not available")
+            refusals.append(f"{name}: not installed, or no answer in {COMMAND_TIMEOUT} s")
             continue
         returncode, out, err = done
         lines = [line for line in out.splitlines() if line.strip() and not line.startswith("-- ")]

@@ -135,7 +135,10 @@ def test_the_agent_reads_xids_through_the_first_kernel_log_reader_the_user_may_u
         assert stderr == ""
 
 
-def test_a_kernel_log_no_reader_may_read_fails_acceptance_with_each_reason_and_the_fix() -> None:
+def test_a_kernel_log_no_reader_may_read_fails_acceptance_with_each_reason_and_the_fix(tmp_path: Path) -> None:
+    doc, _ = run_agent({**kernel_env(), "PATH": str(tmp_path)}, NODE_ARGS)  # none of the readers installed
+    assert doc["xid"]["error"] == "cannot read the kernel log: " + "; ".join(
+        f"{name}: not installed, or no answer in 15 s" for name in ("journalctl -k", "sudo -n journalctl -k", "dmesg"))
     doc, stderr = run_agent(kernel_env(), NODE_ARGS)
     assert doc["xid"] == {"error": "cannot read the kernel log: journalctl -k: shows only the user's own journal "
                                    "(not in group systemd-journal or adm); sudo -n journalctl -k: a password is "
