@@ -12,6 +12,8 @@ Fixture format (JSON):
       "error": "driver_not_loaded",          # optional: nvmlInit fails as on a node without a driver
       "driver_version": "550.54.15",
       "cuda_driver_version": 12040,          # as NVML reports it: 1000 * major + 10 * minor
+      "missing_calls": ["nvmlDeviceGetGpuFabricInfoV"],  # optional: NVML_ERROR_FUNCTION_NOT_FOUND, as on
+                                             # a driver older than the call (pynvml raises it the same way)
       "gpus": [
         {
           "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-...", "pci_bus_id": "00000000:18:00.0",
@@ -25,8 +27,9 @@ Fixture format (JSON):
           "clocks": {"sm": 1980, "sm_max": 1980, "mem": 2619, "mem_max": 2619},
           "throttle_reasons": 1,                 # NVML bit mask, e.g. 0x8 HW slowdown, 0x40 HW thermal
           "temperature_c": 35, "temperature_slowdown_c": 87, "temperature_shutdown_c": 92,
-          "power_mw": 72000, "power_limit_mw": 700000
-        }
+          "power_mw": 72000, "power_limit_mw": 700000,
+          "fabric": {"state": 3, "status": 0, "clique_id": 1}  # NVSwitch fabric (Hopper+): state 3 is
+        }                                        # COMPLETED, status an nvmlReturn_t; names ("in_progress") too
       ]
     }
 A key left out makes its call raise NVMLError(NOT_SUPPORTED), as on GPUs without the feature.
@@ -38,6 +41,7 @@ clocks {sm_mhz, sm_max_mhz}, and clocks_event_reasons as NVML reason names (HwTh
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from collections.abc import Iterable
@@ -49,7 +53,9 @@ NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_UNKNOWN = 999
 
 NVML_FEATURE_DISABLED = 0
 NVML_FEATURE_ENABLED = 1
@@ -70,6 +76,13 @@ NVML_CLOCK_MEM = 2
 NVML_TEMPERATURE_GPU = 0
 NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0
 NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1
+NVML_GPU_FABRIC_UUID_LEN = 16
+NVML_GPU_FABRIC_STATE_NOT_SUPPORTED = 0
+NVML_GPU_FABRIC_STATE_NOT_STARTED = 1
+NVML_GPU_FABRIC_STATE_IN_PROGRESS = 2
+NVML_GPU_FABRIC_STATE_COMPLETED = 3
+FABRIC_STATE_NAMES = {"not_supported": 0, "not_started": 1, "in_progress": 2, "completed": 3}
+nvmlGpuFabricInfo_v2 = 0x02000024  # noqa: N816 - nvml.h's spelling
 
 _ERRORS = {
     "uninitialized": NVML_ERROR_UNINITIALIZED,
@@ -84,7 +97,9 @@ _STRINGS = {
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
     NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
     NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
 }
 
 
@@ -100,6 +115,20 @@ class NVMLError(Exception):
 class _PciInfo:
     def __init__(self, bus_id: str) -> None:
         self.busId = bus_id  # noqa: N815 - pynvml's spelling
+
+
+class c_nvmlGpuFabricInfo_t(ctypes.Structure):  # noqa: N801 - pynvml's names and layouts
+    _fields_ = [("clusterUuid", ctypes.c_uint8 * NVML_GPU_FABRIC_UUID_LEN), ("status", ctypes.c_uint),
+                ("cliqueId", ctypes.c_uint32), ("state", ctypes.c_uint)]
+
+
+class c_nvmlGpuFabricInfoV_t(ctypes.Structure):  # noqa: N801
+    _fields_ = [("version", ctypes.c_uint), ("clusterUuid", ctypes.c_uint8 * NVML_GPU_FABRIC_UUID_LEN),
+                ("status", ctypes.c_uint), ("cliqueId", ctypes.c_uint32), ("state", ctypes.c_uint),
+                ("healthMask", ctypes.c_uint32)]
+
+    def __init__(self) -> None:
+        super().__init__(version=nvmlGpuFabricInfo_v2)
 
 
 _state: dict[str, Any] | None = None
@@ -131,6 +160,9 @@ def _normalise(gpu: dict[str, Any]) -> dict[str, Any]:
     if isinstance(clocks, dict) and "sm_mhz" in clocks:
         pairs = {"sm": "sm_mhz", "sm_max": "sm_max_mhz", "mem": "mem_mhz", "mem_max": "mem_max_mhz"}
         g["clocks"] = {k: clocks[v] for k, v in pairs.items() if clocks.get(v) is not None}
+    fabric = g.get("fabric")
+    if isinstance(fabric, dict) and isinstance(fabric.get("state"), str):
+        g["fabric"] = {**fabric, "state": FABRIC_STATE_NAMES[fabric["state"]]}
     if "clocks_event_reasons" in g and "throttle_reasons" not in g:
         g["throttle_reasons"] = reason_mask(g["clocks_event_reasons"])
     return g
@@ -316,3 +348,31 @@ def nvmlDeviceGetPowerUsage(handle: int) -> int:  # noqa: N802
 
 def nvmlDeviceGetEnforcedPowerLimit(handle: int) -> int:  # noqa: N802
     return int(_field(handle, "power_limit_mw"))
+
+
+def nvmlErrorString(result: int) -> str:  # noqa: N802
+    return _STRINGS.get(result, f"NVML error {result}")
+
+
+def _driver_has(call: str) -> None:
+    if call in _fixture().get("missing_calls", ()):
+        raise NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND)
+
+
+def _fill_fabric(call: str, handle: int, ref: Any) -> int:
+    """pynvml's calling convention: the caller passes ctypes.byref(its struct) and NVML fills it in."""
+    _driver_has(call)
+    fabric = _field(handle, "fabric")
+    info = getattr(ref, "_obj", ref)
+    info.state = int(fabric.get("state", NVML_GPU_FABRIC_STATE_COMPLETED))
+    info.status = int(fabric.get("status", NVML_SUCCESS))
+    info.cliqueId = int(fabric.get("clique_id", 0))
+    return NVML_SUCCESS
+
+
+def nvmlDeviceGetGpuFabricInfoV(handle: int, info: Any) -> int:  # noqa: N802
+    return _fill_fabric("nvmlDeviceGetGpuFabricInfoV", handle, info)
+
+
+def nvmlDeviceGetGpuFabricInfo(handle: int, info: Any) -> int:  # noqa: N802
+    return _fill_fabric("nvmlDeviceGetGpuFabricInfo", handle, info)

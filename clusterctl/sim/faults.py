@@ -97,6 +97,19 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "(a cable retransmitting, a congested leaf): only the bandwidth check sees it.",
             factor=0.5,
         ),
+        _k(
+            "kernel_log_refused",
+            "node",
+            "The SSH user may not read the kernel log (not in group systemd-journal or adm, dmesg restricted); "
+            "sudo true lets `sudo -n journalctl -k` through, as a sudoers rule for it would.",
+            sudo=False,
+        ),
+        _k(
+            "fabric_manager_failed",
+            "node",
+            "nvidia-fabricmanager has failed and no GPU's NVSwitch fabric completed (NVML fabric state "
+            "in_progress): CUDA would fail with error 802.",
+        ),
         _k("thermal_throttle", "node", "A GPU runs hot and reports HW thermal slowdown.", gpu=0, celsius=91),
         _k("gpu_slow", "node", "A GPU delivers factor of its normal throughput.", gpu=0, factor=0.33),
     ]

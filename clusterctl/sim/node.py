@@ -10,12 +10,14 @@ interface a later step serves over SSH to the check program (both plain JSON-abl
   ecc {volatile|aggregate: {corrected, uncorrected}},
   remapped_rows {correctable, uncorrectable, pending, failure},
   pcie {gen, gen_max, width, width_max}, nvlink [{link, active}], xid_events [{code}]
-  (XIDs last while their fault is set, like a kernel log since boot).
+  (XIDs last while their fault is set, like a kernel log since boot), fabric {state, status}
+  (NVML's NVSwitch fabric registration: completed unless Fabric Manager failed).
 - `NodeHardware.ib_ports()` -> one dict per HCA port, shaped like /sys/class/infiniband:
   device (mlx5_N), port, state ("4: ACTIVE"), phys_state ("5: LinkUp"), rate
   ("400 Gb/sec (4X NDR)"), link_layer, counters {symbol_error, link_downed, port_rcv_errors}.
 
-The BMC side (Redfish) reads PSUs, fans, temperatures and power from here too.
+`services()` and `kernel_log_readers()` say what systemctl and the kernel-log readers answer the
+SSH user. The BMC side (Redfish) reads PSUs, fans, temperatures and power from here too.
 """
 
 from __future__ import annotations
@@ -175,7 +177,21 @@ class NodeHardware:
             },
             "nvlink": [{"link": n, "active": n not in down_links} for n in range(NVLINKS)],
             "xid_events": [{"code": p["code"]} for p in self.faults_of("xid") if p["gpu"] == i],
+            "fabric": {"state": "in_progress" if self.has_fault("fabric_manager_failed") else "completed",
+                       "status": 0, "clique_id": 1},
         }
+
+    def services(self) -> dict[str, str]:
+        """`systemctl is-active` of the units the validation agent asks about."""
+        return {"nvidia-fabricmanager": "failed" if self.has_fault("fabric_manager_failed") else "active"}
+
+    def kernel_log_readers(self) -> dict[str, bool]:
+        """Which kernel-log readers the SSH user may use: journalctl -k (group systemd-journal, which the
+        os stage grants), sudo -n journalctl -k, dmesg."""
+        refused = self.faults_of("kernel_log_refused")
+        if not refused:
+            return {"journalctl": True, "sudo": False, "dmesg": True}
+        return {"journalctl": False, "sudo": bool(refused[-1]["sudo"]), "dmesg": False}
 
     def ib_ports(self) -> list[dict[str, Any]]:
         ports = []

@@ -2,8 +2,9 @@
 
 The agent (clusterctl/validate/agent.py) reads every fact through a NodeIO; this one serves
 NVML from `NodeHardware.nvml()` through the fake pynvml, /sys/class/infiniband from
-`NodeHardware.ib_ports()`, the kernel log from the node's XID faults, and the software a
-lab node has installed (the versions the lab inventory expects). Nothing touches the disk,
+`NodeHardware.ib_ports()`, the commands it runs (journalctl, sudo, dmesg, systemctl and the
+version tools) as the node's state says they would answer, the kernel log holding the node's XID
+faults, and the software a lab node has installed (the versions the lab inventory expects). Nothing touches the disk,
 so validating 2,000 lab nodes costs no process and no file per node.
 """
 
@@ -45,9 +46,20 @@ class _NodeNVML:
         fake_nvml.load({"driver_version": DRIVER, "cuda_driver_version": CUDA_DRIVER, "gpus": gpus})
 
 
+# What a stock node answers where the SSH user may not read the kernel log: journalctl's hint
+# (systemd's journalctl.c), sudo -n without a rule, dmesg under kernel.dmesg_restrict=1.
+JOURNAL_HINT = ("Hint: You are currently not seeing messages from other users and the system.\n"
+                "      Users in groups 'adm', 'systemd-journal' can see all messages.\n"
+                "      Pass -q to turn off this notice.\n")
+SUDO_REFUSED = "sudo: a password is required\n"
+DMESG_REFUSED = "dmesg: read kernel buffer failed: Operation not permitted\n"
+BOOT_LINES = ["[    0.000000] Linux version 6.8.0-45-generic (buildd@lcy02-amd64-075) #45-Ubuntu SMP",
+              "[    7.412345] nvidia-nvswitch: Probing device 0000:05:00.0, Vendor Id = 0x10de, Device Id = 0x22a3"]
+
+
 def kernel_log_lines(hw: NodeHardware) -> list[str]:
-    """The node's XIDs as the NVIDIA driver writes them to the kernel log."""
-    lines = []
+    """The node's kernel log since boot: the boot banner and its XIDs as the NVIDIA driver writes them."""
+    lines = list(BOOT_LINES)
     for gpu in hw.nvml():
         bus = gpu["pci_bus_id"].split(":", 1)[1].rsplit(".", 1)[0].lower()  # 00000000:18:00.0 -> 18:00
         for event in gpu["xid_events"]:
@@ -92,9 +104,6 @@ class LabNodeIO(agent.NodeIO):
     def nvml(self) -> ModuleType:
         return _NodeNVML(self.hw)  # type: ignore[return-value]
 
-    def kernel_log(self, path: str | None) -> tuple[str, list[str] | None]:
-        return "journalctl -k -b -o cat --no-pager", kernel_log_lines(self.hw)
-
     def read(self, path: str) -> str | None:
         return self._files.get(path)
 
@@ -111,8 +120,20 @@ class LabNodeIO(agent.NodeIO):
         return [self._nccl] if os.path.basename(pattern).startswith("libnccl.so") and \
             folder == os.path.dirname(self._nccl) else []
 
-    def run(self, argv: list[str]) -> str | None:
-        return COMMANDS.get(argv[0])
+    def command(self, argv: list[str]) -> tuple[int, str, str] | None:
+        """(exit status, stdout, stderr) as the node would answer the agent's commands."""
+        reader = {tuple(agent.JOURNAL_K): "journalctl", ("sudo", "-n", *agent.JOURNAL_K): "sudo",
+                  ("dmesg",): "dmesg"}.get(tuple(argv))
+        if reader is not None:
+            if self.hw.kernel_log_readers()[reader]:
+                return 0, "\n".join(kernel_log_lines(self.hw)) + "\n", ""
+            return {"journalctl": (0, "-- No entries --\n", JOURNAL_HINT), "sudo": (1, "", SUDO_REFUSED),
+                    "dmesg": (1, "", DMESG_REFUSED)}[reader]
+        if argv[:2] == ["systemctl", "is-active"] and len(argv) == 3:
+            state = self.hw.services().get(argv[2], "inactive")
+            return (0 if state == "active" else 3), state + "\n", ""
+        out = COMMANDS.get(argv[0])
+        return None if out is None else (0, out, "")
 
 
 def agent_report(hw: NodeHardware, args: list[str]) -> dict[str, Any]:

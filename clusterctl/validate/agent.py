@@ -1,4 +1,4 @@
-"""Node-side validation agent: collects GPU, XID, InfiniBand and software facts and prints ONE JSON document.
+"""Node-side validation agent: collects GPU, XID, InfiniBand, service and software facts; prints ONE JSON document.
 
 Shipped over SSH as source and run with `python3 - [options]`, so it must stay a single file
 that needs only the standard library and `pynvml`, and runs on the oldest python3 a GPU node
@@ -9,6 +9,8 @@ without a driver still reports its fabric and software, and no failure prints a 
 Options (for tests and the embedded lab; the defaults read the real node):
   --sysfs-root DIR   prefix for /sys paths           --kernel-log FILE   read XIDs from FILE
   --root DIR         prefix for /usr paths (software versions)
+Without --kernel-log the agent reads the kernel log with journalctl -k, then sudo -n journalctl -k,
+then dmesg; when none of them may, the XID part reports each refusal (the rules fail it).
 
 NVML source: the agent imports the installed `pynvml`. When the environment variable
 CLUSTERCTL_AGENT_PYNVML names a Python file, that file is loaded as `pynvml` instead; tests
@@ -49,6 +51,8 @@ CLOCK_EVENT_BITS = (
     (0x80, "hw_power_brake"),
     (0x100, "display_clocks"),
 )
+# nvmlGpuFabricState_t (NVML_GPU_FABRIC_STATE_*)
+FABRIC_STATES = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
 IB_COUNTERS = (
     "symbol_error",
     "link_downed",
@@ -68,6 +72,13 @@ LIB_DIRS = (
     "/usr/local/nccl/lib",
 )
 COMMAND_TIMEOUT = 15
+# Kernel-log readers in order: the SSH user in group systemd-journal or adm (the os stage grants it),
+# then root through passwordless sudo for this one command, then the ring buffer (what is left of it).
+JOURNAL_K = ["journalctl", "-k", "-b", "-o", "cat", "--no-pager"]
+KERNEL_LOG_READERS = (JOURNAL_K, ["sudo", "-n", *JOURNAL_K], ["dmesg"])
+# What journalctl prints to stderr when it can open only the user's own journal (systemd's journalctl.c).
+JOURNAL_REFUSED = ("not seeing messages from other users and the system", "insufficient permissions")
+SERVICES = ("nvidia-fabricmanager",)
 PYNVML_ENV = "CLUSTERCTL_AGENT_PYNVML"
 
 
@@ -87,9 +98,6 @@ class NodeIO:
 
         return pynvml
 
-    def kernel_log(self, path):
-        return kernel_log(path)
-
     def read(self, path):
         return read(path)
 
@@ -102,8 +110,13 @@ class NodeIO:
     def glob(self, pattern):
         return glob.glob(pattern)
 
+    def command(self, argv):
+        return command(argv)
+
     def run(self, argv):
-        return run(argv)
+        """A command's stdout when it succeeded, else None."""
+        done = self.command(argv)
+        return done[1] if done is not None and done[0] == 0 else None
 
 
 def load_module(name, path):
@@ -134,6 +147,7 @@ def collect(node, sysfs_root="/sys", kernel_log_path=None, root="/"):
     doc = {"agent": AGENT_VERSION, "hostname": node.hostname()}
     doc["gpu"] = guarded(collect_gpus, node)
     doc["xid"] = guarded(collect_xids, kernel_log_path, node)
+    doc["services"] = guarded(collect_services, node)
     doc["infiniband"] = guarded(collect_infiniband, sysfs_root, node)
     doc["software"] = guarded(collect_software, root, sysfs_root, doc["gpu"], node)
     return doc
@@ -223,6 +237,7 @@ def collect_device(nvml, index):
         "width_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle),
     }
     dev["nvlink"] = collect_nvlink(nvml, handle)
+    dev["fabric"] = collect_fabric(nvml, handle)
     sm, mem = getattr(nvml, "NVML_CLOCK_SM", 1), getattr(nvml, "NVML_CLOCK_MEM", 2)
     dev["clocks"] = {
         "sm": optional(nvml, "nvmlDeviceGetClockInfo", handle, sm),
@@ -289,11 +304,54 @@ def collect_nvlink(nvml, handle):
     return links
 
 
+def collect_fabric(nvml, handle):
+    """The GPU's NVSwitch fabric registration (Hopper and later): state and status, as nvidia-smi -q's
+    "Fabric" section shows them. Newest call first; a driver or pynvml without either says so.
+    https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceQueries.html (nvmlDeviceGetGpuFabricInfoV)
+    """
+    import ctypes
+
+    unsupported = "not supported by this driver"
+    for call, struct in (("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+                         ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t")):
+        fn, make = getattr(nvml, call, None), getattr(nvml, struct, None)
+        if fn is None or make is None:
+            continue
+        info = make()
+        try:
+            fn(handle, ctypes.byref(info))
+        except Exception as exc:  # noqa: BLE001 - NVMLError subclasses differ between pynvml versions
+            code = getattr(exc, "value", None)
+            if code == getattr(nvml, "NVML_ERROR_FUNCTION_NOT_FOUND", 13):
+                continue  # this pynvml knows the call, the driver's libnvidia-ml does not
+            if code == getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
+                unsupported = "not supported by this GPU"
+                break
+            return {"error": str(exc) or type(exc).__name__}
+        status = int(info.status)
+        return {
+            "state": FABRIC_STATES.get(int(info.state), str(int(info.state))),
+            "status": status,
+            "status_text": nvml_error_text(nvml, status),
+            "clique_id": int(info.cliqueId),
+        }
+    return {"unsupported": unsupported}
+
+
+def nvml_error_text(nvml, code):
+    if code == 0:
+        return "Success"
+    try:
+        return text(nvml.nvmlErrorString(code))
+    except Exception:  # noqa: BLE001 - an unknown code is still reported by number
+        return f"NVML error {code}"
+
+
 # -- XIDs from the kernel log -----------------------------------------------------------------------------
 
 
 def collect_xids(path, node=None):
-    source, lines = (node or NodeIO()).kernel_log(path)
+    source, lines = kernel_log(path, node or NodeIO())
     if lines is None:
         return {"error": f"cannot read the kernel log: {source}"}
     events = []
@@ -308,35 +366,72 @@ def collect_xids(path, node=None):
     return {"source": source, "counts": counts, "events": events[-MAX_XID_EVENTS:]}
 
 
-def kernel_log(path):
-    """Lines since boot: the given file, else journalctl -k -b, else dmesg. (source, lines|None)."""
+def kernel_log(path, node):
+    """Lines since boot and where they came from: (source, lines), or (why each reader failed, None).
+
+    The given file, else each of KERNEL_LOG_READERS in turn. journalctl run by a user outside the
+    systemd-journal and adm groups exits 0 with only that user's own journal (and a hint on stderr),
+    and Ubuntu's kernel.dmesg_restrict refuses dmesg: both are refusals, never "no XIDs". A log with
+    no kernel line at all is one too: every boot logs the kernel's own banner.
+    """
     if path:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 return path, f.read().splitlines()
         except OSError as exc:
             return f"{path}: {exc.strerror}", None
-    tried = []
-    for argv in (["journalctl", "-k", "-b", "-o", "cat", "--no-pager"], ["dmesg"]):
-        output = run(argv)
-        if output is not None:
-            return " ".join(argv), output.splitlines()
-        tried.append(argv[0])
-    return "neither " + " nor ".join(tried) + " worked", None
+    refusals = []
+    for argv in KERNEL_LOG_READERS:
+        name = " ".join(argv[:4] if argv[0] == "sudo" else argv[:2])
+        done = node.command(argv)
+        if done is None:
+            refusals.append(f"{name}: not installed, or no answer in {COMMAND_TIMEOUT} s")
+            continue
+        returncode, out, err = done
+        lines = [line for line in out.splitlines() if line.strip() and not line.startswith("-- ")]
+        if returncode != 0:
+            why = first_line(err)
+            why = why[len(argv[0]) + 2:] if why.startswith(argv[0] + ": ") else why
+            refusals.append(f"{name}: {why or f'exit status {returncode}'}")
+        elif any(hint in err for hint in JOURNAL_REFUSED):
+            refusals.append(f"{name}: shows only the user's own journal (not in group systemd-journal or adm)")
+        elif not lines:
+            refusals.append(f"{name}: no kernel messages since boot")
+        else:
+            return " ".join(argv), lines
+    return "; ".join(refusals), None
 
 
-def run(argv):
-    """A command's stdout, or None when it is missing, fails or hangs."""
+def first_line(raw):
+    for line in (raw or "").splitlines():
+        if line.strip():
+            return line.strip()[:160]
+    return ""
+
+
+def command(argv):
+    """(exit status, stdout, stderr) of a command, or None when it is missing or hangs."""
     if shutil.which(argv[0]) is None:
         return None
     try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        done = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
                               timeout=COMMAND_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    if done.returncode != 0:
-        return None
-    return done.stdout.decode("utf-8", "replace")
+    return done.returncode, text(done.stdout), text(done.stderr)
+
+
+# -- services ---------------------------------------------------------------------------------------------
+
+
+def collect_services(node):
+    """`systemctl is-active` of each unit in SERVICES: active, failed, inactive, activating... or None
+    without systemd. Reported on every node; the rules say where a unit must be active."""
+    states = {}
+    for unit in SERVICES:
+        done = node.command(["systemctl", "is-active", unit])
+        states[unit] = (first_line(done[1]) or None) if done is not None else None
+    return states
 
 
 # -- InfiniBand (sysfs) -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from clusterctl.validate.expect import Expectation
 from clusterctl.validate.fabric import fabric_checks
 from clusterctl.validate.gpu import gpu_checks
+from clusterctl.validate.nvswitch import nvswitch_checks
 from clusterctl.validate.rules import Ruleset
 from clusterctl.validate.software import software_checks
 from clusterctl.validate.xid import xid_checks
@@ -27,6 +28,7 @@ def evaluate_report(
     if "gpu" in categories:
         results += gpu_checks(report, expect, rules)
         if expect.gpu_count:
+            results += nvswitch_checks(report, expect, rules)
             results += xid_checks(report, rules)
     if "fabric" in categories:
         results += fabric_checks(report, expect, rules)

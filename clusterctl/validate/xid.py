@@ -2,7 +2,8 @@
 
 One check per XID number, named gpu.xid.<n>, so a node with an application fault (13) and a
 GPU off the bus (79) shows both, each with its own action; dcgm-exporter's last-XID gauge
-hides repeats, so the count per XID is kept in the detail and data.
+hides repeats, so the count per XID is kept in the detail and data. A kernel log the agent could
+not read fails under gpu.kernel_log: an acceptance that cannot see XIDs is not one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def xid_checks(report: dict[str, Any], rules: Ruleset) -> list[CheckResult]:
         return [rules.judge("gpu.kernel_log", True, str(reason), name="gpu.xid")]
     counts: dict[str, int] = xid.get("counts") or {}
     if not counts:
-        return [rules.judge("gpu.kernel_log", False, "no XID events since boot", name="gpu.xid")]
+        read_by = f" (read by {xid['source']})" if xid.get("source") else ""
+        return [rules.judge("gpu.kernel_log", False, f"no XID events since boot{read_by}", name="gpu.xid")]
     gpus = _gpus_by_bus(report)
     results = []
     for number in sorted(counts, key=int):

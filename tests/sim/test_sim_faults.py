@@ -186,6 +186,17 @@ NODE_CHECKS = {
     ),
     "thermal_throttle": ({"gpu": 7}, lambda hw: "HwThermalSlowdown" in hw.nvml()[7]["clocks_event_reasons"]),
     "gpu_slow": ({"gpu": 3, "factor": 0.33}, lambda hw: hw.nvml()[3]["perf_factor"] == pytest.approx(0.33)),
+    "kernel_log_refused": (
+        {"sudo": True},
+        lambda hw: hw.kernel_log_readers() == {"journalctl": False, "sudo": True, "dmesg": False},
+    ),
+    "fabric_manager_failed": (
+        {},
+        lambda hw: (
+            hw.services() == {"nvidia-fabricmanager": "failed"}
+            and {g["fabric"]["state"] for g in hw.nvml()} == {"in_progress"}
+        ),
+    ),
 }
 
 

@@ -60,7 +60,8 @@ def test_without_pynvml_or_kernel_log_each_part_reports_its_own_error(tmp_path: 
     assert "Traceback" not in stderr
     checks = {c.name: c for c in evaluate_report(doc, Expectation("n", gpu_count=8), load_ruleset("H100-SXM5-80GB"))}
     assert checks["gpu.driver"].status == "fail" and checks["gpu.driver"].detail.startswith("no NVIDIA driver")
-    assert checks["gpu.xid"].status == "warn" and checks["gpu.xid"].rule == "gpu.kernel_log"
+    assert checks["gpu.xid"].status == "fail" and checks["gpu.xid"].rule == "gpu.kernel_log"
+    assert "systemd-journal" in (checks["gpu.xid"].remediation or "")
 
 
 def test_a_lost_gpu_and_a_broken_nvml_call_do_not_stop_the_report(tmp_path: Path) -> None:
@@ -104,3 +105,109 @@ def test_the_labs_gpu_view_drives_the_agent_through_the_fake_module() -> None:
     assert set(bad) == {"gpu.throttle_hw", "gpu.throttle_sw", "gpu.pcie_link", "gpu.pcie_speed"}
     assert bad["gpu.throttle_hw"].startswith("GPU 3 (0000:48:00.0): clocks slowed by hw_thermal (SM 1188 of 1980")
     assert bad["gpu.pcie_link"] == "GPU 5 (0000:68:00.0): PCIe link x8 of x16 (downtrained)"
+
+
+# -- the kernel log: journalctl -k, sudo -n journalctl -k, dmesg, or a failure that says how to fix it ----
+
+KERNEL_BIN = FIXTURES / "kernel-bin"  # journalctl, sudo and dmesg stand-ins answering as a stock node does
+READERS = {
+    "FAKE_JOURNAL": ("group", "journalctl -k -b -o cat --no-pager"),
+    "FAKE_SUDO": ("allowed", "sudo -n journalctl -k -b -o cat --no-pager"),
+    "FAKE_DMESG": ("allowed", "dmesg"),
+}
+
+
+def kernel_env(nvml: Path = FIXTURES / "nvml" / "h100-healthy.json", **modes: str) -> dict[str, str]:
+    env = {**MAKE.agent_env(nvml), "FAKE_KERNEL_LOG": str(FIXTURES / "kernel" / "xid79.log"), **modes}
+    env["PATH"] = f"{KERNEL_BIN}:{env['PATH']}"
+    return env
+
+
+NODE_ARGS = ["--sysfs-root", str(FIXTURES / "sysfs" / "healthy"), "--root", str(FIXTURES / "root")]
+
+
+def test_the_agent_reads_xids_through_the_first_kernel_log_reader_the_user_may_use() -> None:
+    for variable, (mode, source) in READERS.items():
+        doc, stderr = run_agent(kernel_env(**{variable: mode}), NODE_ARGS)
+        assert doc["xid"]["source"] == source, variable
+        # journalctl refusing exits 0 with no kernel line: that is a refusal, not "no XIDs".
+        assert doc["xid"]["counts"] == {"79": 1, "13": 1}, variable
+        assert stderr == ""
+
+
+def test_a_kernel_log_no_reader_may_read_fails_acceptance_with_each_reason_and_the_fix(tmp_path: Path) -> None:
+    doc, _ = run_agent({**kernel_env(), "PATH": str(tmp_path)}, NODE_ARGS)  # none of the readers installed
+    assert doc["xid"]["error"] == "cannot read the kernel log: " + "; ".join(
+        f"{name}: not installed, or no answer in 15 s" for name in ("journalctl -k", "sudo -n journalctl -k", "dmesg"))
+    doc, stderr = run_agent(kernel_env(), NODE_ARGS)
+    assert doc["xid"] == {"error": "cannot read the kernel log: journalctl -k: shows only the user's own journal "
+                                   "(not in group systemd-journal or adm); sudo -n journalctl -k: a password is "
+                                   "required; dmesg: read kernel buffer failed: Operation not permitted"}
+    assert "Traceback" not in stderr
+    checks = {c.name: c for c in evaluate_report(doc, Expectation("n", gpu_count=8), load_ruleset("H100-SXM5-80GB"))}
+    xid = checks["gpu.xid"]
+    assert (xid.status, xid.rule) == ("fail", "gpu.kernel_log")
+    assert "systemd-journal" in (xid.remediation or "") and "sudo -n journalctl -k" in (xid.remediation or "")
+
+
+# -- NVSwitch fabric: Fabric Manager's service and each GPU's fabric state --------------------------------
+
+H100_NVSWITCH = Expectation("n", gpu_model="H100-SXM5-80GB", gpu_count=8, nvlink=True)
+
+
+def fabric_fixture(tmp_path: Path, change: Any) -> Path:
+    fixture = json.loads((FIXTURES / "nvml" / "h100-healthy.json").read_text())
+    change(fixture)
+    path = tmp_path / "nvml.json"
+    path.write_text(json.dumps(fixture))
+    return path
+
+
+def fabric_verdict(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    doc, stderr = run_agent(env, [*NODE_ARGS, "--kernel-log", str(FIXTURES / "kernel" / "clean.log")])
+    assert "Traceback" not in stderr
+    checks = {c.name: c for c in evaluate_report(doc, H100_NVSWITCH, load_ruleset("H100-SXM5-80GB"))}
+    return doc, checks
+
+
+def test_an_h100_whose_fabric_did_not_initialise_fails_with_reason_and_remedy(tmp_path: Path) -> None:
+    def broken(fixture: dict[str, Any]) -> None:
+        fixture["gpus"][2]["fabric"]["state"] = 2  # NVML_GPU_FABRIC_STATE_IN_PROGRESS: never completed
+        fixture["gpus"][5]["fabric"]["status"] = 999  # completed, but registration failed
+
+    env = {**kernel_env(fabric_fixture(tmp_path, broken)), "FAKE_SYSTEMCTL_FAILED": "nvidia-fabricmanager"}
+    doc, checks = fabric_verdict(env)
+    assert doc["services"] == {"nvidia-fabricmanager": "failed"}
+    assert doc["gpu"]["devices"][2]["fabric"] == {"state": "in_progress", "status": 0, "status_text": "Success",
+                                                  "clique_id": 32766}
+    service, state = checks["gpu.fabric_manager"], checks["gpu.fabric_state"]
+    assert (service.status, service.detail) == ("fail", "nvidia-fabricmanager is failed")
+    assert "systemctl status nvidia-fabricmanager" in (service.remediation or "")
+    assert state.status == "fail" and state.detail == (
+        "GPU 2 (0000:3a:00.0): fabric state in_progress, not completed; "
+        "GPU 5 (0000:ab:00.0): fabric registration failed (Unknown Error)")
+    assert "fabricmanager.log" in (state.remediation or "")
+    healthy_doc, healthy = fabric_verdict(kernel_env())
+    assert healthy["gpu.fabric_manager"].status == healthy["gpu.fabric_state"].status == "pass"
+    assert healthy["gpu.fabric_state"].detail == "fabric registration completed on all 8 GPUs"
+
+
+def test_a_driver_without_the_fabric_calls_says_so_and_the_service_alone_judges(tmp_path: Path) -> None:
+    # The V call arrived after the plain one: a driver with only the older call still reports the state.
+    only_old = fabric_fixture(tmp_path, lambda f: f.update(missing_calls=["nvmlDeviceGetGpuFabricInfoV"]))
+    doc, checks = fabric_verdict(kernel_env(only_old))
+    assert {d["fabric"]["state"] for d in doc["gpu"]["devices"]} == {"completed"}
+    neither = ["nvmlDeviceGetGpuFabricInfoV", "nvmlDeviceGetGpuFabricInfo"]
+    doc, checks = fabric_verdict(kernel_env(fabric_fixture(tmp_path, lambda f: f.update(missing_calls=neither))))
+    assert all(d["fabric"] == {"unsupported": "not supported by this driver"} for d in doc["gpu"]["devices"])
+    assert checks["gpu.fabric_state"].status == "pass"
+    assert checks["gpu.fabric_state"].detail == ("fabric state not supported by this driver (driver 550.90.07); "
+                                                 "judged by the nvidia-fabricmanager service alone")
+    assert checks["gpu.fabric_manager"].status == "pass"
+    env = {**kernel_env(fabric_fixture(tmp_path, lambda f: f.update(missing_calls=neither))),
+           "FAKE_SYSTEMCTL_FAILED": "nvidia-fabricmanager"}
+    doc, checks = fabric_verdict(env)
+    assert checks["gpu.fabric_manager"].status == "fail" and checks["gpu.fabric_state"].status == "pass"
+    # A node without NVSwitches (inventory nvlink false) is not asked about Fabric Manager at all.
+    plain = evaluate_report(doc, Expectation("n", gpu_count=8, nvlink=False), load_ruleset("H100-SXM5-80GB"))
+    assert not {"gpu.fabric_manager", "gpu.fabric_state"} & {c.name for c in plain}

@@ -91,7 +91,8 @@ def test_fleet_power_verdicts_with_an_unreachable_bmc() -> None:
     report = judge(nodes, {None: RULES}, categories={"power"}, telemetry=telemetry, rack_budgets={"ra": 10000})
     verdicts = {v.node: v for v in report.verdicts}
     a3 = by_name(verdicts["a3"].checks)
-    assert a3["power.telemetry"][0] == "warn" and a3["power.telemetry"][1].endswith("timed out")
+    # Without telemetry nothing of its PSUs, fans or inlet is known: no acceptance.
+    assert a3["power.telemetry"][0] == "fail" and a3["power.telemetry"][1].endswith("timed out")
     assert set(a3) == {"power.telemetry", "power.rack_budget"}  # its rack is over budget all the same
     assert by_name(verdicts["a1"].checks)["power.rack_budget"] == ("fail", "rack ra: 10500 W of 10000 W budget "
                                                                    "(2 of 3 nodes measured)")

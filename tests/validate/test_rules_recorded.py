@@ -48,7 +48,7 @@ def test_healthy_h100_passes_every_check_without_warnings() -> None:
         ("xid79", "gpu.xid.79", "fail", "GPU 4 (0000:9a:00)", "GPU fell off the bus — reseat or RMA"),
         ("ecc-uncorrectable", "gpu.ecc_uncorrectable", "fail", "GPU 3 (0000:5d:00.0): 2 uncorrectable",
          "DCGM diagnostics"),
-        ("remap-pending", "gpu.remap_pending", "warn", "GPU 5 (0000:ab:00.0): row remapping pending",
+        ("remap-pending", "gpu.remap_pending", "fail", "GPU 5 (0000:ab:00.0): row remapping pending",
          "Reset the GPU"),
         ("remap-failed", "gpu.remap_failed", "fail", "GPU 6 (0000:ba:00.0): row remapping failed", "RMA"),
         ("pcie-downtrained", "gpu.pcie_link", "fail", "GPU 2 (0000:3a:00.0): PCIe link x8 of x16", "Reseat"),
@@ -98,7 +98,8 @@ def test_xid_table_severity_per_number_and_application_faults_only_warn() -> Non
 def test_no_driver_is_one_clear_failure_and_the_rest_still_judged() -> None:
     v = verdict("no-driver")
     gpu = [c for c in v.checks if c.name.startswith("gpu.")]
-    assert [(c.name, c.status) for c in gpu] == [("gpu.driver", "fail"), ("gpu.xid", "pass")]
+    assert [(c.name, c.status) for c in gpu] == [("gpu.driver", "fail"), ("gpu.fabric_manager", "pass"),
+                                                 ("gpu.xid", "pass")]
     # Fabric and software are still checked: the driver version comes from /sys/module/nvidia.
     assert all(c.status == "pass" for c in v.checks if c.name.startswith(("fabric.", "software.")))
 

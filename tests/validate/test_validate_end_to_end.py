@@ -110,7 +110,7 @@ def test_validate_over_real_ssh_healthy_faulty_and_bad_host_key(fleet: SSHFleet,
     assert "does not match known_hosts" in bad_key["checks"][0]["detail"]
     assert bad_key["checks"][0]["rule"] == "ssh.SSHHostKeyError"
     assert doc["summary"]["pass"] == 1 and doc["summary"]["fail"] == 2
-    assert doc["summary"]["rulesets"]["H100-SXM5-80GB"]["version"] == 1
+    assert doc["summary"]["rulesets"]["H100-SXM5-80GB"]["version"] == 2
 
     with Store.open(Settings().state_url) as store:
         run = store.latest_run("validate")
@@ -170,3 +170,77 @@ def test_quarantine_hands_failed_nodes_to_burnins_quarantine(
         assert [f.node for f in store.flags(quarantined_only=True)] == ["host02"]
     result = cli("validate", str(inventory), "--checks", "gpu", "--agent-config", str(config), "--quarantine")
     assert "names no scheduler for these nodes" in str(result.exception)
+
+
+def agent_call_reading_the_kernel_log(nvml: Path, kernel: str, **modes: str) -> dict[str, Any]:
+    """The agent as on a stock node: no --kernel-log, so it runs journalctl/sudo/dmesg (stand-ins that answer
+    as the SSH user's rights say, see tests/fixtures/validate/kernel-bin) and systemctl."""
+    call = agent_call("h100-healthy", "healthy", kernel)
+    call["args"] = call["args"][:2] + call["args"][4:]  # drop --kernel-log FILE
+    call["env"].update(CLUSTERCTL_FAKE_NVML=str(nvml), FAKE_KERNEL_LOG=str(FIXTURES / "kernel" / kernel),
+                       PATH=f"{FIXTURES / 'kernel-bin'}:{call['env']['PATH']}", **modes)
+    return call
+
+
+def test_over_ssh_xids_come_from_the_journal_or_sudo_and_an_unreadable_log_fails(
+    fleet: SSHFleet, tmp_path: Path
+) -> None:
+    inventory = write_inventory(tmp_path, fleet)
+    healthy = FIXTURES / "nvml" / "h100-healthy.json"
+    config = tmp_path / "agents.json"
+    config.write_text(json.dumps({
+        "host01": agent_call_reading_the_kernel_log(healthy, "clean.log", FAKE_JOURNAL="group"),
+        "host02": agent_call_reading_the_kernel_log(healthy, "xid79.log", FAKE_SUDO="allowed"),
+        "host03": agent_call_reading_the_kernel_log(healthy, "xid79.log"),  # Ubuntu's defaults, nothing granted
+    }))
+    result = cli("validate", str(inventory), "--checks", "gpu", "--agent-config", str(config))
+    assert result.exit_code == 1, result.output
+    by_node = {n["node"]: {c["name"]: c for c in n["checks"]} for n in json.loads(result.stdout)["nodes"]}
+    assert by_node["host01"]["gpu.xid"]["status"] == "pass"
+    assert by_node["host01"]["gpu.xid"]["detail"] == "no XID events since boot (read by journalctl -k -b -o cat " \
+                                                     "--no-pager)"
+    # Not in the journal's group, but allowed sudo -n journalctl -k: the XIDs are seen.
+    assert by_node["host02"]["gpu.xid.79"]["status"] == "fail"
+    # Nothing may read the kernel log: the XID check fails, naming each refusal and the fix.
+    xid = by_node["host03"]["gpu.xid"]
+    assert xid["status"] == "fail" and xid["rule"] == "gpu.kernel_log"
+    assert xid["detail"].startswith("cannot read the kernel log: journalctl -k: shows only the user's own journal")
+    assert "sudo -n journalctl -k: a password is required" in xid["detail"]
+    assert xid["remediation"].startswith("Add the SSH user to group systemd-journal")
+    assert "gpu.xid.79" not in by_node["host03"]
+
+
+def test_over_ssh_fabric_manager_failures_and_a_pending_remap_fail_acceptance(fleet: SSHFleet, tmp_path: Path) -> None:
+    fixture = json.loads((FIXTURES / "nvml" / "h100-healthy.json").read_text())
+    for gpu in fixture["gpus"]:
+        gpu["fabric"]["state"] = 2  # in progress: Fabric Manager never finished the NVSwitch fabric (CUDA error 802)
+    fm_down = tmp_path / "fm-down.json"
+    fm_down.write_text(json.dumps(fixture))
+    old = tmp_path / "old-driver.json"
+    old.write_text(json.dumps({**fixture, "missing_calls": ["nvmlDeviceGetGpuFabricInfoV",
+                                                            "nvmlDeviceGetGpuFabricInfo"]}))
+    broken = agent_call_reading_the_kernel_log(fm_down, "clean.log", FAKE_JOURNAL="group",
+                                               FAKE_SYSTEMCTL_FAILED="nvidia-fabricmanager")
+    inventory = write_inventory(tmp_path, fleet)
+    config = tmp_path / "agents.json"
+    config.write_text(json.dumps({
+        "host01": broken,
+        "host02": agent_call_reading_the_kernel_log(old, "clean.log", FAKE_JOURNAL="group"),
+        "host03": agent_call_reading_the_kernel_log(FIXTURES / "nvml" / "h100-remap-pending.json", "clean.log",
+                                                    FAKE_JOURNAL="group"),
+    }))
+    result = cli("validate", str(inventory), "--checks", "gpu", "--agent-config", str(config))
+    assert result.exit_code == 1, result.output
+    nodes = {n["node"]: n for n in json.loads(result.stdout)["nodes"]}
+    bad = {name: {c["name"]: c for c in n["checks"] if c["status"] != "pass"} for name, n in nodes.items()}
+    assert set(bad["host01"]) == {"gpu.fabric_manager", "gpu.fabric_state"}
+    assert bad["host01"]["gpu.fabric_manager"]["detail"] == "nvidia-fabricmanager is failed"
+    assert bad["host01"]["gpu.fabric_state"]["detail"].startswith("GPU 0 (0000:18:00.0): fabric state in_progress")
+    assert "restart" in bad["host01"]["gpu.fabric_manager"]["remediation"]
+    # An older driver without the fabric call: said so, and the running service is enough.
+    assert nodes["host02"]["status"] == "pass"
+    state = next(c for c in nodes["host02"]["checks"] if c["name"] == "gpu.fabric_state")
+    assert "not supported by this driver" in state["detail"]
+    # A row remap waiting for a GPU reset: the node is not accepted until it is reset.
+    assert nodes["host03"]["status"] == "fail" and set(bad["host03"]) == {"gpu.remap_pending"}
+    assert bad["host03"]["gpu.remap_pending"]["remediation"].startswith("Reset the GPU")
