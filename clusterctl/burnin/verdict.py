@@ -38,6 +38,10 @@ REMEDIATION = {
 }
 
 
+MIN_REPORTS_CUT_SHORT = 5
+"""Reports a rank that did not finish needs before its speed or loss trend is judged."""
+
+
 @dataclass(frozen=True)
 class Rules:
     min_local_tokens_per_s: float | None = None  # floor per rank, from the GPU model's ruleset
@@ -149,7 +153,7 @@ def _judge_loss(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVerdict
             if bad is not None:
                 fail_check(verdicts[node], LOSS, f"rank {r.rank}: loss not finite at step {bad}")
                 continue
-            if len(losses) >= 3:
+            if len(losses) >= (3 if r.ended else MIN_REPORTS_CUT_SHORT):
                 third = max(1, len(losses) // 3)
                 early, late = statistics.fmean(losses[:third]), statistics.fmean(losses[-third:])
                 verdicts[node].metrics.setdefault("loss_last", losses[-1])
@@ -175,10 +179,13 @@ def _judge_checksums(ranks: dict[int, _Rank], verdicts: dict[str, NodeVerdict]) 
 
 def _rank_speed(r: _Rank) -> float | None:
     # Skip the first report: it includes warm-up (allocation, compilation, caches). A finished run too
-    # short for a second report has only that one; a rank that stopped after it has no speed to judge.
+    # short for a second report has only that one. A rank that stopped early (its job was stopped, or
+    # it hung) is judged only on enough reports: two or three steps on a busy machine are noise.
     speeds = [s["local_tokens_per_s"] for s in r.steps[1:] if s.get("local_tokens_per_s")]
     if not speeds and r.ended:
         speeds = [s["local_tokens_per_s"] for s in r.steps if s.get("local_tokens_per_s")]
+    if not r.ended and len(speeds) < MIN_REPORTS_CUT_SHORT:
+        return None
     return statistics.median(speeds) if speeds else None
 
 

@@ -124,6 +124,23 @@ def test_a_rank_that_stopped_after_its_warm_up_report_is_not_judged_on_speed() -
     assert "straggler" in _failed(judge(records, ["a", "b", "c"], world_size=3))["a"][0]
 
 
+def test_a_peer_cut_short_by_a_hang_is_incomplete_even_if_its_few_steps_looked_slow() -> None:
+    """Three steps before the hang, on a busy machine, are noise: the waiting peer is not a straggler."""
+    from clusterctl.burnin.run import blame
+
+    records = _job(["a", "b"], steps=3, speed={"a": 400.0}, loss={"a": [6.0, 6.1, 6.2], "b": [6.0, 5.9, 5.8]},
+                   unfinished={"a", "b"})
+    records += [{"clusterctl": "burnin/v1", "rank": 1, "node": "b", "event": "stall", "where": "compute", "step": 4},
+                {"clusterctl": "burnin/v1", "rank": 0, "node": "a", "event": "stall", "where": "collective",
+                 "step": 4}]
+    verdicts = judge(records, ["a", "b"], world_size=2)
+    blame(verdicts, records, {})
+    assert {v.node: v.status for v in verdicts} == {"a": "incomplete", "b": "fail"}
+    # A finished run of the same length is judged on what it reported.
+    failed = _failed(judge(_job(["a", "b", "c"], steps=3, speed={"a": 400.0}), ["a", "b", "c"]))
+    assert "straggler" in failed["a"][0]
+
+
 def test_unstarted_node_fails_for_its_reason_and_the_rest_are_incomplete() -> None:
     from clusterctl.burnin.run import blame_unstarted
 
