@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from clusterctl.sim import dell
 from clusterctl.sim import resources as R
 from clusterctl.sim.bmc import ActionError
 from clusterctl.sim.protocol import Request, Response, etag_of, missing, need
@@ -20,13 +21,28 @@ def session_create(req: Request) -> Response:
     user, password = need(body, "UserName"), need(body, "Password")
     sess = req.bmc.create_session(user, password)
     uri = f"{V1}/SessionService/Sessions/{sess.id}"
-    return Response(201, R.session(req.bmc, sess.id), {"Location": uri, "X-Auth-Token": sess.token})
+    body = R.session(req.bmc, sess.id) or {}
+    acc = req.bmc.accounts.find(user)
+    if acc is not None and acc.password_change_required:
+        target = f"{V1}/AccountService/Accounts/{acc.slot}"
+        body["@Message.ExtendedInfo"] = [{
+            "MessageId": "Base.1.12.PasswordChangeRequired",
+            "Message": "The password provided for this account must be changed before access is granted. PATCH "
+                       f"the Password property for this account located at the target URI '{target}' to complete "
+                       "this process.",
+            "MessageArgs": [target],
+            "Severity": "Critical",
+            "Resolution": "Change the password for this account using a PATCH to the Password property at the URI "
+                          "provided.",
+        }]
+    return Response(201, body, {"Location": uri, "X-Auth-Token": sess.token})
 
 
 def session_delete(req: Request, sid: str) -> Response:
+    """iDRAC9 answers a session DELETE with 200 and a message (badfish warns on anything else)."""
     if req.bmc.sessions.pop(sid, None) is None:
         return missing(req)
-    return Response(204)
+    return Response(200, dell.success("The resource has been removed successfully.", "Base.1.12.ResourceRemoved"))
 
 
 def reset(req: Request) -> Response:
@@ -43,16 +59,32 @@ def manager_reset(req: Request) -> Response:
             f"The value '{kind}' for the parameter ResetType is not in the list of acceptable values.",
             args=[str(kind), "ResetType"],
         )
-    bmc = req.bmc
-    bmc.unreachable_until = bmc.clock.now() + 120.0
-    bmc.sessions.clear()
-    bmc.journal.idrac_resets += 1
+    req.bmc.reset_idrac()
     return Response(204)
+
+
+TRANSFER_PROTOCOLS = ("HTTP", "HTTPS", "NFS", "CIFS", "TFTP", "FTP")
 
 
 def simple_update(req: Request) -> Response:
     body = req.json()
     uri = need(body, "ImageURI")
+    protocol = body.get("TransferProtocol")
+    scheme = uri.split("://", 1)[0].upper() if "://" in uri else None
+    if protocol is not None and protocol not in TRANSFER_PROTOCOLS:
+        raise ActionError(
+            400,
+            "Base.1.12.ActionParameterValueNotInList",
+            f"The value '{protocol}' for the parameter TransferProtocol is not in the list of acceptable values.",
+            args=[str(protocol), "TransferProtocol"],
+        )
+    if protocol is None and scheme not in TRANSFER_PROTOCOLS:
+        raise ActionError(
+            400,
+            "Base.1.12.ActionParameterMissing",
+            "The action SimpleUpdate requires the parameter TransferProtocol to be present in the request body.",
+            args=["TransferProtocol"],
+        )
     apply_time = body.get("@Redfish.OperationApplyTime", "OnReset")
     job = req.bmc.simple_update(uri, apply_time)
     task_uri = f"{V1}/TaskService/Tasks/{job.id}"
@@ -98,6 +130,19 @@ def multipart_push(req: Request) -> Response:
     return Response(202, R.task(req.bmc, job), {"Location": f"{V1}/TaskService/Tasks/{job.id}"})
 
 
+def task_get(req: Request, jid: str) -> Response | None:
+    """A task; an SCP export's task answers 202 while it runs and the profile itself once done."""
+    job = req.bmc.jobs.get(jid)
+    if job is None:
+        return None
+    body = R.task(req.bmc, job)
+    if job.job_type != "ExportConfiguration":
+        return Response(200, body)
+    if body["TaskState"] == "Running":
+        return Response(202, body, {"Location": f"{V1}/TaskService/Tasks/{jid}"})
+    return Response(200, json.loads(job.payload))
+
+
 def task_monitor(req: Request, jid: str) -> Response | None:
     job = req.bmc.jobs.get(jid)
     if job is None:
@@ -124,6 +169,8 @@ def job_create(req: Request) -> Response:
 
 
 def job_delete(req: Request, jid: str) -> Response:
+    if jid in ("JID_CLEARALL", "JID_CLEARALL_FORCE"):  # DELETE .../Jobs/JID_CLEARALL clears the queue too
+        return Response(200, dell.delete_job_queue(req.bmc, {"JobID": jid}))
     req.bmc.delete_job(jid)
     return Response(
         200,
@@ -221,6 +268,7 @@ def patch_system(req: Request) -> Response:
             boot.get("BootSourceOverrideTarget"),
             boot.get("BootSourceOverrideEnabled"),
             boot.get("BootSourceOverrideMode"),
+            boot.get("UefiTargetBootSourceOverride"),
         )
     if "AssetTag" in body:
         req.bmc.asset_tag = str(body["AssetTag"])

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from clusterctl import log
+from clusterctl.sim import privileges
 from clusterctl.sim.bmc import BMC, ActionError
 from clusterctl.sim.expand import EXPAND, expand_resource, valid_expand, wants_expand
 from clusterctl.sim.protocol import Request, Response, err, error_body, etag_of, missing, normalize
+from clusterctl.sim.query import FILTER, SELECT, select
 from clusterctl.sim.resources import V1
 from clusterctl.sim.routes import find_route
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
 UNREACHABLE_CAP_S = 300.0  # a blackholed request gives up after this many real seconds
 PUBLIC = {"/redfish", f"{V1}/", f"{V1}/odata", f"{V1}/$metadata"}
-SUPPORTED_QUERY = {"$skip", "$top"}
+SUPPORTED_QUERY = {"$skip", "$top", SELECT, FILTER}
 UNSUPPORTED_QUERY = {"only", "excerpt"}  # besides every other $-parameter
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -151,6 +153,9 @@ class LabApp:
                 ),
                 {"WWW-Authenticate": 'Basic realm="RedfishService"'},
             )
+        denied = None if public else privileges.refusal(req)
+        if denied is not None:
+            return denied
         method = "get" if req.method == "HEAD" else req.method.lower()
         handler = getattr(route, method, None) if method in ("get", "post", "patch", "delete") else None
         if handler is None:
@@ -204,9 +209,19 @@ class LabApp:
         result = handler(req, **params)
         if result is None:
             return missing(req)
+        if method == "get" and req.query.get(FILTER) and not (isinstance(result, dict) and "Members" in result):
+            return Response(
+                400,
+                error_body(
+                    "Base.1.12.QueryNotSupportedOnResource",
+                    f"Querying with $filter is not supported on the requested resource {req.path}.",
+                ),
+            )
         if expand is not None and isinstance(result, dict) and (not public or self._authorized(req)):
             # A public resource (the service root) expands only for a client that may read what it links.
             result = expand_resource(req, result, expand, self._member)
+        if method == "get" and req.query.get(SELECT) and isinstance(result, dict):
+            result = select(result, req.query[SELECT][0])
         response = result if isinstance(result, Response) else Response(200, result)
         response.headers.setdefault("Allow", route.allow)
         if method == "get" and isinstance(response.body, dict) and response.status == 200:
@@ -232,16 +247,21 @@ class LabApp:
             return None  # the reference stays a reference, as a failed member read does on iDRAC
 
     def _authorized(self, req: Request) -> bool:
+        """True for a valid session token or basic credentials; the account is kept in `req.user`."""
         token = req.headers.get("x-auth-token")
         if token:
-            return req.bmc.session_for(token) is not None
+            session = req.bmc.session_for(token)
+            req.user = session.user if session else ""
+            return session is not None
         auth = req.headers.get("authorization", "")
         if auth[:6].lower() == "basic ":
             try:
                 user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 return False
-            return req.bmc.check_password(user, password)
+            ok = req.bmc.check_password(user, password)
+            req.user = user if ok else ""
+            return ok
         return False
 
 

@@ -28,8 +28,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterctl.sim.accounts import Accounts
 from clusterctl.sim.clock import SimClock
 from clusterctl.sim.node import GPU_COUNT, IB_PORTS, PSU_COUNT, NodeHardware
+from clusterctl.sim.refusal import ActionError
 
 MAX_SESSIONS = 8
 SESSION_TIMEOUT_S = 1800  # iDRAC default idle timeout, in real seconds
@@ -41,7 +43,15 @@ POST_S = 150.0
 SHUTDOWN_S = 20.0
 BIOS_JOB_S = 60.0
 IDRAC_RESET_S = 120.0
+SCP_S = 15.0  # an export or an import without BIOS changes
+AC_CYCLE_S = 60.0  # flea power drained, then standby power back
 HANG_PERCENT = 42
+# Configuration jobs that wait for the host's reboot, as a BIOS configuration job does.
+CONFIG_JOBS = ("BIOSConfiguration", "ImportConfiguration")
+# Components whose new firmware takes effect only after a virtual AC cycle (DellOemChassis.ExtendedReset):
+# the HGX baseboard (GPU tray) and the CPLD (Dell KB 000355295, XE9680 release notes).
+AC_CYCLE_COMPONENTS: tuple[str, ...] = ()
+AC_CYCLE_MESSAGE = "The firmware update completed; a virtual AC power cycle is required to activate it."
 
 # component -> (name, ComponentId, initial version, apply seconds, per-device count). Initial
 # versions are older than the lab inventory's targets except the PSU's, so a firmware pass has
@@ -122,6 +132,20 @@ BIOS_ENUMS: dict[str, list[str]] = {
     "AcPwrRcvry": ["Last", "On", "Off"],
     "OsWatchdogTimer": ["Enabled", "Disabled"],
 }
+# iDRAC attributes the lab models (Managers/iDRAC.Embedded.1/Attributes, the iDRAC.Embedded.1 component
+# of an SCP), named as racadm and Dell's attribute registry name them: <Group>.<Index>#<Attribute>.
+IDRAC_DEFAULTS: dict[str, Any] = {
+    "IPMILan.1#Enable": "Disabled",
+    "SerialRedirection.1#Enable": "Enabled",
+    "NTPConfigGroup.1#NTPEnable": "Disabled",
+    "NTPConfigGroup.1#NTP1": "",
+    "Time.1#Timezone": "UTC",
+    "WebServer.1#Enable": "Enabled",
+    "Redfish.1#Enable": "Enabled",
+    "ServerBoot.1#BootOnce": "Enabled",
+    "ServerBoot.1#FirstBootDevice": "Normal",
+    "Lockdown.1#SystemLockdown": "Disabled",
+}
 BOOT_TARGETS = ["None", "Pxe", "Cd", "Hdd", "BiosSetup", "Utilities", "UefiHttp", "UefiTarget", "SDCard"]
 BOOT_ENABLED = ["Disabled", "Once", "Continuous"]
 RESET_TYPES = [
@@ -134,26 +158,6 @@ RESET_TYPES = [
     "PowerCycle",
     "Nmi",
 ]
-
-
-class ActionError(Exception):
-    """A request the BMC refuses; the app renders it as a Redfish error."""
-
-    def __init__(
-        self,
-        status: int,
-        message_id: str,
-        message: str,
-        *,
-        retry_after: int | None = None,
-        args: list[str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message_id = message_id
-        self.message = message
-        self.retry_after = retry_after
-        self.args_ = args or []
 
 
 @dataclass(slots=True)
@@ -181,6 +185,8 @@ class Job:
     outcome: str = "ok"  # "ok" | "fail" | "hang" | "invalid"
     settled: bool = False
     end_time: float | None = None
+    payload: str = ""  # what an SCP export wrote
+    awaits_ac_cycle: bool = False  # applied, but takes effect only after a virtual AC cycle
 
     def state(self, now: float) -> tuple[str, int, str]:
         """(JobState, PercentComplete, Message) at simulated time `now`."""
@@ -193,7 +199,7 @@ class Job:
                 "Downloading the update package.",
             )
         if self.start_at is None or now < self.start_at:
-            if self.job_type == "BIOSConfiguration":
+            if self.job_type in CONFIG_JOBS:
                 return "Scheduled", 0, "Task successfully scheduled."
             return "Scheduled", 50, "Task successfully scheduled."
         assert self.done_at is not None
@@ -204,6 +210,8 @@ class Job:
             return "Running", 50 + int(49 * (now - self.start_at) / span), "Job in progress."
         if self.outcome == "fail":
             return "Failed", 100, "Unable to complete the firmware update: the device did not respond."
+        if self.awaits_ac_cycle:
+            return "PendingActivation", 100, AC_CYCLE_MESSAGE
         return "Completed", 100, "Job completed successfully."
 
 
@@ -221,6 +229,10 @@ class Journal:
     sessions_created: int = 0
     sel_cleared: int = 0
     idrac_resets: int = 0
+    job_queue_cleared: int = 0
+    ac_cycles: int = 0
+    scp_exports: int = 0
+    scp_imports: int = 0
 
 
 class BMC:
@@ -247,7 +259,7 @@ class BMC:
         self._power_until: float | None = None  # end of a transition
         self._power_next = "On"
         self.boot_progress = "OSRunning"
-        self.boot = {"target": "None", "enabled": "Disabled", "mode": "UEFI"}
+        self.boot = {"target": "None", "enabled": "Disabled", "mode": "UEFI", "uefi_target": ""}
         self.media: dict[str, dict[str, Any]] = {
             "CD": {"image": None, "inserted": False},
             "RemovableDisk": {"image": None, "inserted": False},
@@ -255,6 +267,9 @@ class BMC:
         self.unreachable_until: float | None = None  # iDRAC resetting after its own update
         self.journal = Journal()
         self.asset_tag = ""
+        self.accounts = Accounts(user, password)
+        self.secure_boot = False
+        self.idrac_attributes = dict(IDRAC_DEFAULTS)
         self.add_sel("Log cleared.", "SEL9901", "OK")
         self.add_sel("The system booted.", "SYS1003", "OK")
 
@@ -293,12 +308,21 @@ class BMC:
                 at=job.done_at,
             )
             return
-        if job.job_type == "BIOSConfiguration":
+        if job.job_type in CONFIG_JOBS:
             if self.bios_pending:
                 self.journal.bios_changes.append(dict(self.bios_pending))
                 self.bios.update(self.bios_pending)
                 self.bios_pending = {}
             return
+        if job.job_type == "ExportConfiguration":
+            return
+        if job.component in AC_CYCLE_COMPONENTS:
+            job.awaits_ac_cycle = True  # written to the device; the old image runs until the AC cycle
+            return
+        self._activate(job)
+
+    def _activate(self, job: Job) -> None:
+        """The job's image becomes the running firmware."""
         if self.firmware[job.component] != job.version:
             self.previous_firmware[job.component] = self.firmware[job.component]
         self.firmware[job.component] = job.version
@@ -307,7 +331,7 @@ class BMC:
             f"Firmware of {COMPONENTS[job.component][0]} updated to {job.version}.",
             "SUP0516",
             "OK",
-            at=job.done_at,
+            at=job.end_time,
         )
         if job.component == "idrac":
             self.unreachable_until = job.done_at + IDRAC_RESET_S
@@ -323,7 +347,7 @@ class BMC:
 
     # --- sessions ----------------------------------------------------------------------------
     def check_password(self, user: str, password: str) -> bool:
-        return user == self.user and secrets.compare_digest(password.encode(), self.password.encode())
+        return self.accounts.check(user, password)
 
     def session_for(self, token: str) -> Session | None:
         real = time.monotonic()
@@ -437,7 +461,7 @@ class BMC:
             if job.job_type == "FirmwareUpdate" and (not job.needs_reboot or start < job.ready_at):
                 continue
             job.start_at = t
-            duration = BIOS_JOB_S if job.job_type == "BIOSConfiguration" else COMPONENTS[job.component][3]
+            duration = BIOS_JOB_S if job.job_type in CONFIG_JOBS else COMPONENTS[job.component][3]
             job.done_at = t + duration
             t = job.done_at
         if self.boot["enabled"] == "Once":
@@ -565,6 +589,60 @@ class BMC:
         self.jobs[job.id] = job
         return job
 
+    def config_job(self, job_type: str, name: str, *, staged: bool = False) -> Job:
+        """An SCP export or import job: done in SCP_S, or, when `staged`, at the next reboot like a BIOS job."""
+        self.settle()
+        now = self.clock.now()
+        job = Job(id=self._new_job_id(), job_type=job_type, name=name, created=now, ready_at=now)
+        if not staged:
+            job.start_at, job.done_at = now, now + SCP_S
+        self.jobs[job.id] = job
+        attr = "scp_exports" if job_type == "ExportConfiguration" else "scp_imports"
+        setattr(self.journal, attr, getattr(self.journal, attr) + 1)
+        return job
+
+    def reset_idrac(self) -> None:
+        """The iDRAC restarts: it stops answering for a while and every session is lost."""
+        self.unreachable_until = self.clock.now() + IDRAC_RESET_S
+        self.sessions.clear()
+        self.journal.idrac_resets += 1
+
+    def extended_reset(self, reset_type: str, final_power_state: str) -> None:
+        """DellOemChassis.ExtendedReset: a virtual AC cycle that drains flea power, so firmware that waits
+        for one (HGX baseboard, CPLD) takes effect; the server must be off first, as on iDRAC9 7.x."""
+        if reset_type != "PowerCycle":
+            raise ActionError(
+                400,
+                "Base.1.12.ActionParameterValueNotInList",
+                f"The value '{reset_type}' for the parameter ResetType is not in the list of acceptable values.",
+                args=[str(reset_type), "ResetType"],
+            )
+        if final_power_state not in ("On", "Off"):
+            raise ActionError(
+                400,
+                "Base.1.12.ActionParameterValueNotInList",
+                f"The value '{final_power_state}' for the parameter FinalPowerState is not in the list of "
+                "acceptable values.",
+                args=[str(final_power_state), "FinalPowerState"],
+            )
+        self.settle()
+        if self.power_state != "Off":
+            raise ActionError(
+                409,
+                "IDRAC.2.8.PSU503",
+                "Unable to perform the virtual AC power cycle because the server is not powered off.",
+            )
+        now = self.clock.now()
+        self.journal.ac_cycles += 1
+        self.add_sel("A virtual AC power cycle was performed.", "SYS1004", "OK", at=now)
+        for job in self.jobs.values():
+            if job.awaits_ac_cycle:
+                job.awaits_ac_cycle = False
+                job.end_time = now
+                self._activate(job)
+        if final_power_state == "On":
+            self._boot(now + AC_CYCLE_S)
+
     def clear_pending_bios(self) -> None:
         self.bios_pending = {}
 
@@ -577,7 +655,7 @@ class BMC:
         del self.jobs[job_id]
 
     # --- boot and media ------------------------------------------------------------------------
-    def set_boot(self, target: str | None, enabled: str | None, mode: str | None) -> None:
+    def set_boot(self, target: str | None, enabled: str | None, mode: str | None, uefi_target: Any = None) -> None:
         if target is not None and target not in BOOT_TARGETS:
             raise ActionError(
                 400,
@@ -601,6 +679,16 @@ class BMC:
                 f"The value '{mode}' for the property BootSourceOverrideMode is not in the list of acceptable values.",
                 args=[str(mode), "BootSourceOverrideMode"],
             )
+        if uefi_target is not None and not isinstance(uefi_target, str):
+            raise ActionError(
+                400,
+                "Base.1.12.PropertyValueTypeError",
+                "The value for the property UefiTargetBootSourceOverride is of a different type than the property "
+                "can accept.",
+                args=["UefiTargetBootSourceOverride"],
+            )
+        if uefi_target is not None:
+            self.boot["uefi_target"] = uefi_target
         if target is not None:
             self.boot["target"] = target
             if enabled is None and self.boot["enabled"] == "Disabled" and target != "None":
@@ -687,6 +775,10 @@ class BMC:
             "sessions": len(self.sessions),
             "sessions_created": j.sessions_created,
             "idrac_resets": j.idrac_resets,
+            "job_queue_cleared": j.job_queue_cleared,
+            "ac_cycles": j.ac_cycles,
+            "scp_exports": j.scp_exports,
+            "scp_imports": j.scp_imports,
             "sel_entries": len(self.sel),
             "faults": [f.as_dict() for f in self.hw.faults],
         }

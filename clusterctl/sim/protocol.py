@@ -25,6 +25,7 @@ class Request:
     body: bytes
     bmc: BMC
     _json: Any = None
+    user: str = ""  # the authenticated account, set by the app
 
     def json(self) -> dict[str, Any]:
         if self._json is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterctl.sim.bmc import BIOS_ENUMS, BMC, BOOT_TARGETS, RESET_TYPES, Job
+from clusterctl.sim.bmc import BIOS_ENUMS, BMC, RESET_TYPES, Job
 from clusterctl.sim.node import (
     GPU_COUNT,
     INLET_CRIT_C,
@@ -71,14 +71,15 @@ def service_root(bmc: BMC | None) -> dict[str, Any]:
         Chassis=ref(f"{V1}/Chassis"),
         Managers=ref(f"{V1}/Managers"),
         UpdateService=ref(f"{V1}/UpdateService"),
-        TaskService=ref(f"{V1}/TaskService"),
+        Tasks=ref(f"{V1}/TaskService"),
         SessionService=ref(f"{V1}/SessionService"),
         AccountService=ref(f"{V1}/AccountService"),
+        Registries=ref(f"{V1}/Registries"),
         Links={"Sessions": ref(f"{V1}/SessionService/Sessions")},
         ProtocolFeaturesSupported={
             "ExpandQuery": {"ExpandAll": True, "Levels": True, "Links": True, "NoLinks": True, "MaxLevels": 1},
-            "SelectQuery": False,
-            "FilterQuery": False,
+            "SelectQuery": True,
+            "FilterQuery": True,
             "OnlyMemberQuery": False,
             "ExcerptQuery": False,
             "DeepOperations": {"DeepPATCH": False, "DeepPOST": False},
@@ -101,6 +102,7 @@ def odata_document() -> dict[str, Any]:
         "TaskService",
         "SessionService",
         "AccountService",
+        "Registries",
     ]
     return {
         "@odata.context": f"{V1}/$metadata",
@@ -186,6 +188,9 @@ def metadata_xml() -> str:
 
 # --- systems ---------------------------------------------------------------------------------------
 def system(bmc: BMC) -> dict[str, Any]:
+    from clusterctl.sim import dell
+    from clusterctl.sim import system_parts as parts
+
     hw = bmc.hw
     gpus = sum(1 for i in range(GPU_COUNT) if hw.gpu_present(i))
     health = "OK" if gpus == GPU_COUNT and not hw.faults_of("xid") else "Critical"
@@ -208,15 +213,17 @@ def system(bmc: BMC) -> dict[str, Any]:
         BootProgress={"LastState": bmc.boot_progress},
         ProcessorSummary={"Count": 2, "Model": "Intel(R) Xeon(R) Platinum 8480+", "Status": status()},
         MemorySummary={"TotalSystemMemoryGiB": 2048, "Status": status()},
-        Boot={
-            "BootSourceOverrideTarget": bmc.boot["target"],
-            "BootSourceOverrideTarget@Redfish.AllowableValues": BOOT_TARGETS,
-            "BootSourceOverrideEnabled": bmc.boot["enabled"],
-            "BootSourceOverrideMode": bmc.boot["mode"],
-        },
+        Boot=parts.boot(bmc),
         Bios=ref(f"{SYS}/Bios"),
         Processors=ref(f"{SYS}/Processors"),
-        Links={"Chassis": [ref(CHA)], "ManagedBy": [ref(MGR)]},
+        Memory=ref(f"{SYS}/Memory"),
+        EthernetInterfaces=ref(f"{SYS}/EthernetInterfaces"),
+        Storage=ref(f"{SYS}/Storage"),
+        SecureBoot=ref(f"{SYS}/SecureBoot"),
+        VirtualMedia=ref(f"{SYS}/VirtualMedia"),
+        PCIeDevices=[ref(f"{CHA}/PCIeDevices/{d}") for d in parts.pcie_ids(bmc)],
+        PCIeFunctions=[ref(f"{CHA}/PCIeDevices/{d}/PCIeFunctions/{d}") for d in parts.pcie_ids(bmc)],
+        Links={"Chassis": [ref(CHA)], "ManagedBy": [ref(MGR)], "Oem": {"Dell": dell.system_oem_links()}},
         Actions={
             "#ComputerSystem.Reset": {
                 "target": f"{SYS}/Actions/ComputerSystem.Reset",
@@ -321,7 +328,21 @@ def chassis(bmc: BMC) -> dict[str, Any]:
         ThermalSubsystem=ref(f"{CHA}/ThermalSubsystem"),
         EnvironmentMetrics=ref(f"{CHA}/EnvironmentMetrics"),
         Sensors=ref(f"{CHA}/Sensors"),
+        PCIeDevices=ref(f"{CHA}/PCIeDevices"),
         Links={"ComputerSystems": [ref(SYS)], "ManagedBy": [ref(MGR)]},
+        Actions={
+            "#Chassis.Reset": {
+                "target": f"{CHA}/Actions/Chassis.Reset",
+                "ResetType@Redfish.AllowableValues": ["PowerCycle"],
+            },
+            "Oem": {
+                "#DellOemChassis.ExtendedReset": {
+                    "target": f"{CHA}/Actions/Oem/DellOemChassis.ExtendedReset",
+                    "ResetType@Redfish.AllowableValues": ["PowerCycle"],
+                    "FinalPowerState@Redfish.AllowableValues": ["On", "Off"],
+                }
+            },
+        },
     )
 
 
@@ -578,6 +599,8 @@ def sensor(bmc: BMC, sid: str) -> dict[str, Any] | None:
 
 # --- managers, jobs, tasks -------------------------------------------------------------------------
 def manager(bmc: BMC) -> dict[str, Any]:
+    from clusterctl.sim import dell
+
     return resource(
         "#Manager.v1_18_0.Manager",
         MGR,
@@ -595,21 +618,18 @@ def manager(bmc: BMC) -> dict[str, Any]:
         NetworkProtocol=ref(f"{MGR}/NetworkProtocol"),
         LogServices=ref(f"{MGR}/LogServices"),
         VirtualMedia=ref(f"{MGR}/VirtualMedia"),
+        EthernetInterfaces=ref(f"{MGR}/EthernetInterfaces"),
         Links={
             "ManagerForServers": [ref(SYS)],
             "ManagerForChassis": [ref(CHA)],
-            "Oem": {
-                "Dell": {
-                    "DellJobService": ref(f"{MGR}/Oem/Dell/DellJobService"),
-                    "DellLCService": ref(f"{MGR}/Oem/Dell/DellLCService"),
-                }
-            },
+            "Oem": {"Dell": dell.manager_oem_links()},
         },
         Actions={
             "#Manager.Reset": {
                 "target": f"{MGR}/Actions/Manager.Reset",
                 "ResetType@Redfish.AllowableValues": ["GracefulRestart"],
-            }
+            },
+            "Oem": dell.manager_actions(),
         },
     )
 
@@ -646,7 +666,9 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
             EndTime="TIME_NA",
             TargetSettingsURI=None,
         )
-    job_state = {"Downloading": "Running", "Scheduled": "Pending"}.get(state, state)
+    job_state = {"Downloading": "Running", "Scheduled": "Pending", "PendingActivation": "UserIntervention"}.get(
+        state, state
+    )
     return resource(
         "#Job.v1_2_1.Job",
         uri,
@@ -662,10 +684,11 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
 
 def _awaiting_activation(job: Job, state: str) -> list[dict[str, Any]]:
     """DMTF's word for a verified, staged image that waits for a reset (Update message registry)."""
-    if job.job_type != "FirmwareUpdate" or state != "Scheduled":
+    if job.job_type != "FirmwareUpdate" or state not in ("Scheduled", "PendingActivation"):
         return []
-    return [{"MessageId": "Update.1.0.AwaitToActivate", "MessageArgs": ["a reset", job.name],
-             "Message": f"Awaiting for a reset to proceed with activating {job.name}."}]
+    action = "a reset" if state == "Scheduled" else "a virtual AC power cycle"
+    return [{"MessageId": "Update.1.0.AwaitToActivate", "MessageArgs": [action, job.name],
+             "Message": f"Awaiting for {action} to proceed with activating {job.name}."}]
 
 
 def task(bmc: BMC, job: Job) -> dict[str, Any]:
@@ -847,20 +870,24 @@ def account_service(bmc: BMC) -> dict[str, Any]:
 
 
 def account(bmc: BMC, aid: str) -> dict[str, Any] | None:
-    if aid != "2":
+    acc = bmc.accounts.slots.get(int(aid)) if aid.isdigit() else None
+    if acc is None:
         return None
     return resource(
         "#ManagerAccount.v1_10_0.ManagerAccount",
-        f"{V1}/AccountService/Accounts/2",
-        "2",
+        f"{V1}/AccountService/Accounts/{aid}",
+        aid,
         "User Account",
-        UserName=bmc.user,
-        RoleId="Administrator",
-        Enabled=True,
-        Locked=False,
+        Description="User Account",
+        UserName=acc.user,
+        RoleId=acc.role,
+        Enabled=acc.enabled,
+        Locked=acc.locked,
+        PasswordChangeRequired=acc.password_change_required,
         Password=None,
-        AccountTypes=["Redfish"],
-        Links={"Role": ref(f"{V1}/AccountService/Roles/Administrator")},
+        AccountTypes=["Redfish", "SNMP", "OEM", "HostConsole", "ManagerConsole", "IPMI", "KVMIP", "VirtualMedia",
+                      "WebUI"],
+        Links={"Role": ref(f"{V1}/AccountService/Roles/{acc.role}")} if acc.role != "None" else {},
     )
 
 
@@ -886,6 +913,41 @@ def role(bmc: BMC, rid: str) -> dict[str, Any] | None:
         RoleId=rid,
         IsPredefined=True,
         AssignedPrivileges=privileges[rid],
+    )
+
+
+def manager_nic(bmc: BMC, nid: str) -> dict[str, Any] | None:
+    """The iDRAC's own dedicated port: static address on the BMC network, no VLAN."""
+    if nid != "NIC.1":
+        return None
+    return resource(
+        "#EthernetInterface.v1_6_0.EthernetInterface",
+        f"{MGR}/EthernetInterfaces/NIC.1",
+        "NIC.1",
+        "Manager Ethernet Interface",
+        Description="Management Network Interface",
+        HostName=f"{bmc.hw.name}-bmc",
+        FQDN=f"{bmc.hw.name}-bmc.lab",
+        InterfaceEnabled=True,
+        LinkStatus="LinkUp",
+        MACAddress=f"B0:26:28:{bmc.hw.index // 65536 % 256:02X}:{bmc.hw.index // 256 % 256:02X}:"
+                   f"{bmc.hw.index % 256:02X}",
+        PermanentMACAddress=f"B0:26:28:{bmc.hw.index // 65536 % 256:02X}:{bmc.hw.index // 256 % 256:02X}:"
+                            f"{bmc.hw.index % 256:02X}",
+        SpeedMbps=1000,
+        AutoNeg=True,
+        FullDuplex=True,
+        MTUSize=1500,
+        NameServers=["10.0.0.53"],
+        StaticNameServers=["10.0.0.53"],
+        IPv4Addresses=[{"Address": bmc.address, "SubnetMask": "255.255.0.0", "Gateway": "127.1.0.0",
+                        "AddressOrigin": "Static"}],
+        IPv4StaticAddresses=[{"Address": bmc.address, "SubnetMask": "255.255.0.0", "Gateway": "127.1.0.0"}],
+        IPv6Addresses=[],
+        IPv6StaticAddresses=[],
+        VLAN={"VLANEnable": False, "VLANId": 1, "VLANPriority": 0, "Tagged": False},
+        Status=status(),
+        Links={"Chassis": ref(CHA)},
     )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from clusterctl.sim import actions as A
 from clusterctl.sim import resources as R
+from clusterctl.sim import routes_dell
 from clusterctl.sim.bmc import ActionError
 from clusterctl.sim.protocol import Handler, Request, Response, Route
+from clusterctl.sim.query import FILTER, filter_members
 from clusterctl.sim.resources import CHA, MGR, SYS, V1
 
 
@@ -27,7 +30,24 @@ def paged(req: Request, odata_type: str, name: str, members: list[str]) -> dict[
             )
         return int(raw[0])
 
+    if req.query.get(FILTER):
+        members = filter_members(req.query[FILTER][0], members, lambda uri: read(req, uri))
     return R.collection(odata_type, req.path, name, members, number("$skip") or 0, number("$top"))
+
+
+def read(req: Request, uri: str) -> dict[str, Any] | None:
+    """A resource as a plain GET of `uri` would answer it (for `$filter` and `$expand`)."""
+    found = find_route(uri)
+    handler = found[0].get if found else None
+    if handler is None or found is None:
+        return None
+    try:
+        result = handler(replace(req, path=uri, query={}, _json=None), **found[1])
+    except ActionError:
+        return None
+    if isinstance(result, Response):
+        return result.body if result.status == 200 and isinstance(result.body, dict) else None
+    return result
 
 
 def _sel_routes(base: str) -> list[tuple[str, dict[str, Handler]]]:
@@ -196,14 +216,6 @@ def _routes() -> list[Route]:
             {"get": lambda req, jid: A.job_resource(req, jid, True), "delete": lambda req, jid: A.job_delete(req, jid)},
         ),
         (
-            f"{MGR}/Oem/Dell/DellLCService/Actions/DellLCService.GetRemoteServicesAPIStatus",
-            {"post": lambda req: Response(200, R.lc_status(req.bmc))},
-        ),
-        (
-            f"{V1}/Dell/Managers/iDRAC.Embedded.1/DellLCService/Actions/DellLCService.GetRemoteServicesAPIStatus",
-            {"post": lambda req: Response(200, R.lc_status(req.bmc))},
-        ),
-        (
             f"{MGR}/VirtualMedia",
             {
                 "get": lambda req: paged(
@@ -263,17 +275,13 @@ def _routes() -> list[Route]:
                     req,
                     "#TaskCollection.TaskCollection",
                     "Task Collection",
-                    [
-                        f"{V1}/TaskService/Tasks/{j}"
-                        for j, job in req.bmc.jobs.items()
-                        if job.job_type == "FirmwareUpdate"
-                    ],
+                    [f"{V1}/TaskService/Tasks/{j}" for j in req.bmc.jobs],
                 )
             },
         ),
         (
             f"{V1}/TaskService/Tasks/{{jid}}",
-            {"get": lambda req, jid: R.task(req.bmc, req.bmc.jobs[jid]) if jid in req.bmc.jobs else None},
+            {"get": A.task_get},
         ),
         (f"{V1}/TaskService/TaskMonitors/{{jid}}", {"get": A.task_monitor}),
         (
@@ -304,11 +312,10 @@ def _routes() -> list[Route]:
                     req,
                     "#ManagerAccountCollection.ManagerAccountCollection",
                     "Accounts Collection",
-                    [f"{V1}/AccountService/Accounts/2"],
+                    [f"{V1}/AccountService/Accounts/{n}" for n in req.bmc.accounts.slots],
                 )
             },
         ),
-        (f"{V1}/AccountService/Accounts/{{aid}}", {"get": lambda req, aid: R.account(req.bmc, aid)}),
         (
             f"{V1}/AccountService/Roles",
             {
@@ -321,6 +328,7 @@ def _routes() -> list[Route]:
             },
         ),
         (f"{V1}/AccountService/Roles/{{rid}}", {"get": lambda req, rid: R.role(req.bmc, rid)}),
+        *routes_dell.routes(paged),
     ]
     routes = []
     for path, methods in table:
