@@ -1,4 +1,5 @@
-"""Rebooting a node inside the power gate, and waiting for it to come back, with intent and outcome.
+"""Rebooting or AC-cycling a node inside the power gate, and waiting for it to come back, with intent
+and outcome.
 
 A reboot a killed run left in flight (the server still PoweringOn) is waited out, not repeated:
 the observation decides, the journal only tells the next run what it may find.
@@ -18,13 +19,14 @@ if TYPE_CHECKING:
 TRANSITIONS = ("PoweringOn", "PoweringOff")
 
 
-async def wait_powered_on(ctx: NodeContext, *, what: str, poll: float | Cadence) -> ComputerSystem:
-    """Poll until the server reports PowerState On; the BMC may drop out meanwhile."""
+async def wait_powered_on(ctx: NodeContext, *, what: str, poll: float | Cadence,
+                          want: str = "On") -> ComputerSystem:
+    """Poll until the server reports PowerState `want`; the BMC may drop out meanwhile."""
     wait = Wait(poll, ctx.tuning.reboot_deadline_s)
     while True:
         system = await ctx.look_system()
         state = (system.power_state or "unknown") if system is not None else "BMC unreachable"
-        if system is not None and state == "On":
+        if system is not None and state == want:
             wait.done()
             return system
         if not await wait.sleep():
@@ -69,4 +71,35 @@ async def reboot(ctx: NodeContext, reason: str) -> ComputerSystem:
         system = await wait_powered_on(ctx, what=f"reboot for {reason}", poll=ctx.poll("reboot", reason))
     await ctx.journal.outcome(ctx.name, ctx.stage, "reboot", "rebooted", action=action,
                               power_state=system.power_state)
+    return system
+
+
+async def ac_cycle(ctx: NodeContext, reason: str) -> ComputerSystem:
+    """A virtual AC power cycle within the rack's limits: power off, cut and restore all power (the
+    iDRAC restarts with it), and wait until the server is On again.
+
+    It holds a reboot slot like a reboot: the rack sees the same inrush when the server comes back.
+    A kill between the intent and the outcome leaves the component's job waiting for the cycle, so
+    the next run finds it waiting and cycles again: a cycle applies nothing twice.
+    """
+    from clusterctl.redfish.client import odata_id
+    from clusterctl.redfish.oem import idrac
+    from clusterctl.redfish.resources.chassis import power_cycle_chassis
+
+    client = await ctx.bmc()
+    async with ctx.gate.rebooting(ctx.node):
+        system = await ctx.system()
+        await ctx.journal.intent(ctx.name, ctx.stage, "ac_cycle", {"reason": reason, "rack": ctx.node.rack,
+                                                                   "power_state": system.power_state})
+        if ctx.idrac:
+            if system.power_state != "Off":
+                await power(client, system, "off")  # Dell's ExtendedReset takes a server that is off
+                await wait_powered_on(ctx, what=f"power off before the AC cycle for {reason}",
+                                      poll=ctx.poll("reboot", reason), want="Off")
+            action = await idrac.ac_power_cycle(client)
+        else:
+            links = ((system.model_extra or {}).get("Links") or {}).get("Chassis") or []
+            action = await power_cycle_chassis(client, next((odata_id(c) for c in links if odata_id(c)), None))
+        system = await wait_powered_on(ctx, what=f"AC power cycle for {reason}", poll=ctx.poll("reboot", reason))
+    await ctx.journal.outcome(ctx.name, ctx.stage, "ac_cycle", "cycled", action=action)
     return system

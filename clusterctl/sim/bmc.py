@@ -50,7 +50,7 @@ HANG_PERCENT = 42
 CONFIG_JOBS = ("BIOSConfiguration", "ImportConfiguration")
 # Components whose new firmware takes effect only after a virtual AC cycle (DellOemChassis.ExtendedReset):
 # the HGX baseboard (GPU tray) and the CPLD (Dell KB 000355295, XE9680 release notes).
-AC_CYCLE_COMPONENTS: tuple[str, ...] = ()
+AC_CYCLE_COMPONENTS: tuple[str, ...] = ("gpu", "cpld")
 AC_CYCLE_MESSAGE = "The firmware update completed; a virtual AC power cycle is required to activate it."
 
 # component -> (name, ComponentId, initial version, apply seconds, per-device count). Initial
@@ -632,6 +632,18 @@ class BMC:
                 "IDRAC.2.8.PSU503",
                 "Unable to perform the virtual AC power cycle because the server is not powered off.",
             )
+        self._ac_cycle(final_power_state)
+
+    def chassis_power_cycle(self) -> None:
+        """DMTF Chassis.Reset PowerCycle, which DMTF defines as a full power removal followed by a power
+        restore: an AC cycle from whatever state the server is in, back on at the end."""
+        self.settle()
+        self._set_power("Off", None)
+        self._ac_cycle("On")
+
+    def _ac_cycle(self, final_power_state: str) -> None:
+        """All power goes, the iDRAC's standby power too: firmware that waits for it (HGX baseboard,
+        CPLD) takes effect, and the iDRAC restarts and loses its sessions."""
         now = self.clock.now()
         self.journal.ac_cycles += 1
         self.add_sel("A virtual AC power cycle was performed.", "SYS1004", "OK", at=now)
@@ -640,6 +652,8 @@ class BMC:
                 job.awaits_ac_cycle = False
                 job.end_time = now
                 self._activate(job)
+        self.unreachable_until = now + AC_CYCLE_S
+        self.sessions.clear()
         if final_power_state == "On":
             self._boot(now + AC_CYCLE_S)
 

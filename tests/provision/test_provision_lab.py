@@ -23,6 +23,8 @@ def test_happy_path_64_nodes_then_noop(lab: Lab) -> None:
         assert len(server["bios_changes"]) == 1, node
         assert server["bios_pending"] == {} and server["power_state"] == "On"
         assert server["firmware"]["idrac"] == "7.10.30.00" and server["firmware"]["gpu"] == "24.03.1"
+        # The HGX and CPLD images wait for a virtual AC cycle after the reboot: one for both.
+        assert server["ac_cycles"] == 1 and server["firmware"]["cpld"] == "1.1.5", node
 
     code, again, err = lab.provision()
     assert code == 0, err
@@ -31,6 +33,7 @@ def test_happy_path_64_nodes_then_noop(lab: Lab) -> None:
     for node in before:
         assert after[node]["firmware_applied"] == before[node]["firmware_applied"], node
         assert after[node]["resets"] == before[node]["resets"], node
+        assert after[node]["ac_cycles"] == 1, node
         assert after[node]["bios_changes"] == before[node]["bios_changes"], node
 
     store = open_store()

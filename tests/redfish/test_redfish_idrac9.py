@@ -418,5 +418,5 @@ def test_an_idrac_without_any_ac_cycle_says_what_to_do(idrac: FakeBMC) -> None:
     idrac.resources[dell.CHASSIS]["Actions"] = {
         "#Chassis.Reset": {"target": f"{dell.CHASSIS}/Actions/Chassis.Reset",
                            "ResetType@Redfish.AllowableValues": ["On", "ForceOff"]}}
-    with pytest.raises(BMCRequestFailed, match="offers no AC power cycle.*by hand"):
+    with pytest.raises(BMCRequestFailed, match="offers no Chassis.Reset PowerCycle.*by hand"):
         with_client(idrac, dell.ac_power_cycle)

@@ -1,7 +1,8 @@
 """Stage `firmware`: bring every component to the inventory's version, each image applied once.
 
 observe (FirmwareInventory) -> diff (components behind) -> act (BMC image first and waited out;
-the others staged OnReset and applied by one reboot) -> confirm (re-read versions).
+the others staged OnReset and applied by one reboot, then one virtual AC power cycle for those that
+wait for it, HGX baseboard and CPLD on Dell) -> confirm (re-read versions).
 
 Resume after a kill: a component found at its target closes any intent left open. Otherwise, on
 an iDRAC the job queue is read and a job already there for the component is followed instead of
@@ -20,11 +21,18 @@ from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, NodeCheckFailed, TaskFailed
 from clusterctl.provision import components as comp
 from clusterctl.provision.context import StageResult, done, skipped
-from clusterctl.provision.reboot import reboot
+from clusterctl.provision.reboot import ac_cycle, reboot
 from clusterctl.redfish.client import odata_id
 from clusterctl.redfish.oem import idrac
 from clusterctl.redfish.resources.managers import list_managers
-from clusterctl.redfish.resources.tasks import Task, list_tasks, task_location, wait_staged, wait_task
+from clusterctl.redfish.resources.tasks import (
+    Task,
+    list_tasks,
+    still_awaits_activation,
+    task_location,
+    wait_staged,
+    wait_task,
+)
 from clusterctl.redfish.resources.update import FirmwareComponent, multipart_push, update_service
 
 if TYPE_CHECKING:
@@ -216,18 +224,24 @@ async def _push(ctx: NodeContext, component: str) -> str:
     return ref
 
 
-async def _follow(ctx: NodeContext, ref: str, component: str, *, until: str) -> None:
+async def _follow(ctx: NodeContext, ref: str, component: str, *, until: str) -> bool:
+    """Wait for the push's job or task until it is `scheduled` (staged for the reboot), `completed`,
+    or, after the reboot, `activated`; True when it waits for a virtual AC power cycle instead."""
     if ref == GONE:
-        return
+        return False
     client = await ctx.bmc()
     poll = ctx.poll(STAGE, component, until)
     if ctx.idrac:
-        await idrac.wait_job(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll=poll,
-                             stop_at="scheduled" if until == "scheduled" else "completed")
-    elif until == "completed":
+        job = await idrac.wait_job(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll=poll,
+                                   stop_at="scheduled" if until == "scheduled" else "completed")
+        return job.job_state in idrac.JOB_AWAITS_AC_CYCLE
+    if until == "activated" and await still_awaits_activation(client, ref):
+        return True  # the reboot did not activate it: on DMTF BMCs too, that is an AC cycle's job
+    if until in ("completed", "activated"):
         await wait_task(client, ref, deadline_s=ctx.tuning.job_deadline_s, poll=poll)
     elif not await wait_staged(client, ref, deadline_s=min(ctx.tuning.job_deadline_s, STAGE_GRACE_S), poll=poll):
         _log.info("%s: task %s never said it awaits activation; rebooting anyway", ctx.name, ref)
+    return False
 
 
 async def _adopt(ctx: NodeContext, component: str, job: str) -> str:
@@ -271,6 +285,19 @@ async def _confirm_bmc(ctx: NodeContext, component: str, errors: dict[str, str])
         return
     errors[component] = errors.get(component) or f"still at {version}"
     await ctx.journal.outcome(ctx.name, STAGE, _key(component), "failed", version=want, error=errors[component])
+
+
+async def _ac_cycle(ctx: NodeContext, components: list[str], errors: dict[str, str]) -> dict[str, set[str]]:
+    """HGX baseboard and CPLD images run only after a virtual AC power cycle (their jobs say
+    PendingActivation after the reboot): one cycle for all of them, then each must be at its target.
+    Returns the versions observed after the cycle."""
+    await ac_cycle(ctx, "firmware " + ", ".join(components))
+    installed = await observe(ctx)
+    for component in components:
+        if installed.get(component) != {ctx.node.firmware[component].version}:
+            errors.setdefault(component, f"still at {', '.join(sorted(installed.get(component, set())))} "
+                                         "after the AC power cycle")
+    return installed
 
 
 async def run(ctx: NodeContext) -> StageResult:
@@ -323,12 +350,16 @@ async def run(ctx: NodeContext) -> StageResult:
         # node, all at once as each reboot wave ends). The others' jobs say when they end, or why not.
         installed = await observe(ctx)
         behind = {c: ref for c, ref in staged.items() if installed.get(c) != {ctx.node.firmware[c].version}}
+        awaits_ac: list[str] = []
         for component, ref in behind.items():
             try:
-                await _follow(ctx, ref, component, until="completed")
+                if await _follow(ctx, ref, component, until="activated"):
+                    awaits_ac.append(component)
             except TaskFailed as exc:
                 errors[component] = str(exc)
-        await _confirm(ctx, list(staged), errors, None if behind else installed)
+        if awaits_ac:
+            installed = await _ac_cycle(ctx, awaits_ac, errors)
+        await _confirm(ctx, list(staged), errors, None if behind and not awaits_ac else installed)
     if errors:
         await ctx.journal.close_open(ctx.name, STAGE, "abandoned", error="firmware pass stopped")
         raise NodeCheckFailed("firmware " + "; ".join(f"{c}: {e}" for c, e in errors.items()))

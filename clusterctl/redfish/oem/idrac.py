@@ -25,6 +25,7 @@ from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError,
 from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.client import RedfishClient
 from clusterctl.redfish.resources.bios import Bios, stage_attributes
+from clusterctl.redfish.resources.chassis import power_cycle_chassis
 from clusterctl.redfish.resources.common import RedfishModel
 from clusterctl.redfish.resources.tasks import task_location, wait_task
 
@@ -46,6 +47,8 @@ DELETE_JOB_QUEUE = f"{MANAGER}/Oem/Dell/DellJobService/Actions/DellJobService.De
 # which is waited out like a running job until the deadline.
 JOB_DONE = frozenset({"Completed"})
 JOB_FAILED = frozenset({"Failed", "CompletedWithErrors", "RebootFailed"})
+JOB_AWAITS_AC_CYCLE = frozenset({"PendingActivation"})
+"""Applied but not yet running: HGX baseboard and CPLD firmware wait for a virtual AC power cycle."""
 JOB_SCHEDULED = frozenset({"Scheduled"})
 """Where a configuration or staged firmware job waits for the host's reboot: a caller that reboots
 later stops waiting there."""
@@ -143,10 +146,11 @@ async def wait_job(
     poll: float | Cadence = 10.0,
     stop_at: Literal["completed", "scheduled"] = "completed",
 ) -> DellJob:
-    """Poll the job until it completes (or is scheduled); the iDRAC may reset meanwhile, so
-    unreachable polls are waited out until the deadline."""
+    """Poll the job until it completes (or is scheduled), or waits for an AC power cycle, which no
+    amount of waiting brings (the caller checks `JOB_AWAITS_AC_CYCLE`); the iDRAC may reset
+    meanwhile, so unreachable polls are waited out until the deadline."""
     wait = Wait(poll, deadline_s)
-    done = JOB_DONE | (JOB_SCHEDULED if stop_at == "scheduled" else set())
+    done = JOB_DONE | JOB_AWAITS_AC_CYCLE | (JOB_SCHEDULED if stop_at == "scheduled" else set())
     last: DellJob | None = None
     while True:
         resp = await client.look(f"{JOBS}/{job_id}")
@@ -242,23 +246,16 @@ async def ac_power_cycle(client: RedfishClient, chassis_uri: str = CHASSIS) -> s
 
     Dell's `DellOemChassis.ExtendedReset` (iDRAC 7.00.06 and later) drains flea power like pulling
     the cords and powers the server back on (FinalPowerState On); it takes a server that is off.
-    Older iDRACs (6.10 and later) have DMTF's `Chassis.Reset` with PowerCycle, which does not drain
-    it fully. Both per Dell's ServerVirtualAcPowerCycleREDFISH.py. Returns the action sent.
+    Older iDRACs (6.10 and later) have only DMTF's `Chassis.Reset` PowerCycle, which Dell says
+    leaves flea power: a component still behind after it fails with that reason. Both per Dell's
+    ServerVirtualAcPowerCycleREDFISH.py. Returns the action sent.
     """
     chassis = await client.get(chassis_uri)
-    actions = chassis.get("Actions") or {}
-    for key, action in (actions.get("Oem") or {}).items():
+    for key, action in ((chassis.get("Actions") or {}).get("Oem") or {}).items():
         if key.endswith("ExtendedReset") and isinstance(action, dict) and action.get("target"):
             await client.post(str(action["target"]), {"ResetType": "PowerCycle", "FinalPowerState": "On"})
             return "DellOemChassis.ExtendedReset"
-    reset = actions.get("#Chassis.Reset")
-    allowed = (reset or {}).get("ResetType@Redfish.AllowableValues")
-    if isinstance(reset, dict) and reset.get("target") and (allowed is None or "PowerCycle" in allowed):
-        await client.post(str(reset["target"]), {"ResetType": "PowerCycle"})
-        return "Chassis.Reset PowerCycle"
-    raise BMCRequestFailed("the iDRAC offers no AC power cycle (DellOemChassis.ExtendedReset needs iDRAC "
-                           "7.00.06, Chassis.Reset PowerCycle 6.10): update the iDRAC, or remove and restore "
-                           "the server's power by hand", bmc=client.name)
+    return await power_cycle_chassis(client, chassis_uri)
 
 
 SCP_COMPONENTS = ("ALL", "IDRAC", "BIOS", "NIC", "RAID", "FC", "InfiniBand", "SupportAssist", "EventFilters",

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
+from clusterctl.errors import BMCRequestFailed
 from clusterctl.redfish.client import RedfishClient, odata_id
 from clusterctl.redfish.resources.common import RedfishModel, Ref, Resource, Status
 
@@ -182,3 +183,21 @@ async def follow(client: RedfishClient, ref: Ref | None) -> dict[str, Any] | Non
     if ref is None or not ref.odata_id:
         return None
     return inline(ref) or await client.get(ref.odata_id)
+
+
+async def power_cycle_chassis(client: RedfishClient, system_chassis: str | None = None) -> str:
+    """DMTF's AC power cycle: Chassis.Reset with PowerCycle, which DMTF defines as a full power
+    removal followed by a power restore. On the chassis the system links to, else the first one.
+    Returns the action sent."""
+    uri = system_chassis or next((c.odata_id for c in await list_chassis(client) if c.odata_id), None)
+    if uri is None:
+        raise BMCRequestFailed("the BMC lists no chassis to power cycle", bmc=client.name)
+    body = await client.get(uri)
+    reset = (body.get("Actions") or {}).get("#Chassis.Reset")
+    allowed = (reset or {}).get("ResetType@Redfish.AllowableValues")
+    if not isinstance(reset, dict) or not reset.get("target") or (allowed is not None
+                                                                 and "PowerCycle" not in allowed):
+        raise BMCRequestFailed(f"chassis {uri} offers no Chassis.Reset PowerCycle: remove and restore the "
+                               "server's power by hand", bmc=client.name)
+    await client.post(str(reset["target"]), {"ResetType": "PowerCycle"})
+    return "Chassis.Reset PowerCycle"

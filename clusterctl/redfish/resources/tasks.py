@@ -150,12 +150,26 @@ async def wait_staged(
                 if task.failed:
                     raise TaskFailed(_failure(location, task), bmc=client.name)
                 return True
-            ids = [str(m.get("MessageId") or "") for m in task.messages if isinstance(m, dict)]
-            if any(i.split(".")[0] == "Update" and i.split(".")[-1] == "AwaitToActivate" for i in ids):
+            if awaits_activation(task):
                 wait.done()
                 return True
         if not await wait.sleep():
             return False
+
+
+def awaits_activation(task: Task) -> bool:
+    """The task's update is staged and waits for something to activate it (DMTF Update.*.AwaitToActivate)."""
+    ids = [str(m.get("MessageId") or "") for m in task.messages if isinstance(m, dict)]
+    return not task.finished and any(i.split(".")[0] == "Update" and i.split(".")[-1] == "AwaitToActivate"
+                                     for i in ids)
+
+
+async def still_awaits_activation(client: RedfishClient, location: str) -> bool:
+    """One look at a task after the reset that should have activated it: still waiting means the
+    update needs more than a reset (an AC power cycle, for HGX baseboard and CPLD images)."""
+    resp = await client.look(location)
+    body = _json(resp) if resp is not None else {}
+    return bool(body) and awaits_activation(Task.model_validate(body))
 
 
 def _failure(location: str, task: Task) -> str:
