@@ -647,11 +647,13 @@ class BMC:
         now = self.clock.now()
         self.journal.ac_cycles += 1
         self.add_sel("A virtual AC power cycle was performed.", "SYS1004", "OK", at=now)
+        failing = {p["component"] for p in self.hw.faults_of("activation_fails")}
         for job in self.jobs.values():
             if job.awaits_ac_cycle:
                 job.awaits_ac_cycle = False
                 job.end_time = now
-                self._activate(job)
+                if not failing & {"", job.component}:
+                    self._activate(job)
         self.unreachable_until = now + AC_CYCLE_S
         self.sessions.clear()
         if final_power_state == "On":

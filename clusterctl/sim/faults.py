@@ -60,6 +60,8 @@ FAULT_KINDS: dict[str, FaultKind] = {
             component="",
         ),
         _k("firmware_update_hangs", "bmc", "Firmware jobs stop at 42% and never finish.", component=""),
+        _k("activation_fails", "bmc", "An image that waits for an AC power cycle (gpu, cpld) does not take "
+           "effect after it; component '' means every one.", component=""),
         _k("psu_failed", "bmc", "A PSU (1-based) reports Critical and no output.", psu=1),
         _k("fan_failed", "bmc", "A fan (1-based) reads 0 RPM, Critical.", fan=1),
         _k(

@@ -19,6 +19,7 @@ faults:
   - {node: gpu0005, kind: bmc_503, params: {rate: 0.3, retry_after: 1}}
   - {node: gpu0006, kind: session_limit, params: {max: 0}}
   - {node: gpu0007, kind: psu_failed, params: {psu: 2}}
+  - {node: gpu0009, kind: activation_fails, params: {component: cpld}}
 """
 
 
@@ -29,7 +30,7 @@ def test_each_fault_fails_its_node_at_its_stage(lab: Lab, tmp_path: Path) -> Non
     code, summary, err = lab.provision("--request-timeout", "0.5", "--job-timeout", "4")
     assert code == 1, err
     failed = {f["node"]: (f["stage"], f["reason"]) for f in summary["failed"]}
-    assert set(failed) == {"gpu0001", "gpu0002", "gpu0003", "gpu0004", "gpu0007"}
+    assert set(failed) == {"gpu0001", "gpu0002", "gpu0003", "gpu0004", "gpu0007", "gpu0009"}
     assert failed["gpu0001"][0] == "discover" and "ReadTimeout" in failed["gpu0001"][1]
     assert failed["gpu0002"] == ("discover", "hardware differs from the inventory: 7 GPUs visible, inventory says 8")
     assert failed["gpu0003"][0] == "firmware" and "iDRAC" in failed["gpu0003"][1]
@@ -37,12 +38,15 @@ def test_each_fault_fails_its_node_at_its_stage(lab: Lab, tmp_path: Path) -> Non
     assert failed["gpu0004"][0] == "firmware" and "ConnectX-7" in failed["gpu0004"][1]
     assert "still Running after 4 s" in failed["gpu0004"][1]
     assert failed["gpu0007"][0] == "discover" and "PSU.Slot.2" in failed["gpu0007"][1]
-    assert summary["ready"] == 7 and not summary["pending"]
+    # The HGX image took effect with the AC cycle; the CPLD's did not, and the node says so.
+    assert failed["gpu0009"] == ("firmware", "firmware CPLD: still at 1.1.1 after the AC power cycle")
+    assert summary["ready"] == 6 and not summary["pending"]
 
     servers = lab.status()
     for node in ("gpu0005", "gpu0006", "gpu0008", "gpu0012"):
         assert servers[node]["firmware_applied"] == APPLIED_ONCE, node
         assert len(servers[node]["bios_changes"]) == 1, node
+    assert servers["gpu0009"]["ac_cycles"] == 1 and servers["gpu0009"]["firmware"]["gpu"] == "24.03.1"
     for node in ("gpu0002", "gpu0007"):  # failed before any side effect
         assert servers[node]["firmware_applied"] == {} and servers[node]["resets"] == {}, node
     assert servers["gpu0003"]["firmware_failed"] == {"idrac": 1}
