@@ -7,7 +7,8 @@ Reference of every key (`*` = required once all layers are merged):
                                           vault: references lie; default ~/.config/clusterctl/secrets),
                                           secret_env_prefix (env: references start with it; default CLUSTERCTL_)
     defaults:                             node settings for every node (lowest layer, see below)
-    bios_profiles:                        NAME: {description, attributes: {Attribute: value}}
+    bios_profiles:                        NAME: {description, attributes: {Attribute: value},
+                                            apply_with (settings | scp: one SCP import on iDRACs)}
     halls:                             *  list of {name*, rows*: list of {name*, racks*: list of RACK}}
       RACK:  name* (a hostlist pattern: `a01-r[01-16]` declares 16 racks), power_budget_w,
              cooling_w, max_rebooting (nodes of the rack power-cycled at once, default 1),
@@ -264,6 +265,9 @@ class FirmwareTarget(Model):
 class BiosProfile(Model):
     description: str | None = None
     attributes: dict[Attribute, Scalar] = Field(default_factory=dict)
+    apply_with: Literal["settings", "scp"] = "settings"
+    """settings: PATCH the BIOS settings object and queue a job (any Redfish BMC). scp: on iDRACs,
+    one Server Configuration Profile import, which orders dependent attributes itself."""
 
 
 class Software(Model):

@@ -20,7 +20,7 @@ def test_happy_path_64_nodes_then_noop(lab: Lab) -> None:
     before = lab.status()
     for node, server in before.items():
         assert server["firmware_applied"] == APPLIED_ONCE, node
-        assert len(server["bios_changes"]) == 1, node
+        assert len(server["bios_changes"]) == 1 and server["scp_imports"] == 0, node
         assert server["bios_pending"] == {} and server["power_state"] == "On"
         assert server["firmware"]["idrac"] == "7.10.30.00" and server["firmware"]["gpu"] == "24.03.1"
         # The HGX and CPLD images wait for a virtual AC cycle after the reboot: one for both.
@@ -49,3 +49,20 @@ def test_happy_path_64_nodes_then_noop(lab: Lab) -> None:
         store.close()
     code, status, _ = lab.cli("-o", "json", "status")
     assert code == 0 and status["stages"]["ready"]["done"] == 64
+
+
+def test_a_bios_profile_applied_with_scp_is_one_import_per_node(lab: Lab) -> None:
+    """`apply_with: scp`: the iDRAC gets the profile's attributes in one SCP import that waits for
+    the reboot, instead of a PATCH of the settings and a configuration job."""
+    lab.up(4)
+    text = lab.inventory.read_text()
+    marker = "  ai-training:\n"
+    assert marker in text
+    lab.inventory.write_text(text.replace(marker, marker + "    apply_with: scp\n", 1))
+    code, summary, err = lab.provision()
+    assert code == 0, err
+    assert summary["ready"] == 4
+    for node, server in lab.status().items():
+        assert server["scp_imports"] == 1, node
+        assert len(server["bios_changes"]) == 1 and server["bios_pending"] == {}, node
+        assert server["bios_changes"][0]["LogicalProc"] == "Disabled", node

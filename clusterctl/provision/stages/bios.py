@@ -44,8 +44,15 @@ async def _our_queued_job(ctx: NodeContext) -> str | None:
     recorded = [str(n.payload["job"]) for n in ctx.journal.notes(ctx.name, STAGE) if n.payload.get("job")]
     if not ctx.idrac or not recorded:
         return None
-    in_flight = await idrac.jobs_in_flight(await ctx.bmc(), "BIOSConfiguration")
+    in_flight = {j.id for j in await idrac.jobs(await ctx.bmc())
+                 if j.job_state in idrac.JOB_IN_FLIGHT and idrac.is_config_job(j)}
     return recorded[-1] if recorded[-1] in in_flight else None
+
+
+def _via(ctx: NodeContext) -> str:
+    """How the node's BIOS profile asks to be applied (`apply_with`): settings, or one SCP import."""
+    profile = ctx.inventory.bios_profiles.get(ctx.node.bios_profile or "")
+    return "scp" if profile is not None and profile.apply_with == "scp" else "settings"
 
 
 async def run(ctx: NodeContext) -> StageResult:
@@ -62,7 +69,7 @@ async def run(ctx: NodeContext) -> StageResult:
         if ctx.idrac:
             _, job, deleted = await idrac.configure_bios(client, bios, dict(ctx.node.bios),
                                                          deadline_s=ctx.tuning.job_deadline_s,
-                                                         poll=ctx.poll(STAGE, "lc"))
+                                                         poll=ctx.poll(STAGE, "lc"), via=_via(ctx))
             if deleted:
                 await ctx.journal.event("bios.stale_jobs_deleted", node=ctx.name, stage=STAGE,
                                         payload={"jobs": deleted})

@@ -24,7 +24,7 @@ from clusterctl import log
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError, TaskFailed
 from clusterctl.redfish.cadence import Cadence, Wait
 from clusterctl.redfish.client import RedfishClient
-from clusterctl.redfish.resources.bios import Bios, stage_attributes
+from clusterctl.redfish.resources.bios import Bios, diff, stage_attributes
 from clusterctl.redfish.resources.chassis import power_cycle_chassis
 from clusterctl.redfish.resources.common import RedfishModel
 from clusterctl.redfish.resources.tasks import task_location, wait_task
@@ -109,8 +109,9 @@ async def jobs_in_flight(client: RedfishClient, job_type: str) -> dict[str, Dell
 
 
 def is_config_job(job: DellJob) -> bool:
-    """A BIOS configuration job or a reboot job: what a pending BIOS change is made of on an iDRAC."""
-    return job.job_type == "BIOSConfiguration" or (job.job_type or "").startswith("Reboot")
+    """A BIOS configuration job, an SCP import or a reboot job: what a pending BIOS change is made of
+    on an iDRAC."""
+    return job.job_type in ("BIOSConfiguration", "ImportConfiguration") or (job.job_type or "").startswith("Reboot")
 
 
 async def delete_job(client: RedfishClient, job_id: str) -> None:
@@ -225,17 +226,35 @@ async def configure_bios(
     deadline_s: float = 600.0,
     poll: float | Cadence = 15.0,
     reboot: bool = False,
+    via: Literal["settings", "scp"] = "settings",
 ) -> tuple[dict[str, Any], str | None, list[str]]:
-    """Clear stale pending BIOS and reboot jobs, stage the attributes that differ from `bios` and queue
-    the job that applies them at the next reboot; (change, JID, deleted JIDs), or ({}, None, deleted)
-    when nothing differs."""
+    """Clear stale pending BIOS and reboot jobs, then queue the attributes that differ from `bios` for
+    the next reboot: staged in the BIOS settings with a configuration job, or (`via="scp"`) as one
+    SCP import that waits for the reboot; (change, JID, deleted JIDs), or ({}, None, deleted) when
+    nothing differs."""
     await wait_lc_ready(client, deadline_s=deadline_s, poll=poll)
     deleted = await clear_stale_config_jobs(client)
+    if via == "scp":
+        change = diff(bios.attributes, desired)
+        if not change:
+            return {}, None, deleted
+        return change, await import_scp(client, bios_profile(change), components=["BIOS"],
+                                        shutdown="NoReboot"), deleted
     change = await stage_attributes(client, bios, desired)
     if not change:
         return {}, None, deleted
     job_id = await create_config_job(client, bios.settings_uri() or f"{bios.odata_id}/Settings", reboot=reboot)
     return change, job_id, deleted
+
+
+def bios_profile(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A Server Configuration Profile holding only these BIOS attributes (SCP carries every value as
+    text). Sites apply BIOS this way when the iDRAC should order dependent attributes itself, as it
+    does within one profile."""
+    return {"SystemConfiguration": {"Components": [{
+        "FQDD": "BIOS.Setup.1-1",
+        "Attributes": [{"Name": k, "Value": str(v), "Set On Import": "True"} for k, v in attributes.items()],
+    }]}}
 
 
 CHASSIS = "/redfish/v1/Chassis/System.Embedded.1"
