@@ -269,6 +269,7 @@ class BMC:
         self.asset_tag = ""
         self.accounts = Accounts(user, password)
         self.secure_boot = False
+        self.subscriptions: dict[str, dict[str, Any]] = {}  # event destinations; the lab sends no events
         self.idrac_attributes = dict(IDRAC_DEFAULTS)
         self.add_sel("Log cleared.", "SEL9901", "OK")
         self.add_sel("The system booted.", "SYS1003", "OK")

@@ -158,7 +158,7 @@ async def test_filter_and_select(bmc: httpx.AsyncClient) -> None:
     malformed = await bmc.get(f"{V1}/AccountService/Roles", params={"$filter": "Id eq"})
     assert malformed.status_code == 400
     picked = (await bmc.get(SYS, params={"$select": "PowerState,Status/Health"})).json()
-    assert set(picked) == {"@odata.id", "@odata.type", "PowerState", "Status"}
+    assert set(picked) == {"@odata.context", "@odata.id", "@odata.type", "PowerState", "Status"}
     assert picked["Status"] == {"Health": "OK"}
 
 
