@@ -50,7 +50,7 @@ HANG_PERCENT = 42
 CONFIG_JOBS = ("BIOSConfiguration", "ImportConfiguration")
 # Components whose new firmware takes effect only after a virtual AC cycle (DellOemChassis.ExtendedReset):
 # the HGX baseboard (GPU tray) and the CPLD (Dell KB 000355295, XE9680 release notes).
-AC_CYCLE_COMPONENTS: tuple[str, ...] = ()
+AC_CYCLE_COMPONENTS: tuple[str, ...] = ("gpu", "cpld")
 AC_CYCLE_MESSAGE = "The firmware update completed; a virtual AC power cycle is required to activate it."
 
 # component -> (name, ComponentId, initial version, apply seconds, per-device count). Initial

@@ -176,3 +176,32 @@ async def test_bios_registry_has_idracs_shape(bmc: httpx.AsyncClient) -> None:
     assert entries["AcPwrRcvryDelay"]["Type"] == "Integer"
     located = (await bmc.get(f"{V1}/Registries/BiosAttributeRegistry")).json()
     assert located["Location"][0]["Uri"] == f"{SYS}/Bios/BiosRegistry"
+
+
+async def test_hgx_firmware_waits_for_a_virtual_ac_cycle(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
+    """HGX baseboard firmware is written at the reboot but runs only after ExtendedReset; a plain
+    reboot or a DMTF Chassis.Reset PowerCycle leaves the old version running."""
+    started = await bmc.post(f"{V1}/UpdateService/Actions/UpdateService.SimpleUpdate",
+                             json={"ImageURI": "http://repo.lab/fw/HGX-H100_24.03.1.pldm", "TransferProtocol": "HTTP"})
+    jid = started.headers["Location"].rsplit("/", 1)[-1]
+    fleet.clock.advance(30)  # downloaded
+    await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceRestart"})
+    fleet.clock.advance(1000)
+    task = (await bmc.get(f"{V1}/TaskService/Tasks/{jid}")).json()
+    assert task["TaskState"] == "Running"
+    assert any(m["MessageId"].endswith("AwaitToActivate") and "AC power cycle" in m["Message"]
+               for m in task["Messages"])
+    assert (await bmc.get(f"{MGR}/Oem/Dell/Jobs/{jid}")).json()["JobState"] == "PendingActivation"
+    assert (await bmc.get(f"{MGR}/Jobs/{jid}")).json()["JobState"] == "UserIntervention"
+    await bmc.post(f"{CHA}/Actions/Chassis.Reset", json={"ResetType": "PowerCycle"})
+    fleet.clock.advance(1000)
+    assert fleet.bmcs[0].firmware["gpu"] == "23.10.2"  # a DMTF power cycle keeps flea power: still old
+    await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceOff"})
+    cycled = await bmc.post(f"{CHA}/Actions/Oem/DellOemChassis.ExtendedReset",
+                            json={"ResetType": "PowerCycle", "FinalPowerState": "On"})
+    assert cycled.status_code == 204
+    fleet.clock.advance(1000)
+    assert fleet.bmcs[0].firmware["gpu"] == "24.03.1"
+    assert (await bmc.get(f"{V1}/TaskService/Tasks/{jid}")).json()["TaskState"] == "Completed"
+    gpu = (await bmc.get(f"{SYS}/Processors/Video.Slot.1-1")).json()
+    assert gpu["FirmwareVersion"] == "24.03.1"
