@@ -182,7 +182,7 @@ class Job:
     ready_at: float = 0.0  # download done
     start_at: float | None = None  # apply starts (set at a reset for staged jobs)
     done_at: float | None = None
-    outcome: str = "ok"  # "ok" | "fail" | "hang" | "invalid"
+    outcome: str = "ok"  # "ok" | "fail" | "hang" | "invalid" | "errors" | "reboot_fail"
     settled: bool = False
     end_time: float | None = None
     payload: str = ""  # what an SCP export wrote
@@ -210,6 +210,10 @@ class Job:
             return "Running", 50 + int(49 * (now - self.start_at) / span), "Job in progress."
         if self.outcome == "fail":
             return "Failed", 100, "Unable to complete the firmware update: the device did not respond."
+        if self.outcome == "errors":
+            return "CompletedWithErrors", 100, "The update completed with errors: one or more devices were not updated."
+        if self.outcome == "reboot_fail":
+            return "RebootFailed", 100, "The server did not complete POST; the pending configuration was not applied."
         if self.awaits_ac_cycle:
             return "PendingActivation", 100, AC_CYCLE_MESSAGE
         return "Completed", 100, "Job completed successfully."
@@ -300,7 +304,10 @@ class BMC:
         if job.done_at is None or now < job.done_at or job.outcome == "hang":
             return
         job.settled, job.end_time = True, job.done_at
-        if job.outcome == "fail":
+        if job.outcome == "reboot_fail":
+            self.bios_pending = {}  # the configuration the failed reboot was to apply is gone
+            return
+        if job.outcome in ("fail", "errors"):
             self.journal.firmware_failed[job.component] += 1
             self.add_sel(
                 f"Firmware update of {COMPONENTS[job.component][0]} failed.",
@@ -504,7 +511,11 @@ class BMC:
             job.component, job.version = found
             job.name = f"Firmware Update: {COMPONENTS[job.component][0]}"
             job.needs_reboot = job.component != "idrac"
-            for kind, outcome in (("firmware_update_fails", "fail"), ("firmware_update_hangs", "hang")):
+            for kind, outcome in (
+                ("firmware_update_fails", "fail"),
+                ("firmware_update_hangs", "hang"),
+                ("firmware_completes_with_errors", "errors"),
+            ):
                 if any(p["component"] in ("", job.component) for p in self.hw.faults_of(kind)):
                     job.outcome = outcome
         self.jobs[job.id] = job
@@ -586,6 +597,7 @@ class BMC:
             name="Configure: BIOS.Setup.1-1",
             created=now,
             ready_at=now,
+            outcome="reboot_fail" if self.hw.has_fault("reboot_fails") else "ok",
         )
         self.jobs[job.id] = job
         return job
@@ -597,6 +609,8 @@ class BMC:
         job = Job(id=self._new_job_id(), job_type=job_type, name=name, created=now, ready_at=now)
         if not staged:
             job.start_at, job.done_at = now, now + SCP_S
+        elif self.hw.has_fault("reboot_fails"):
+            job.outcome = "reboot_fail"
         self.jobs[job.id] = job
         attr = "scp_exports" if job_type == "ExportConfiguration" else "scp_imports"
         setattr(self.journal, attr, getattr(self.journal, attr) + 1)

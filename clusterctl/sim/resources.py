@@ -722,7 +722,8 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
             EndTime="TIME_NA",
             TargetSettingsURI=None,
         )
-    job_state = {"Downloading": "Running", "Scheduled": "Pending", "PendingActivation": "UserIntervention"}.get(
+    job_state = {"Downloading": "Running", "Scheduled": "Pending", "PendingActivation": "UserIntervention",
+                 "CompletedWithErrors": "Exception", "RebootFailed": "Exception", "Failed": "Exception"}.get(
         state, state
     )
     return resource(
@@ -734,7 +735,7 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
         PercentComplete=pct,
         StartTime=bmc.clock.iso(job.created),
         Messages=[{"Message": message, "MessageId": "IDRAC.2.8.JCP001"}],
-        JobStatus="Critical" if state == "Failed" else "OK",
+        JobStatus="Critical" if job_state == "Exception" else "OK",
     )
 
 
@@ -749,7 +750,8 @@ def _awaiting_activation(job: Job, state: str) -> list[dict[str, Any]]:
 
 def task(bmc: BMC, job: Job) -> dict[str, Any]:
     state, pct, message = job.state(bmc.clock.now())
-    task_state = {"Completed": "Completed", "Failed": "Exception"}.get(state, "Running")
+    task_state = {"Completed": "Completed", "Failed": "Exception", "CompletedWithErrors": "Exception",
+                  "RebootFailed": "Exception"}.get(state, "Running")
     return resource(
         "#Task.v1_7_1.Task",
         f"{V1}/TaskService/Tasks/{job.id}",
@@ -757,12 +759,14 @@ def task(bmc: BMC, job: Job) -> dict[str, Any]:
         "Task",
         Description="Server Configuration and other Tasks running on iDRAC are listed here",
         TaskState=task_state,
-        TaskStatus="Critical" if state == "Failed" else "OK",
+        TaskStatus="Critical" if task_state == "Exception" else "OK",
         PercentComplete=pct,
         StartTime=bmc.clock.iso(job.created),
         **({"EndTime": bmc.clock.iso(job.end_time)} if job.end_time is not None else {}),
-        Messages=[{"Message": message, "MessageId": "IDRAC.2.8.JCP001" if state != "Failed" else "IDRAC.2.8.RED007"},
-                  *_awaiting_activation(job, state)],
+        Messages=[
+            {"Message": message, "MessageId": "IDRAC.2.8.RED007" if task_state == "Exception" else "IDRAC.2.8.JCP001"},
+            *_awaiting_activation(job, state),
+        ],
         TaskMonitor=f"{V1}/TaskService/TaskMonitors/{job.id}",
         Oem={
             "Dell": {
