@@ -46,6 +46,18 @@ IDRAC_RESET_S = 120.0
 SCP_S = 15.0  # an export or an import without BIOS changes
 AC_CYCLE_S = 60.0  # flea power drained, then standby power back
 HANG_PERCENT = 42
+# Dell's reboot jobs (RID_...), by the RebootJobType a configuration job was created with, and the
+# ComputerSystem.Reset each one performs.
+REBOOT_JOBS = {
+    "RebootPowerCycle": "ForceRestart",
+    "RebootForce": "ForceRestart",
+    "RebootNoForce": "GracefulRestart",
+}
+REBOOT_JOB_TYPES = {
+    "PowerCycle": "RebootPowerCycle",
+    "GracefulRebootWithForcedShutdown": "RebootForce",
+    "GracefulRebootWithoutForcedShutdown": "RebootNoForce",
+}
 # Configuration jobs that wait for the host's reboot, as a BIOS configuration job does.
 CONFIG_JOBS = ("BIOSConfiguration", "ImportConfiguration")
 # Components whose new firmware takes effect only after a virtual AC cycle (DellOemChassis.ExtendedReset):
@@ -192,6 +204,12 @@ class Job:
         """(JobState, PercentComplete, Message) at simulated time `now`."""
         if self.outcome == "invalid":
             return "Failed", 100, "Unable to verify the update package signature or package name."
+        if self.job_type in REBOOT_JOBS:
+            if self.done_at is not None and now < self.done_at:
+                return "Running", 50, "Reboot in progress."
+            if self.outcome == "reboot_fail":
+                return "RebootFailed", 100, "The server did not complete POST after the reboot."
+            return "RebootCompleted", 100, "Reboot is complete."
         if now < self.ready_at:
             return (
                 "Downloading",
@@ -304,6 +322,8 @@ class BMC:
         if job.done_at is None or now < job.done_at or job.outcome == "hang":
             return
         job.settled, job.end_time = True, job.done_at
+        if job.job_type in REBOOT_JOBS:
+            return
         if job.outcome == "reboot_fail":
             self.bios_pending = {}  # the configuration the failed reboot was to apply is gone
             return
@@ -614,6 +634,35 @@ class BMC:
         self.jobs[job.id] = job
         attr = "scp_exports" if job_type == "ExportConfiguration" else "scp_imports"
         setattr(self.journal, attr, getattr(self.journal, attr) + 1)
+        return job
+
+    def reboot_job(self, reboot_type: str) -> Job:
+        """A Dell reboot job (RID_...): the server reboots now so that pending configuration jobs run."""
+        job_type = REBOOT_JOB_TYPES.get(reboot_type)
+        if job_type is None:
+            raise ActionError(
+                400,
+                "Base.1.12.PropertyValueNotInList",
+                f"The value '{reboot_type}' for the property RebootJobType is not in the list of acceptable values.",
+                args=[str(reboot_type), "RebootJobType"],
+            )
+        self.settle()
+        now = self.clock.now()
+        self._job_seq += 1
+        job = Job(
+            id=f"RID_{(int(time.time()) * 1000 + self._job_seq) % 10**12:012d}",
+            job_type=job_type,
+            name="Reboot3",
+            created=now,
+            ready_at=now,
+            outcome="reboot_fail" if self.hw.has_fault("reboot_fails") else "ok",
+        )
+        job.start_at, job.done_at = now, now + SHUTDOWN_S
+        self.jobs[job.id] = job
+        if self.power_state == "Off":
+            self.reset("On")
+        else:
+            self.reset(REBOOT_JOBS[job_type])
         return job
 
     def reset_idrac(self) -> None:

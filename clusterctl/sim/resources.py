@@ -711,7 +711,7 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
             JobType=job.job_type,
             PercentComplete=pct,
             Message=message,
-            MessageId="PR19" if state == "Completed" else "JCP001",
+            MessageId={"Completed": "PR19", "RebootCompleted": "RED030"}.get(state, "JCP001"),
             MessageArgs=[],
             Description="Job Instance",
             ActualRunningStartTime=(bmc.clock.iso(job.start_at) if job.start_at is not None
@@ -723,7 +723,8 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
             TargetSettingsURI=None,
         )
     job_state = {"Downloading": "Running", "Scheduled": "Pending", "PendingActivation": "UserIntervention",
-                 "CompletedWithErrors": "Exception", "RebootFailed": "Exception", "Failed": "Exception"}.get(
+                 "CompletedWithErrors": "Exception", "RebootFailed": "Exception", "Failed": "Exception",
+                 "RebootCompleted": "Completed"}.get(
         state, state
     )
     return resource(
@@ -750,8 +751,8 @@ def _awaiting_activation(job: Job, state: str) -> list[dict[str, Any]]:
 
 def task(bmc: BMC, job: Job) -> dict[str, Any]:
     state, pct, message = job.state(bmc.clock.now())
-    task_state = {"Completed": "Completed", "Failed": "Exception", "CompletedWithErrors": "Exception",
-                  "RebootFailed": "Exception"}.get(state, "Running")
+    task_state = {"Completed": "Completed", "RebootCompleted": "Completed", "Failed": "Exception",
+                  "CompletedWithErrors": "Exception", "RebootFailed": "Exception"}.get(state, "Running")
     return resource(
         "#Task.v1_7_1.Task",
         f"{V1}/TaskService/Tasks/{job.id}",

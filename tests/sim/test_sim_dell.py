@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 
+from clusterctl.sim.faults import make_fault
 from clusterctl.sim.fleet import SimulatedFleet
 
 pytestmark = pytest.mark.anyio
@@ -205,3 +206,30 @@ async def test_hgx_firmware_waits_for_a_virtual_ac_cycle(bmc: httpx.AsyncClient,
     assert (await bmc.get(f"{V1}/TaskService/Tasks/{jid}")).json()["TaskState"] == "Completed"
     gpu = (await bmc.get(f"{SYS}/Processors/Video.Slot.1-1")).json()
     assert gpu["FirmwareVersion"] == "24.03.1"
+
+
+@pytest.mark.parametrize("fault", [None, "reboot_fails"])
+async def test_config_job_with_a_reboot_job_reboots_now(bmc: httpx.AsyncClient, fleet: SimulatedFleet,
+                                                        fault: str | None) -> None:
+    """POST Jobs with RebootJobType adds a Dell reboot job (RID_) that reboots the server at once."""
+    if fault:
+        fleet.add_fault(make_fault("gpu0001", fault, {}, fleet.names))
+    await bmc.patch(f"{SYS}/Bios/Settings", json={"Attributes": {"ProcCStates": "Enabled"}})
+    bad = await bmc.post(f"{MGR}/Jobs", json={"TargetSettingsURI": f"{SYS}/Bios/Settings", "RebootJobType": "Kick"})
+    assert bad.status_code == 400
+    created = await bmc.post(f"{MGR}/Jobs", json={"TargetSettingsURI": f"{SYS}/Bios/Settings",
+                                                  "RebootJobType": "PowerCycle"})
+    assert created.status_code == 200
+    jid = created.headers["Location"].rsplit("/", 1)[-1]
+    jobs = {m["@odata.id"].rsplit("/", 1)[-1] for m in (await bmc.get(f"{MGR}/Oem/Dell/Jobs")).json()["Members"]}
+    rid = next(j for j in jobs if j.startswith("RID_"))
+    fleet.clock.advance(1000)
+    reboot = (await bmc.get(f"{MGR}/Oem/Dell/Jobs/{rid}")).json()
+    config = (await bmc.get(f"{MGR}/Oem/Dell/Jobs/{jid}")).json()
+    if fault:
+        assert reboot["JobState"] == config["JobState"] == "RebootFailed"
+        assert (await bmc.get(f"{SYS}/Bios")).json()["Attributes"]["ProcCStates"] == "Disabled"
+    else:
+        assert reboot["JobState"] == "RebootCompleted" and reboot["JobType"] == "RebootPowerCycle"
+        assert config["JobState"] == "Completed"
+        assert (await bmc.get(f"{SYS}/Bios")).json()["Attributes"]["ProcCStates"] == "Enabled"
