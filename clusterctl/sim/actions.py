@@ -11,7 +11,7 @@ from typing import Any
 
 from clusterctl.sim import dell
 from clusterctl.sim import resources as R
-from clusterctl.sim.bmc import ActionError
+from clusterctl.sim.bmc import REBOOT_JOB_TYPES, ActionError
 from clusterctl.sim.protocol import Request, Response, etag_of, missing, need
 from clusterctl.sim.resources import MGR, SYS, V1
 
@@ -164,7 +164,17 @@ def job_create(req: Request) -> Response:
     target = need(req.json(), "TargetSettingsURI")
     if target.rstrip("/") != f"{SYS}/Bios/Settings":
         raise ActionError(400, "IDRAC.2.8.SYS426", f"The TargetSettingsURI {target} is not supported.", args=[target])
+    reboot = req.json().get("RebootJobType")
+    if reboot is not None and reboot not in REBOOT_JOB_TYPES:
+        raise ActionError(
+            400,
+            "Base.1.12.PropertyValueNotInList",
+            f"The value '{reboot}' for the property RebootJobType is not in the list of acceptable values.",
+            args=[str(reboot), "RebootJobType"],
+        )
     job = req.bmc.create_bios_job()
+    if reboot is not None:  # iDRAC adds a reboot job (RID_...) and reboots the server at once
+        req.bmc.reboot_job(reboot)
     return Response(200, None, {"Location": f"{MGR}/Jobs/{job.id}"})
 
 

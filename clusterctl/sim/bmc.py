@@ -46,6 +46,18 @@ IDRAC_RESET_S = 120.0
 SCP_S = 15.0  # an export or an import without BIOS changes
 AC_CYCLE_S = 60.0  # flea power drained, then standby power back
 HANG_PERCENT = 42
+# Dell's reboot jobs (RID_...), by the RebootJobType a configuration job was created with, and the
+# ComputerSystem.Reset each one performs.
+REBOOT_JOBS = {
+    "RebootPowerCycle": "ForceRestart",
+    "RebootForce": "ForceRestart",
+    "RebootNoForce": "GracefulRestart",
+}
+REBOOT_JOB_TYPES = {
+    "PowerCycle": "RebootPowerCycle",
+    "GracefulRebootWithForcedShutdown": "RebootForce",
+    "GracefulRebootWithoutForcedShutdown": "RebootNoForce",
+}
 # Configuration jobs that wait for the host's reboot, as a BIOS configuration job does.
 CONFIG_JOBS = ("BIOSConfiguration", "ImportConfiguration")
 # Components whose new firmware takes effect only after a virtual AC cycle (DellOemChassis.ExtendedReset):
@@ -182,7 +194,7 @@ class Job:
     ready_at: float = 0.0  # download done
     start_at: float | None = None  # apply starts (set at a reset for staged jobs)
     done_at: float | None = None
-    outcome: str = "ok"  # "ok" | "fail" | "hang" | "invalid"
+    outcome: str = "ok"  # "ok" | "fail" | "hang" | "invalid" | "errors" | "reboot_fail"
     settled: bool = False
     end_time: float | None = None
     payload: str = ""  # what an SCP export wrote
@@ -192,6 +204,12 @@ class Job:
         """(JobState, PercentComplete, Message) at simulated time `now`."""
         if self.outcome == "invalid":
             return "Failed", 100, "Unable to verify the update package signature or package name."
+        if self.job_type in REBOOT_JOBS:
+            if self.done_at is not None and now < self.done_at:
+                return "Running", 50, "Reboot in progress."
+            if self.outcome == "reboot_fail":
+                return "RebootFailed", 100, "The server did not complete POST after the reboot."
+            return "RebootCompleted", 100, "Reboot is complete."
         if now < self.ready_at:
             return (
                 "Downloading",
@@ -210,6 +228,10 @@ class Job:
             return "Running", 50 + int(49 * (now - self.start_at) / span), "Job in progress."
         if self.outcome == "fail":
             return "Failed", 100, "Unable to complete the firmware update: the device did not respond."
+        if self.outcome == "errors":
+            return "CompletedWithErrors", 100, "The update completed with errors: one or more devices were not updated."
+        if self.outcome == "reboot_fail":
+            return "RebootFailed", 100, "The server did not complete POST; the pending configuration was not applied."
         if self.awaits_ac_cycle:
             return "PendingActivation", 100, AC_CYCLE_MESSAGE
         return "Completed", 100, "Job completed successfully."
@@ -269,6 +291,7 @@ class BMC:
         self.asset_tag = ""
         self.accounts = Accounts(user, password)
         self.secure_boot = False
+        self.subscriptions: dict[str, dict[str, Any]] = {}  # event destinations; the lab sends no events
         self.idrac_attributes = dict(IDRAC_DEFAULTS)
         self.add_sel("Log cleared.", "SEL9901", "OK")
         self.add_sel("The system booted.", "SYS1003", "OK")
@@ -299,7 +322,12 @@ class BMC:
         if job.done_at is None or now < job.done_at or job.outcome == "hang":
             return
         job.settled, job.end_time = True, job.done_at
-        if job.outcome == "fail":
+        if job.job_type in REBOOT_JOBS:
+            return
+        if job.outcome == "reboot_fail":
+            self.bios_pending = {}  # the configuration the failed reboot was to apply is gone
+            return
+        if job.outcome in ("fail", "errors"):
             self.journal.firmware_failed[job.component] += 1
             self.add_sel(
                 f"Firmware update of {COMPONENTS[job.component][0]} failed.",
@@ -503,7 +531,11 @@ class BMC:
             job.component, job.version = found
             job.name = f"Firmware Update: {COMPONENTS[job.component][0]}"
             job.needs_reboot = job.component != "idrac"
-            for kind, outcome in (("firmware_update_fails", "fail"), ("firmware_update_hangs", "hang")):
+            for kind, outcome in (
+                ("firmware_update_fails", "fail"),
+                ("firmware_update_hangs", "hang"),
+                ("firmware_completes_with_errors", "errors"),
+            ):
                 if any(p["component"] in ("", job.component) for p in self.hw.faults_of(kind)):
                     job.outcome = outcome
         self.jobs[job.id] = job
@@ -585,6 +617,7 @@ class BMC:
             name="Configure: BIOS.Setup.1-1",
             created=now,
             ready_at=now,
+            outcome="reboot_fail" if self.hw.has_fault("reboot_fails") else "ok",
         )
         self.jobs[job.id] = job
         return job
@@ -596,9 +629,40 @@ class BMC:
         job = Job(id=self._new_job_id(), job_type=job_type, name=name, created=now, ready_at=now)
         if not staged:
             job.start_at, job.done_at = now, now + SCP_S
+        elif self.hw.has_fault("reboot_fails"):
+            job.outcome = "reboot_fail"
         self.jobs[job.id] = job
         attr = "scp_exports" if job_type == "ExportConfiguration" else "scp_imports"
         setattr(self.journal, attr, getattr(self.journal, attr) + 1)
+        return job
+
+    def reboot_job(self, reboot_type: str) -> Job:
+        """A Dell reboot job (RID_...): the server reboots now so that pending configuration jobs run."""
+        job_type = REBOOT_JOB_TYPES.get(reboot_type)
+        if job_type is None:
+            raise ActionError(
+                400,
+                "Base.1.12.PropertyValueNotInList",
+                f"The value '{reboot_type}' for the property RebootJobType is not in the list of acceptable values.",
+                args=[str(reboot_type), "RebootJobType"],
+            )
+        self.settle()
+        now = self.clock.now()
+        self._job_seq += 1
+        job = Job(
+            id=f"RID_{(int(time.time()) * 1000 + self._job_seq) % 10**12:012d}",
+            job_type=job_type,
+            name="Reboot3",
+            created=now,
+            ready_at=now,
+            outcome="reboot_fail" if self.hw.has_fault("reboot_fails") else "ok",
+        )
+        job.start_at, job.done_at = now, now + SHUTDOWN_S
+        self.jobs[job.id] = job
+        if self.power_state == "Off":
+            self.reset("On")
+        else:
+            self.reset(REBOOT_JOBS[job_type])
         return job
 
     def reset_idrac(self) -> None:

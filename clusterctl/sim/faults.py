@@ -62,6 +62,13 @@ FAULT_KINDS: dict[str, FaultKind] = {
         _k("firmware_update_hangs", "bmc", "Firmware jobs stop at 42% and never finish.", component=""),
         _k("activation_fails", "bmc", "An image that waits for an AC power cycle (gpu, cpld) does not take "
            "effect after it; component '' means every one.", component=""),
+        _k(
+            "firmware_completes_with_errors",
+            "bmc",
+            "Firmware jobs end CompletedWithErrors and the old version keeps running; component '' means every one.",
+            component="",
+        ),
+        _k("reboot_fails", "bmc", "The reboot that applies BIOS/SCP configuration jobs fails: they end RebootFailed."),
         _k("psu_failed", "bmc", "A PSU (1-based) reports Critical and no output.", psu=1),
         _k("fan_failed", "bmc", "A fan (1-based) reads 0 RPM, Critical.", fan=1),
         _k(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterctl.sim.bmc import BIOS_ENUMS, BMC, RESET_TYPES, Job
+from clusterctl.sim.bmc import BMC, RESET_TYPES, Job
 from clusterctl.sim.node import (
     GPU_COUNT,
     INLET_CRIT_C,
     INLET_WARN_C,
     POWER_LIMIT_W,
     PSU_CAPACITY_W,
+    PSU_COUNT,
 )
 
 V1 = "/redfish/v1"
@@ -33,8 +34,15 @@ def status(health: str = "OK", state: str = "Enabled") -> dict[str, str]:
     return {"State": state, "Health": health, "HealthRollup": health}
 
 
+def context(odata_type: str) -> str:
+    """`@odata.context` as iDRAC9 still sends it on every resource: the metadata URL and the type."""
+    parts = odata_type.lstrip("#").split(".")
+    return f"{V1}/$metadata#{parts[0]}.{parts[-1]}"
+
+
 def resource(odata_type: str, uri: str, rid: str, name: str, **body: Any) -> dict[str, Any]:
-    return {"@odata.id": uri, "@odata.type": odata_type, "Id": rid, "Name": name, **body}
+    return {"@odata.context": context(odata_type), "@odata.id": uri, "@odata.type": odata_type, "Id": rid,
+            "Name": name, **body}
 
 
 def collection(
@@ -44,9 +52,11 @@ def collection(
     size = PAGE_SIZE if top is None else min(top, PAGE_SIZE)
     page = members[skip : skip + size]
     body: dict[str, Any] = {
+        "@odata.context": context(odata_type),
         "@odata.id": uri,
         "@odata.type": odata_type,
         "Name": name,
+        "Description": f"Collection of {name}",
         "Members@odata.count": len(members),
         "Members": [ref(m) for m in page],
     }
@@ -75,6 +85,13 @@ def service_root(bmc: BMC | None) -> dict[str, Any]:
         SessionService=ref(f"{V1}/SessionService"),
         AccountService=ref(f"{V1}/AccountService"),
         Registries=ref(f"{V1}/Registries"),
+        TaskService=ref(f"{V1}/TaskService"),
+        EventService=ref(f"{V1}/EventService"),
+        CertificateService=ref(f"{V1}/CertificateService"),
+        TelemetryService=ref(f"{V1}/TelemetryService"),
+        JsonSchemas=ref(f"{V1}/JsonSchemas"),
+        Fabrics=ref(f"{V1}/Fabrics"),
+        Description="Root Service",
         Links={"Sessions": ref(f"{V1}/SessionService/Sessions")},
         ProtocolFeaturesSupported={
             "ExpandQuery": {"ExpandAll": True, "Levels": True, "Links": True, "NoLinks": True, "MaxLevels": 1},
@@ -200,8 +217,22 @@ def system(bmc: BMC) -> dict[str, Any]:
         "System.Embedded.1",
         "System",
         SystemType="Physical",
+        Description="Computer System which represents a machine (physical or virtual) and the local resources "
+        "such as memory, cpu and other devices that can be accessed from that machine.",
         Manufacturer="Dell Inc.",
         Model="PowerEdge XE9680",
+        PartNumber="0DKMPKA01",
+        IndicatorLED="Off",
+        HostWatchdogTimer={"FunctionEnabled": False, "Status": {"State": "StandbyOffline"}, "TimeoutAction": "None"},
+        LogServices=ref(f"{SYS}/LogServices"),
+        Oem={"Dell": {"@odata.type": "#DellOem.v1_3_0.DellOemResources",
+                      "DellSystem": {"@odata.id": f"{V1}/Dell/Systems/System.Embedded.1/DellSystem",
+                                     "ChassisServiceTag": hw.service_tag, "ServerAllocationWatts": None}}},
+        **{"@Redfish.Settings": {
+            "@odata.type": "#Settings.v1_3_5.Settings",
+            "SettingsObject": ref(f"{SYS}/Settings"),
+            "SupportedApplyTimes": ["OnReset"],
+        }},
         SKU=hw.service_tag,
         SerialNumber=f"CNFCP00{hw.index:05d}",
         HostName=hw.name,
@@ -281,6 +312,7 @@ def bios(bmc: BMC) -> dict[str, Any]:
         f"{SYS}/Bios",
         "Bios",
         "BIOS Configuration Current Settings",
+        Description="BIOS Configuration Current Settings",
         AttributeRegistry="BiosAttributeRegistry.v1_0_3",
         Attributes=dict(bmc.bios),
         **{
@@ -301,8 +333,8 @@ def bios_settings(bmc: BMC) -> dict[str, Any]:
         "Settings",
         "BIOS Configuration Pending Settings",
         AttributeRegistry="BiosAttributeRegistry.v1_0_3",
+        Description="BIOS Configuration Pending Settings",
         Attributes=dict(bmc.bios_pending),
-        **{"Attributes@Redfish.AllowableValues": BIOS_ENUMS},
     )
 
 
@@ -391,6 +423,17 @@ def power(bmc: BMC) -> dict[str, Any]:
             }
         ],
         PowerSupplies=psus,
+        Voltages=[
+            {
+                "@odata.id": f"{CHA}/Power#/Voltages/{n}",
+                "MemberId": f"PS{p['index']} Voltage 1",
+                "Name": f"PS{p['index']} Voltage 1",
+                "ReadingVolts": p["input_v"],
+                "PhysicalContext": "PowerSupply",
+                "Status": status("OK" if p["healthy"] else "Critical"),
+            }
+            for n, p in enumerate(hw.psus())
+        ],
     )
 
 
@@ -398,6 +441,7 @@ def _fan_body(f: dict[str, Any], uri: str) -> dict[str, Any]:
     return {
         "@odata.id": uri,
         "Name": f"Fan {f['index']}",
+        "PhysicalContext": "SystemBoard",
         "Reading": f["rpm"],
         "ReadingUnits": "RPM",
         "LowerThresholdCritical": 600,
@@ -450,7 +494,10 @@ def power_subsystem(bmc: BMC) -> dict[str, Any]:
         "PowerSubsystem",
         "Power Subsystem",
         CapacityWatts=PSU_CAPACITY_W * 4,
-        Allocation={"AllocatedWatts": POWER_LIMIT_W, "RequestedWatts": POWER_LIMIT_W},
+        PowerSupplyRedundancy=[
+            {"MaxSupportedInGroup": PSU_COUNT, "MinNeededInGroup": PSU_COUNT - 2, "RedundancyType": "NPlusM",
+             "Status": {"Health": "OK", "State": "Enabled"}}
+        ],
         PowerSupplies=ref(f"{CHA}/PowerSubsystem/PowerSupplies"),
         Status=status(),
     )
@@ -533,6 +580,10 @@ def thermal_metrics(bmc: BMC) -> dict[str, Any]:
         "ThermalMetrics",
         "Thermal Metrics",
         TemperatureReadingsCelsius=readings,
+        TemperatureSummaryCelsius={
+            "Intake": {"Reading": readings[0]["Reading"], "DataSourceUri": readings[0]["DataSourceUri"]},
+            "Exhaust": {"Reading": readings[1]["Reading"], "DataSourceUri": readings[1]["DataSourceUri"]},
+        },
     )
 
 
@@ -660,13 +711,20 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
             JobType=job.job_type,
             PercentComplete=pct,
             Message=message,
-            MessageId="PR19" if state == "Completed" else "JCP001",
+            MessageId={"Completed": "PR19", "RebootCompleted": "RED030"}.get(state, "JCP001"),
+            MessageArgs=[],
+            Description="Job Instance",
+            ActualRunningStartTime=(bmc.clock.iso(job.start_at) if job.start_at is not None
+                                    and bmc.clock.now() >= job.start_at else None),
+            ActualRunningStopTime=(bmc.clock.iso(job.end_time) if job.end_time is not None else None),
             CompletionTime=(bmc.clock.iso(job.end_time) if job.end_time is not None else None),
             StartTime="TIME_NOW",
             EndTime="TIME_NA",
             TargetSettingsURI=None,
         )
-    job_state = {"Downloading": "Running", "Scheduled": "Pending", "PendingActivation": "UserIntervention"}.get(
+    job_state = {"Downloading": "Running", "Scheduled": "Pending", "PendingActivation": "UserIntervention",
+                 "CompletedWithErrors": "Exception", "RebootFailed": "Exception", "Failed": "Exception",
+                 "RebootCompleted": "Completed"}.get(
         state, state
     )
     return resource(
@@ -678,7 +736,7 @@ def job_body(bmc: BMC, job: Job, uri: str, dell: bool) -> dict[str, Any]:
         PercentComplete=pct,
         StartTime=bmc.clock.iso(job.created),
         Messages=[{"Message": message, "MessageId": "IDRAC.2.8.JCP001"}],
-        JobStatus="Critical" if state == "Failed" else "OK",
+        JobStatus="Critical" if job_state == "Exception" else "OK",
     )
 
 
@@ -693,19 +751,23 @@ def _awaiting_activation(job: Job, state: str) -> list[dict[str, Any]]:
 
 def task(bmc: BMC, job: Job) -> dict[str, Any]:
     state, pct, message = job.state(bmc.clock.now())
-    task_state = {"Completed": "Completed", "Failed": "Exception"}.get(state, "Running")
+    task_state = {"Completed": "Completed", "RebootCompleted": "Completed", "Failed": "Exception",
+                  "CompletedWithErrors": "Exception", "RebootFailed": "Exception"}.get(state, "Running")
     return resource(
         "#Task.v1_7_1.Task",
         f"{V1}/TaskService/Tasks/{job.id}",
         job.id,
         "Task",
+        Description="Server Configuration and other Tasks running on iDRAC are listed here",
         TaskState=task_state,
-        TaskStatus="Critical" if state == "Failed" else "OK",
+        TaskStatus="Critical" if task_state == "Exception" else "OK",
         PercentComplete=pct,
         StartTime=bmc.clock.iso(job.created),
         **({"EndTime": bmc.clock.iso(job.end_time)} if job.end_time is not None else {}),
-        Messages=[{"Message": message, "MessageId": "IDRAC.2.8.JCP001" if state != "Failed" else "IDRAC.2.8.RED007"},
-                  *_awaiting_activation(job, state)],
+        Messages=[
+            {"Message": message, "MessageId": "IDRAC.2.8.RED007" if task_state == "Exception" else "IDRAC.2.8.JCP001"},
+            *_awaiting_activation(job, state),
+        ],
         TaskMonitor=f"{V1}/TaskService/TaskMonitors/{job.id}",
         Oem={
             "Dell": {
@@ -752,6 +814,7 @@ def firmware_item(bmc: BMC, fid: str) -> dict[str, Any] | None:
                 fid,
                 item["name"],
                 Version=item["version"],
+                ReleaseDate="00:00:00Z",  # iDRAC's placeholder for a package without a release date
                 Updateable=item["updateable"],
                 SoftwareId=str(item["component_id"]),
                 Status=status("OK", "Enabled" if item["state"] == "Installed" else "StandbyOffline"),

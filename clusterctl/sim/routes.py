@@ -181,6 +181,7 @@ def _routes() -> list[Route]:
         (f"{MGR}/Actions/Manager.Reset", {"post": A.manager_reset}),
         (f"{MGR}/NetworkProtocol", {"get": lambda req: R.network_protocol(req.bmc)}),
         *_sel_routes(MGR),
+        *_sel_routes(SYS),  # iDRAC9 6.x also lists the SEL under the system, where DMTF puts it
         (
             f"{MGR}/Jobs",
             {

@@ -110,6 +110,45 @@ def _install_from_uri(req: Request) -> Response:
     return Response(202, None, {"Location": f"{MGR}/Jobs/{job.id}"})
 
 
+def _subscription(req: Request, sid: str) -> dict[str, Any] | None:
+    sub = req.bmc.subscriptions.get(sid)
+    if sub is None:
+        return None
+    return R.resource("#EventDestination.v1_9_0.EventDestination", f"{V1}/EventService/Subscriptions/{sid}", sid,
+                      "EventSubscription", Description="Event Subscription Details", **sub)
+
+
+def _subscribe(req: Request) -> Response:
+    """An event destination is recorded (and listed) as iDRAC records it; the lab never sends events."""
+    body = req.json()
+    destination = need(body, "Destination")
+    if not destination.startswith("https://"):
+        raise ActionError(400, "Base.1.12.PropertyValueFormatError",
+                          f"The value '{destination}' for the property Destination is of a different format than "
+                          "the property can accept.", args=[destination, "Destination"])
+    protocol = body.get("Protocol", "Redfish")
+    if protocol != "Redfish":
+        raise ActionError(400, "Base.1.12.PropertyValueNotInList",
+                          f"The value '{protocol}' for the property Protocol is not in the list of acceptable values.",
+                          args=[str(protocol), "Protocol"])
+    sid = str(max((int(i) for i in req.bmc.subscriptions), default=0) + 1)
+    req.bmc.subscriptions[sid] = {
+        "Destination": destination,
+        "Protocol": "Redfish",
+        "Context": str(body.get("Context", "")),
+        "EventFormatType": str(body.get("EventFormatType", "Event")),
+        "SubscriptionType": "RedfishEvent",
+    }
+    uri = f"{V1}/EventService/Subscriptions/{sid}"
+    return Response(201, _subscription(req, sid), {"Location": uri})
+
+
+def _unsubscribe(req: Request, sid: str) -> Response | None:
+    if req.bmc.subscriptions.pop(sid, None) is None:
+        return None
+    return Response(200, D.success("The resource has been removed successfully.", "Base.1.12.ResourceRemoved"))
+
+
 def _scp(kind: str) -> Handler:
     def handle(req: Request) -> Response:
         job = (D.export_scp if kind == "Export" else D.import_scp)(req.bmc, req.json())
@@ -206,6 +245,33 @@ def routes(paged: Paged) -> list[tuple[str, dict[str, Handler]]]:
         (f"{MGR}/Actions/Oem/EID_674_Manager.ImportSystemConfiguration", {"post": _scp("Import")}),
         *_service_routes(D.OEM_MGR),
         *_service_routes(D.DELL_MGR),
+        # --- services a real iDRAC9 lists in its service root, served as the lab has them: empty ---
+        (f"{V1}/EventService", {"get": lambda req: R.resource(
+            "#EventService.v1_7_2.EventService", f"{V1}/EventService", "EventService", "Event Service",
+            ServiceEnabled=True, DeliveryRetryAttempts=3, DeliveryRetryIntervalSeconds=5,
+            EventFormatTypes=["Event", "MetricReport"], Status=R.status(),
+            Subscriptions=R.ref(f"{V1}/EventService/Subscriptions"))}),
+        (f"{V1}/EventService/Subscriptions", {**coll(
+            "#EventDestinationCollection.EventDestinationCollection", "Event Subscriptions Collection",
+            lambda req: [f"{V1}/EventService/Subscriptions/{i}" for i in req.bmc.subscriptions]),
+            "post": _subscribe}),
+        (f"{V1}/EventService/Subscriptions/{{sid}}", {"get": _subscription, "delete": _unsubscribe}),
+        (f"{V1}/CertificateService", {"get": lambda req: R.resource(
+            "#CertificateService.v1_0_4.CertificateService", f"{V1}/CertificateService", "CertificateService",
+            "Certificate Service", Description="Represents the properties of the Certificate Service")}),
+        (f"{V1}/TelemetryService", {"get": lambda req: R.resource(
+            "#TelemetryService.v1_3_1.TelemetryService", f"{V1}/TelemetryService", "TelemetryService",
+            "Telemetry Service", ServiceEnabled=False, Status=R.status(state="Disabled"))}),
+        (f"{V1}/JsonSchemas", coll("#JsonSchemaFileCollection.JsonSchemaFileCollection", "JsonSchemaFile Collection",
+                                   lambda req: [])),
+        (f"{V1}/Fabrics", coll("#FabricCollection.FabricCollection", "Fabric Collection", lambda req: [])),
+        (f"{SYS}/Settings", {"get": lambda req: R.resource(
+            "#ComputerSystem.v1_20_0.ComputerSystem", f"{SYS}/Settings", "Settings",
+            "System Pending Settings", Boot={})}),  # boot overrides apply at once: nothing is ever pending
+        (f"{V1}/Dell/Systems/System.Embedded.1/DellSystem", {"get": lambda req: R.resource(
+            "#DellSystem.v1_3_0.DellSystem", f"{V1}/Dell/Systems/System.Embedded.1/DellSystem",
+            "System.Embedded.1", "DellSystem", ChassisServiceTag=req.bmc.hw.service_tag,
+            ChassisModel="PowerEdge XE9680", SystemGeneration="16G DCS")}),
         # --- accounts and registries ---
         (f"{V1}/AccountService/Accounts/{{aid}}", {"get": lambda req, aid: R.account(req.bmc, aid),
                                                    "patch": _patch_account}),

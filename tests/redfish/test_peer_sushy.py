@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.peers import MGR, SYS, PeerBMC, lab_bmc
+from support.peers import MGR, SYS, PeerBMC, lab_bmc, peer_module
 
-sushy = pytest.importorskip("sushy")
-pytest.importorskip("sushy_oem_idrac")
+sushy = peer_module("sushy")
+peer_module("sushy_oem_idrac")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.peers import PeerBMC, lab_bmc
+from support.peers import PeerBMC, lab_bmc, peer_module
 
 DRIVER = Path(__file__).parent.parent / "support" / "use_case_checkers.py"
 
@@ -23,12 +23,7 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerBMC]:
 
 
 def test_use_case_checkers_find_no_failure(peer: PeerBMC, tmp_path: Path) -> None:
-    try:
-        import redfish_use_case_checkers  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redfish-use-case-checkers is not installed; CI installs it with the `test` extra")
-        pytest.skip("redfish-use-case-checkers is not installed (pip install -e '.[test]')")
+    peer_module("redfish_use_case_checkers")
     env = dict(os.environ, REQUESTS_CA_BUNDLE=peer.ca)
     done = subprocess.run(
         [sys.executable, str(DRIVER), peer.url, peer.user, peer.password, str(tmp_path)],

@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 
+from clusterctl.sim.faults import make_fault
 from clusterctl.sim.fleet import SimulatedFleet
 
 pytestmark = pytest.mark.anyio
@@ -158,7 +159,7 @@ async def test_filter_and_select(bmc: httpx.AsyncClient) -> None:
     malformed = await bmc.get(f"{V1}/AccountService/Roles", params={"$filter": "Id eq"})
     assert malformed.status_code == 400
     picked = (await bmc.get(SYS, params={"$select": "PowerState,Status/Health"})).json()
-    assert set(picked) == {"@odata.id", "@odata.type", "PowerState", "Status"}
+    assert set(picked) == {"@odata.context", "@odata.id", "@odata.type", "PowerState", "Status"}
     assert picked["Status"] == {"Health": "OK"}
 
 
@@ -176,3 +177,59 @@ async def test_bios_registry_has_idracs_shape(bmc: httpx.AsyncClient) -> None:
     assert entries["AcPwrRcvryDelay"]["Type"] == "Integer"
     located = (await bmc.get(f"{V1}/Registries/BiosAttributeRegistry")).json()
     assert located["Location"][0]["Uri"] == f"{SYS}/Bios/BiosRegistry"
+
+
+async def test_hgx_firmware_waits_for_a_virtual_ac_cycle(bmc: httpx.AsyncClient, fleet: SimulatedFleet) -> None:
+    """HGX baseboard firmware is written at the reboot but runs only after ExtendedReset; a plain
+    reboot or a DMTF Chassis.Reset PowerCycle leaves the old version running."""
+    started = await bmc.post(f"{V1}/UpdateService/Actions/UpdateService.SimpleUpdate",
+                             json={"ImageURI": "http://repo.lab/fw/HGX-H100_24.03.1.pldm", "TransferProtocol": "HTTP"})
+    jid = started.headers["Location"].rsplit("/", 1)[-1]
+    fleet.clock.advance(30)  # downloaded
+    await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceRestart"})
+    fleet.clock.advance(1000)
+    task = (await bmc.get(f"{V1}/TaskService/Tasks/{jid}")).json()
+    assert task["TaskState"] == "Running"
+    assert any(m["MessageId"].endswith("AwaitToActivate") and "AC power cycle" in m["Message"]
+               for m in task["Messages"])
+    assert (await bmc.get(f"{MGR}/Oem/Dell/Jobs/{jid}")).json()["JobState"] == "PendingActivation"
+    assert (await bmc.get(f"{MGR}/Jobs/{jid}")).json()["JobState"] == "UserIntervention"
+    await bmc.post(f"{CHA}/Actions/Chassis.Reset", json={"ResetType": "PowerCycle"})
+    fleet.clock.advance(1000)
+    assert fleet.bmcs[0].firmware["gpu"] == "23.10.2"  # a DMTF power cycle keeps flea power: still old
+    await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceOff"})
+    cycled = await bmc.post(f"{CHA}/Actions/Oem/DellOemChassis.ExtendedReset",
+                            json={"ResetType": "PowerCycle", "FinalPowerState": "On"})
+    assert cycled.status_code == 204
+    fleet.clock.advance(1000)
+    assert fleet.bmcs[0].firmware["gpu"] == "24.03.1"
+    assert (await bmc.get(f"{V1}/TaskService/Tasks/{jid}")).json()["TaskState"] == "Completed"
+    gpu = (await bmc.get(f"{SYS}/Processors/Video.Slot.1-1")).json()
+    assert gpu["FirmwareVersion"] == "24.03.1"
+
+
+@pytest.mark.parametrize("fault", [None, "reboot_fails"])
+async def test_config_job_with_a_reboot_job_reboots_now(bmc: httpx.AsyncClient, fleet: SimulatedFleet,
+                                                        fault: str | None) -> None:
+    """POST Jobs with RebootJobType adds a Dell reboot job (RID_) that reboots the server at once."""
+    if fault:
+        fleet.add_fault(make_fault("gpu0001", fault, {}, fleet.names))
+    await bmc.patch(f"{SYS}/Bios/Settings", json={"Attributes": {"ProcCStates": "Enabled"}})
+    bad = await bmc.post(f"{MGR}/Jobs", json={"TargetSettingsURI": f"{SYS}/Bios/Settings", "RebootJobType": "Kick"})
+    assert bad.status_code == 400
+    created = await bmc.post(f"{MGR}/Jobs", json={"TargetSettingsURI": f"{SYS}/Bios/Settings",
+                                                  "RebootJobType": "PowerCycle"})
+    assert created.status_code == 200
+    jid = created.headers["Location"].rsplit("/", 1)[-1]
+    jobs = {m["@odata.id"].rsplit("/", 1)[-1] for m in (await bmc.get(f"{MGR}/Oem/Dell/Jobs")).json()["Members"]}
+    rid = next(j for j in jobs if j.startswith("RID_"))
+    fleet.clock.advance(1000)
+    reboot = (await bmc.get(f"{MGR}/Oem/Dell/Jobs/{rid}")).json()
+    config = (await bmc.get(f"{MGR}/Oem/Dell/Jobs/{jid}")).json()
+    if fault:
+        assert reboot["JobState"] == config["JobState"] == "RebootFailed"
+        assert (await bmc.get(f"{SYS}/Bios")).json()["Attributes"]["ProcCStates"] == "Disabled"
+    else:
+        assert reboot["JobState"] == "RebootCompleted" and reboot["JobType"] == "RebootPowerCycle"
+        assert config["JobState"] == "Completed"
+        assert (await bmc.get(f"{SYS}/Bios")).json()["Attributes"]["ProcCStates"] == "Enabled"

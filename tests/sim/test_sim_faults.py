@@ -71,7 +71,8 @@ async def test_session_limit(anon: httpx.AsyncClient, fleet: SimulatedFleet) -> 
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("kind,state", [("firmware_update_fails", "Failed"), ("firmware_update_hangs", "Running")])
+@pytest.mark.parametrize("kind,state", [("firmware_update_fails", "Failed"), ("firmware_update_hangs", "Running"),
+                                        ("firmware_completes_with_errors", "CompletedWithErrors")])
 async def test_firmware_faults(bmc: httpx.AsyncClient, fleet: SimulatedFleet, kind: str, state: str) -> None:
     add(fleet, kind, component="gpu")
     bios = await bmc.post(UPDATE, json={"ImageURI": "http://r/BIOS_1.6.2.EXE"})
@@ -84,7 +85,23 @@ async def test_firmware_faults(bmc: httpx.AsyncClient, fleet: SimulatedFleet, ki
     assert (await bmc.get(bios.headers["Location"])).json()["TaskState"] == "Completed"
     report = fleet.bmcs[0].report()
     assert report["firmware"]["gpu"] == "23.10.2"
-    assert report["firmware_failed"] == ({"gpu": 1} if state == "Failed" else {})
+    assert report["firmware_failed"] == ({} if state == "Running" else {"gpu": 1})
+
+
+@pytest.mark.anyio
+async def test_reboot_fails_ends_configuration_jobs_reboot_failed(bmc: httpx.AsyncClient,
+                                                                 fleet: SimulatedFleet) -> None:
+    add(fleet, "reboot_fails")
+    await bmc.patch(f"{SYS}/Bios/Settings", json={"Attributes": {"ProcCStates": "Enabled"}})
+    created = await bmc.post(f"{V1}/Managers/iDRAC.Embedded.1/Jobs",
+                             json={"TargetSettingsURI": f"{SYS}/Bios/Settings"})
+    jid = created.headers["Location"].rsplit("/", 1)[-1]
+    await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceRestart"})
+    fleet.clock.advance(1000)
+    job = (await bmc.get(f"{V1}/Managers/iDRAC.Embedded.1/Oem/Dell/Jobs/{jid}")).json()
+    assert job["JobState"] == "RebootFailed" and "POST" in job["Message"]
+    assert (await bmc.get(f"{SYS}/Bios")).json()["Attributes"]["ProcCStates"] == "Disabled"
+    assert fleet.bmcs[0].report()["bios_pending"] == {}
 
 
 @pytest.mark.anyio
@@ -221,6 +238,8 @@ def test_every_kind_is_covered_by_a_test() -> None:
         "session_limit",
         "firmware_update_fails",
         "firmware_update_hangs",
+        "firmware_completes_with_errors",
+        "reboot_fails",
         "psu_failed",
         "fan_failed",
         "inlet_temp_high",

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,18 @@ def lab_bmc(tmp: Path) -> Iterator[PeerBMC]:
             ca=str(lab.directory / "ca.pem"),
             lab=lab,
         )
+
+
+def peer_module(name: str) -> Any:
+    """A peer library from the `test` extra; missing, it skips locally and fails under CI=true."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed; CI installs it with the `test` extra")
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
 
 
 def peer_tool(name: str) -> str:
