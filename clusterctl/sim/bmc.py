@@ -45,6 +45,9 @@ BIOS_JOB_S = 60.0
 IDRAC_RESET_S = 120.0
 SCP_S = 15.0  # an export or an import without BIOS changes
 AC_CYCLE_S = 60.0  # flea power drained, then standby power back
+LC_SETTLE_S = 300.0  # after the iDRAC restarts, its Lifecycle Controller collects inventory for minutes
+LC_SETTLE_REAL_S = 2.0
+LC_NOT_READY = "Lifecycle controller is currently not ready to take provisioning requests."
 HANG_PERCENT = 42
 # Dell's reboot jobs (RID_...), by the RebootJobType a configuration job was created with, and the
 # ComputerSystem.Reset each one performs.
@@ -253,6 +256,7 @@ class Journal:
     idrac_resets: int = 0
     job_queue_cleared: int = 0
     ac_cycles: int = 0
+    lc_refusals: int = 0  # updates and jobs sent while the Lifecycle Controller was not ready
     scp_exports: int = 0
     scp_imports: int = 0
 
@@ -287,6 +291,7 @@ class BMC:
             "RemovableDisk": {"image": None, "inserted": False},
         }
         self.unreachable_until: float | None = None  # iDRAC resetting after its own update
+        self.lc_ready_at: float | None = None  # the LC's inventory collection after that restart
         self.journal = Journal()
         self.asset_tag = ""
         self.accounts = Accounts(user, password)
@@ -309,7 +314,21 @@ class BMC:
             if not job.settled:
                 self._settle_job(job, now)
         if self.unreachable_until is not None and now >= self.unreachable_until:
+            # At least LC_SETTLE_REAL_S real seconds whatever the time scale: a compressed lab would
+            # otherwise close the window before a client that never asks could be caught in it.
+            settle = max(LC_SETTLE_S, LC_SETTLE_REAL_S * self.clock.time_scale)
+            self.lc_ready_at = self.unreachable_until + settle
             self.unreachable_until = None
+
+    def lc_ready(self) -> bool:
+        """False while the iDRAC is back from a restart but its Lifecycle Controller still collects
+        inventory: it answers requests, and refuses updates and jobs."""
+        return self.lc_ready_at is None or self.clock.now() >= self.lc_ready_at
+
+    def require_lc(self) -> None:
+        if not self.lc_ready():
+            self.journal.lc_refusals += 1
+            raise ActionError(400, "IDRAC.2.8.LC060", LC_NOT_READY)
 
     def _settle_job(self, job: Job, now: float) -> None:
         if job.outcome == "invalid":
@@ -506,6 +525,7 @@ class BMC:
     def simple_update(self, image_uri: str, apply_time: str = "OnReset", content: bytes | None = None) -> Job:
         """Stage an image fetched from `image_uri` (SimpleUpdate) or pushed as `content` (multipart)."""
         self.settle()
+        self.require_lc()
         if apply_time not in ("Immediate", "OnReset"):
             raise ActionError(
                 400,
@@ -602,6 +622,7 @@ class BMC:
 
     def create_bios_job(self) -> Job:
         self.settle()
+        self.require_lc()
         if not self.bios_pending:
             raise ActionError(
                 400,
@@ -625,6 +646,7 @@ class BMC:
     def config_job(self, job_type: str, name: str, *, staged: bool = False) -> Job:
         """An SCP export or import job: done in SCP_S, or, when `staged`, at the next reboot like a BIOS job."""
         self.settle()
+        self.require_lc()
         now = self.clock.now()
         job = Job(id=self._new_job_id(), job_type=job_type, name=name, created=now, ready_at=now)
         if not staged:
@@ -857,6 +879,7 @@ class BMC:
             "idrac_resets": j.idrac_resets,
             "job_queue_cleared": j.job_queue_cleared,
             "ac_cycles": j.ac_cycles,
+            "lc_refusals": j.lc_refusals,
             "scp_exports": j.scp_exports,
             "scp_imports": j.scp_imports,
             "sel_entries": len(self.sel),

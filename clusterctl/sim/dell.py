@@ -202,6 +202,7 @@ def export_scp(bmc: BMC, body: dict[str, Any]) -> Job:
 
 
 def import_scp(bmc: BMC, body: dict[str, Any]) -> Job:
+    bmc.require_lc()  # before anything is staged: a refused import changes nothing
     targets = scp_targets(body)
     raw = body.get("ImportBuffer")
     if not isinstance(raw, str) or not raw.strip():

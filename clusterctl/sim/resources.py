@@ -1016,7 +1016,8 @@ def manager_nic(bmc: BMC, nid: str) -> dict[str, Any] | None:
 
 def lc_status(bmc: BMC) -> dict[str, Any]:
     bmc.settle()
-    busy = any(not j.settled and j.start_at is not None and bmc.clock.now() >= j.start_at for j in bmc.jobs.values())
+    busy = not bmc.lc_ready() or any(
+        not j.settled and j.start_at is not None and bmc.clock.now() >= j.start_at for j in bmc.jobs.values())
     server = {"On": "OutOfPOST", "PoweringOn": "InPOST", "Off": "PoweredOff", "PoweringOff": "OutOfPOST"}[
         bmc.power_state
     ]

@@ -25,6 +25,9 @@ def test_happy_path_64_nodes_then_noop(lab: Lab) -> None:
         assert server["firmware"]["idrac"] == "7.10.30.00" and server["firmware"]["gpu"] == "24.03.1"
         # The HGX and CPLD images wait for a virtual AC cycle after the reboot: one for both.
         assert server["ac_cycles"] == 1 and server["firmware"]["cpld"] == "1.1.5", node
+        # After the iDRAC's own update it restarts and its Lifecycle Controller collects inventory:
+        # every later push waited for it instead of being refused.
+        assert server["lc_refusals"] == 0 and server["idrac_resets"] == 1, node
 
     code, again, err = lab.provision()
     assert code == 0, err

@@ -240,6 +240,7 @@ def test_every_kind_is_covered_by_a_test() -> None:
         "firmware_update_hangs",
         "firmware_completes_with_errors",
         "reboot_fails",
+        "activation_fails",  # tests/provision/test_provision_faults.py: still behind after the AC cycle
         "psu_failed",
         "fan_failed",
         "inlet_temp_high",
