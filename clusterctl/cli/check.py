@@ -1,0 +1,198 @@
+"""`clusterctl check`: one periodic check round; `check schedule` its timer; `clusterctl trends` the history.
+
+Thin: parse, call clusterctl.check (round, schedule, trends), render.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from clusterctl.cli.burnin import _RunByDefault
+from clusterctl.cli.context import settings
+from clusterctl.errors import ClusterctlError, SelectionError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from clusterctl.check.round import RoundResult
+
+EPILOG = (
+    "Examples:\n\n"
+    "  clusterctl check inventories/site.yaml --suite quick\n\n"
+    "  clusterctl check inventories/site.yaml --limit 'gpu[0001-0064]' --drain-on regression -o json\n\n"
+    "  clusterctl check schedule inventories/site.yaml --suite quick --every 6h --print\n\n"
+    "Exit code 1 when a node fails a check or regressed against its peers or its own history."
+)
+
+app = typer.Typer(cls=_RunByDefault, help="Periodic checks: every node's health and speed over time, regressions "
+                  "named.", no_args_is_help=False, rich_markup_mode="rich")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="check")
+    root.command("trends")(trends)
+
+
+def parse_days(text: str, option: str) -> float:
+    """30d, 12h, 90m -> days."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", text or "")
+    if not match:
+        raise ClusterctlError(f"{option}: {text!r} is not a duration (examples: 30d, 12h, 90m)")
+    return float(match.group(1)) / {"d": 1, "h": 24, "m": 1440}[match.group(2)]
+
+
+@app.command("run", epilog=EPILOG)
+def run(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The inventory file.", show_default=False),
+    limit: str = typer.Option(None, "--limit", "-l", help="Only these nodes, racks or groups (hostlists)."),
+    suite: str = typer.Option("quick", "--suite", help="quick: validate's checks and BMC telemetry (≤ 1 min a node)."),
+    launcher: str = typer.Option("ssh", "--launcher", help="ssh (the nodes named; slurm and kubernetes are not "
+                                 "built yet)."),
+    rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
+    window: str = typer.Option("7d", "--window", help="History a node is compared with (its rolling median)."),
+    max_drop: float = typer.Option(0.05, "--max-drop", min=0.001, max=0.9, help="A level (clock, fan speed) this "
+                                   "share below its rolling median is a regression."),
+    max_rise: float = typer.Option(5.0, "--max-rise", min=0.1, help="A temperature this many °C over its rolling "
+                                   "median is a regression."),
+    drain_on: str = typer.Option(None, "--drain-on", help="fail or regression: drain (Slurm) or cordon (Kubernetes) "
+                                 "those nodes with the reason, as burn-in quarantine does."),
+    drain_via: str = typer.Option(None, "--drain-via", help="slurm or kubernetes \\[default: from the inventory]."),
+    slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm.conf for scontrol."),
+    kubeconfig: Path = typer.Option(None, "--kubeconfig", help="kubeconfig [default: ~/.kube/config]."),
+    context: str = typer.Option(None, "--context", help="kubeconfig context."),
+    parallel: int = typer.Option(32, "--parallel", min=1, max=1024, help="Nodes checked at once."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, help="Seconds to open SSH."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds the agent may run on a node."),
+    top: int = typer.Option(20, "--top", min=1, help="Early-warning entries shown."),
+) -> None:
+    """One check round on idle nodes: validate's checks and BMC telemetry; every figure stored per node and
+    round; regressions against peers and each node's own history named; early-warning scores, worst first."""
+    from clusterctl.check.judge import Policy
+    from clusterctl.check.round import SUITES, drain, run_round
+    from clusterctl.cli.validate import DEFAULT_CHECKS, _bmc_targets, _progress
+    from clusterctl.inventory import load_inventory
+    from clusterctl.validate import run as validation
+
+    cfg = settings(ctx)
+    if suite not in SUITES:
+        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} is built (standard and deep are not yet)")
+    if launcher != "ssh":
+        raise SelectionError(f"--launcher {launcher!r}: only ssh is built (slurm and kubernetes are not yet)")
+    if drain_on not in (None, "fail", "regression"):
+        raise SelectionError(f"--drain-on {drain_on!r}: choose fail or regression")
+    policy = Policy(window_days=parse_days(window, "--window"), max_drop=max_drop, max_rise_c=max_rise)
+    inventory = load_inventory(file)
+    nodes = inventory.select(limit)
+    via = validation.quarantine_via(nodes, drain_via) if drain_on else None
+    request = validation.Request(categories=set(DEFAULT_CHECKS), rules=rules, parallel=parallel,
+                                 connect_timeout=connect_timeout, timeout=timeout)
+    started = time.monotonic()
+    with cfg.open_store() as store:
+        result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, limit),
+                           inventory_path=str(file), args={"limit": limit, "suite": suite},
+                           phase=lambda label, total: _progress(cfg, total, label))
+        if via is not None and drain_on is not None:
+            drain(store, result, drain_on, via, slurm_conf=str(slurm_conf) if slurm_conf else None,
+                  kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
+    elapsed = time.monotonic() - started
+    cfg.emit({**result.as_dict(top), "seconds": round(elapsed, 1)}, lambda console: _draw(console, result, top))
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _draw(console: Console, result: RoundResult, top: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from clusterctl.check.risk import worst_first
+    from clusterctl.verdict import summarize
+
+    s = summarize(result.verdicts)
+    console.print(f"Checked {s['nodes']} nodes (run {result.run_id}): {s['pass']} pass, {s['warn']} warn, "
+                  f"{s['fail']} fail; {len(result.findings)} regression(s) on {len(result.regressed)} node(s)",
+                  highlight=False, markup=False)
+    failing = [(v.node, c) for v in result.verdicts for c in v.problems() if not c.rule or
+               not c.rule.startswith("check.")]
+    if failing:
+        table = Table(show_edge=False, title="absolute rules", title_justify="left")
+        for column in ("node", "status", "check", "detail", "action"):
+            table.add_column(column, overflow="fold")
+        for node, c in sorted(failing, key=lambda r: (r[1].status != "fail", r[0])):
+            table.add_row(Text(node), Text(c.status), Text(c.name), Text(c.detail), Text(c.remediation or ""))
+        console.print(table)
+    if result.findings:
+        table = Table(show_edge=False, title="regressions", title_justify="left")
+        for column in ("node", "metric", "against", "change", "since", "detail", "action"):
+            table.add_column(column, overflow="fold")
+        for f in sorted(result.findings, key=lambda f: (f.node, f.metric)):
+            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(f.since)) if f.since else ""
+            change = f"{f.value:.1%}" if f.judge in ("peers",) or f.metric in _LEVELS else f"{f.value:,.1f}"
+            table.add_row(Text(f.node), Text(f.metric), Text(f.judge), Text(change), Text(since), Text(f.detail),
+                          Text(f.remediation))
+        console.print(table)
+    ranked = worst_first(result.risks, top)
+    if ranked:
+        table = Table(show_edge=False, title="early warning (worst first)", title_justify="left")
+        for column in ("node", "score", "why"):
+            table.add_column(column, overflow="fold")
+        for r in ranked:
+            table.add_row(Text(r.node), Text(f"{r.score:.2f}"), Text(r.words))
+        console.print(table)
+
+
+_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps"}
+
+
+def trends(
+    ctx: typer.Context,
+    node: str = typer.Option(None, "--node", help="One node: its figures per metric with its regressions."),
+    metric: str = typer.Option(None, "--metric", help="Only this metric (e.g. gpu.ecc_corrected)."),
+    since: str = typer.Option("30d", "--since", help="How far back, e.g. 30d, 12h."),
+    top: int = typer.Option(20, "--top", min=1, help="Early-warning entries shown (fleet view)."),
+) -> None:
+    """Check history: with --node, that node's figures per metric and its regressions; without, the fleet's
+    regressions in the period and the current early-warning list, worst first."""
+    from clusterctl.check.trends import fleet_trends, node_trends
+
+    cfg = settings(ctx)
+    days = parse_days(since, "--since")
+    with cfg.open_store() as store:
+        data = node_trends(store, node, days, metric) if node else fleet_trends(store, days, metric, top)
+    cfg.emit(data, lambda console: _draw_trends(console, data))
+
+
+def _draw_trends(console: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if "series" in data:
+        table = Table(show_edge=False, title=f"{data['node']} since {data['since_iso']}", title_justify="left")
+        for column in ("metric", "rounds", "first", "last", "min", "max", "change"):
+            table.add_column(column)
+        for name, s in data["series"].items():
+            table.add_row(Text(name), Text(str(s["rounds"])), Text(f"{s['first']:g}"), Text(f"{s['last']:g}"),
+                          Text(f"{s['min']:g}"), Text(f"{s['max']:g}"), Text(s["change"]))
+        console.print(table)
+    if data.get("regressions"):
+        table = Table(show_edge=False, title="regressions", title_justify="left")
+        for column in ("when", "node", "metric", "against", "detail", "action"):
+            table.add_column(column, overflow="fold")
+        for f in data["regressions"]:
+            table.add_row(Text(f["when"]), Text(f["node"]), Text(f["metric"]), Text(f["judge"]),
+                          Text(f["detail"] or ""), Text(f["remediation"] or ""))
+        console.print(table)
+    elif "regressions" in data:
+        console.print("no regressions in the period", highlight=False, markup=False)
+    if data.get("early_warning"):
+        table = Table(show_edge=False, title="early warning (worst first)", title_justify="left")
+        for column in ("node", "score", "why"):
+            table.add_column(column, overflow="fold")
+        for r in data["early_warning"]:
+            table.add_row(Text(r["node"]), Text(f"{r['score']:.2f}"), Text(r["explanation"] or ""))
+        console.print(table)

@@ -1,0 +1,85 @@
+"""`clusterctl check` and `clusterctl trends` against the embedded lab, end to end: the agent over real SSH,
+telemetry from the lab's Redfish BMCs, every figure in the store, judged against peers and history."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from support.cli import run_cli
+from support.lab import Lab, start_lab
+
+from clusterctl.sim import process as lab_process
+from clusterctl.state import schema
+from clusterctl.state.store import Store
+
+DAY = 86_400.0
+
+
+@pytest.fixture
+def lab_factory(tmp_path: Path) -> Iterator[Any]:
+    labs: list[Lab] = []
+
+    def make(nodes: int, faults: list[dict[str, Any]] | None = None) -> Lab:
+        # time scale 1: simulated time moves only when the test advances it (a round's few real
+        # seconds add a few simulated seconds), so the day of every round is known.
+        lab = start_lab(tmp_path / f"lab{len(labs)}", nodes, faults or [], time_scale=1.0)
+        labs.append(lab)
+        return lab
+
+    try:
+        yield make
+    finally:
+        for lab in labs:
+            lab.stop()
+
+
+def advance(lab: Lab, seconds: float) -> float:
+    info = json.loads((lab.directory / "lab.json").read_text())
+    return float(lab_process.control(lab.directory, info, "POST", "/clock", json={"advance_s": seconds})["day"])
+
+
+def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    result = run_cli(capsys, "-q", "-o", "json", "check", *args)
+    return result.code, result.document("check")
+
+
+def test_a_quick_round_stores_every_figure_per_node_and_round(
+    lab_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = lab_factory(8)
+    inventory = lab.inventory(tmp_path / "lab.yaml")
+    runs = []
+    for _ in range(2):
+        code, doc = check(capsys, str(inventory), "--suite", "quick")
+        assert code == 0, doc["regressions"] or [n for n in doc["nodes"] if n["status"] != "pass"]
+        assert doc["summary"]["pass"] == 8 and doc["regressions"] == [] and doc["early_warning"] == []
+        runs.append(doc["run"])
+        advance(lab, DAY / 2)
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        assert [store.run(r).kind for r in runs] == ["check", "check"]
+        t = schema.check_figures
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.run_id, t.c.node, t.c.metric, t.c.value, t.c.ts)).all()
+        # Both sides: the agent's NVML, kernel log and sysfs, and the BMC's telemetry.
+        wanted = {"gpu.sm_clock_mhz", "gpu.temperature_c", "gpu.power_w", "gpu.ecc_corrected", "gpu.remapped_rows",
+                  "gpu.xid", "ib.symbol_error", "ib.link_downed", "ib.rate_gbps", "bmc.inlet_c", "bmc.fan_rpm",
+                  "bmc.power_w"}
+        for run_id in runs:
+            for node in (f"gpu{i:04d}" for i in range(1, 9)):
+                assert wanted <= {m for r, n, m, _, _ in rows if r == run_id and n == node}
+        ts = sorted({row.ts for row in rows})
+        assert len(ts) == 2 and ts[1] - ts[0] == pytest.approx(DAY / 2, abs=120)  # dated by the nodes' clock
+        assert {c.check for c in store.checks("gpu0001", run_id=runs[0])} >= {"gpu.count", "power.fan_health"}
+        assert {s.stage for s in store.node_stages("gpu0001")} == {"check"}
+
+
+def test_check_refuses_suites_and_launchers_not_built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["--suite", "deep"], ["--launcher", "slurm"], ["--drain-on", "maybe"]):
+        result = run_cli(capsys, "check", str(tmp_path / "none.yaml"), *args)
+        assert result.code == 2 and "Traceback" not in result.err, result.err
