@@ -162,9 +162,17 @@ def counter_rate(fig: Figure, ts: float, past: Series, policy: Policy) -> tuple[
     if days <= 0:
         return None
     growth = fig.value - v0 if fig.value >= v0 else fig.value
-    recent = [(t, v) for t, v in past if t > t0] + [(ts, fig.value)]
-    started = next((t for (t, v), (_, prev) in zip(recent, [(t0, v0), *recent], strict=False) if v > prev), ts)
-    return growth / days, started
+    return growth / days, _rising_since([*past, (ts, fig.value)])
+
+
+def _rising_since(points: Series) -> float:
+    """The first round of the latest unbroken run of rounds in which the counter grew."""
+    since = points[-1][0]
+    for (t, v), (_, prev) in zip(reversed(points[1:]), reversed(points[:-1]), strict=True):
+        if v <= prev:
+            break
+        since = t
+    return since
 
 
 def _counter(fig: Figure, ts: float, past: Series, m: Metric, policy: Policy) -> Finding | None:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import pytest
+from support.cli import run_cli
 from test_check_lab import DAY, advance, check, lab_factory  # noqa: F401 - the fixture is used by name
 
 NODES = 64
@@ -94,5 +95,23 @@ def test_developing_faults_are_named_when_they_cross_and_healthy_nodes_never(
     assert named == expected
     assert set(warned) == set(FAULTS)  # the last round ranks all four first
     assert all(first_warned[node] < named[node] for node in FAULTS), first_warned
+
+    # `clusterctl trends`: the node's history with its regressions, and the fleet's.
+    result = run_cli(capsys, "-o", "json", "trends", "--node", "gpu0017", "--metric", "gpu.sm_clock_mhz")
+    assert result.code == 0, result.err
+    doc = result.document("trends")
+    series = doc["series"]["gpu.sm_clock_mhz"]
+    assert series["rounds"] == ROUNDS and series["first"] == 1980
+    assert series["last"] == pytest.approx(1980 * (1 - 0.05 * (5.5 - 2.7)), abs=1)
+    assert {f["metric"] for f in doc["regressions"]} == {"gpu.sm_clock_mhz"}
+    by_judge = [f["judge"] for f in doc["regressions"]]
+    assert by_judge.count("history") == ROUNDS - expected["gpu0017"]  # every round from the crossing on
+    assert by_judge.count("peers") == 2  # and more than 10 % below its peers from day 5.0 (loss 11.5 %)
+    result = run_cli(capsys, "-o", "json", "trends", "--since", "30d")
+    doc = result.document("trends")
+    assert {f["node"] for f in doc["regressions"]} == set(FAULTS)
+    assert [w["node"] for w in doc["early_warning"]][:4] == warned
+    result = run_cli(capsys, "trends", "--node", "gpu0030")
+    assert result.code == 0 and "ib.symbol_error" in result.out and "regressions" in result.out
     for node, (_, metric, _) in FAULTS.items():
         assert metric in metrics[node], (node, metrics[node])
