@@ -6,7 +6,7 @@ A node's history is read through (node, metric, ts); the fleet's regressions thr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,25 +109,25 @@ def node_series(store: Store, node: str, since: float, metric: str | None = None
     return history(store, [node], since, float("inf"), [metric] if metric else None).get(node, {})
 
 
-def current(store: Store) -> Mapping[str, Any]:
-    """Per node, from the check run that last judged it: its regressions, risk score and check time."""
-    stages = [s for s in store.node_stages() if s.stage == "check"]
-    runs = {s.run_id for s in stages if s.run_id is not None}
-    by_run: dict[int, list[StoredFinding]] = {}
+def current(read: Callable[[sa.Executable], list[Any]]) -> dict[str, dict[str, Any]]:
+    """Per node, from the check run that last judged it: its regressions, risk score and check time.
+
+    `read` runs a query (the store's or the dashboard's guarded reader)."""
+    ns = schema.node_stages
+    stages = read(sa.select(ns.c.node, ns.c.run_id, ns.c.updated_at).where(ns.c.stage == "check"))
+    ids = sorted({run_id for _, run_id, _ in stages if run_id is not None})
     t = schema.check_findings
-    ids = sorted(runs)
+    found: dict[tuple[int, str], list[StoredFinding]] = {}
     for start in range(0, len(ids), CHUNK):
         query = sa.select(t.c.run_id, t.c.node, t.c.metric, t.c.judge, t.c.value, t.c.since, t.c.detail,
                           t.c.remediation, t.c.ts).where(t.c.run_id.in_(ids[start:start + CHUNK]))
-        for row in _read(store, query):
-            by_run.setdefault(row[0], []).append(StoredFinding(*row))
-    nodes: dict[str, Any] = {}
-    for s in stages:
-        mine = [f for f in by_run.get(s.run_id or -1, []) if f.node == s.node]
-        nodes[s.node] = {
-            "checked_at": s.updated_at,
-            "regressions": [f for f in mine if f.judge != "risk"],
-            "risk": next((f.value or 0.0 for f in mine if f.judge == "risk"), 0.0),
-            "risk_words": next((f.detail for f in mine if f.judge == "risk"), None),
-        }
+        for row in read(query):
+            found.setdefault((row[0], row[1]), []).append(StoredFinding(*row))
+    nodes: dict[str, dict[str, Any]] = {}
+    for node, run_id, updated_at in stages:
+        mine = found.get((run_id, node), [])
+        risk = next((f for f in mine if f.judge == "risk"), None)
+        nodes[node] = {"checked_at": updated_at, "run": run_id,
+                       "regressions": [f for f in mine if f.judge != "risk"],
+                       "risk": (risk.value or 0.0) if risk else 0.0, "risk_words": risk.detail if risk else None}
     return nodes
