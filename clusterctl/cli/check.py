@@ -147,6 +147,71 @@ def _draw(console: Console, result: RoundResult, top: int) -> None:
 
 
 _LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps"}
+SYSTEMD_USER_DIR = Path("~/.config/systemd/user")
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The inventory file.", show_default=False),
+    suite: str = typer.Option("quick", "--suite", help="The suite each round runs."),
+    every: str = typer.Option("6h", "--every", help="Interval: minutes dividing an hour, hours dividing a day, 1d."),
+    limit: str = typer.Option(None, "--limit", "-l", help="Only these nodes, racks or groups (hostlists)."),
+    via: str = typer.Option("systemd", "--via", help="systemd (a timer), slurm (a scrontab entry) or kubernetes "
+                            "(a CronJob)."),
+    print_only: bool = typer.Option(False, "--print", help="Print what would be installed and stop."),
+    out: Path = typer.Option(None, "--out", help=r"Directory to write into \[default: ~/.config/systemd/user for "
+                             "systemd, the current directory otherwise]."),
+    image: str = typer.Option(None, "--image", help="kubernetes: the image holding clusterctl."),
+    namespace: str = typer.Option("default", "--namespace", help="kubernetes: the CronJob's namespace."),
+    priority_class: str = typer.Option(None, "--priority-class", help="kubernetes: a low PriorityClass, so rounds "
+                                       "never preempt users' pods."),
+) -> None:
+    """Run check rounds on a schedule: write a systemd timer and service, a Slurm scrontab entry or a
+    Kubernetes CronJob (--print: only print them). Enabling them is the operator's step, printed at the end."""
+    from clusterctl.check import schedule as sched
+    from clusterctl.check.round import SUITES
+    from clusterctl.inventory import load_inventory
+
+    cfg = settings(ctx)
+    if suite not in SUITES:
+        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} is built (standard and deep are not yet)")
+    if via not in sched.KINDS:
+        raise SelectionError(f"--via {via!r}: choose from {', '.join(sched.KINDS)}")
+    load_inventory(file)  # a schedule of an inventory that does not load would fail every round
+    if limit:
+        load_inventory(file).select(limit)
+    job = sched.Job(file, suite, sched.parse_every(every), limit)
+    if via == "systemd":
+        files = sched.systemd_units(job)
+        enable = f"systemctl --user daemon-reload && systemctl --user enable --now {job.name}.timer"
+    elif via == "slurm":
+        files = {f"{job.name}.scrontab": sched.scrontab(job)}
+        enable = f"(scrontab -l; cat {job.name}.scrontab) | scrontab -"
+    else:
+        if not image:
+            raise SelectionError("--via kubernetes needs --image (an image with clusterctl as its entry point)")
+        files = {f"{job.name}.yaml": sched.cronjob(job, image=image, namespace=namespace,
+                                                    priority_class=priority_class)}
+        enable = (f"kubectl create configmap clusterctl-inventory --from-file={file.name}={file} -n {namespace}; "
+                  f"kubectl apply -f {job.name}.yaml")
+    written = []
+    if not print_only:
+        target = (out or (SYSTEMD_USER_DIR if via == "systemd" else Path("."))).expanduser()
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (target / name).write_text(text, encoding="utf-8")
+            written.append(str(target / name))
+    data = {"via": via, "files": files, "written": written, "enable": enable}
+
+    def draw(console: Console) -> None:
+        for name, text in files.items():
+            console.print(f"# {name}", highlight=False, markup=False)
+            console.print(text, highlight=False, markup=False, soft_wrap=True)
+        if written:
+            console.print(f"wrote {', '.join(written)}; enable with: {enable}", highlight=False, markup=False)
+
+    cfg.emit(data, draw)
 
 
 def trends(
