@@ -83,3 +83,33 @@ def test_check_refuses_suites_and_launchers_not_built(tmp_path: Path, capsys: py
     for args in (["--suite", "deep"], ["--launcher", "slurm"], ["--drain-on", "maybe"]):
         result = run_cli(capsys, "check", str(tmp_path / "none.yaml"), *args)
         assert result.code == 2 and "Traceback" not in result.err, result.err
+
+
+def test_drain_on_regression_hands_the_node_to_quarantine_with_the_reason(
+    lab_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # scontrol is the boundary (as in tests/validate): a stand-in records what Slurm would be told.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    lab = lab_factory(8, [{"node": "gpu0003", "kind": "ecc_creep", "params": {"gpu": 1, "per_day": 1000}}])
+    inventory = lab.inventory(tmp_path / "lab.yaml")
+    codes = []
+    for r in range(3):  # days 0, 0.5, 1.0: the first rate needs a reading a day old
+        if r:
+            advance(lab, DAY / 2)
+        code, doc = check(capsys, str(inventory), "--drain-on", "regression", "--drain-via", "slurm")
+        codes.append(code)
+    assert codes == [0, 0, 1]
+    # 1,000 correctable errors a day, and the two rows they remapped (one per 500 in the lab's model).
+    assert [(f["node"], f["metric"], f["judge"]) for f in doc["regressions"]] == [
+        ("gpu0003", "gpu.ecc_corrected", "rate"), ("gpu0003", "gpu.remapped_rows", "rate")]
+    assert [(a["node"], a["ok"]) for a in doc["drained"]] == [("gpu0003", True)]
+    told = calls.read_text().splitlines()
+    assert len(told) == 1 and told[0].startswith("update nodename=gpu0003 state=drain reason=check")
+    assert "correctable ECC errors" in told[0]
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        assert [f.node for f in store.flags(quarantined_only=True)] == ["gpu0003"]
