@@ -80,8 +80,8 @@ def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[s
                   policy: Policy) -> list[Finding]:
     """Outliers among the nodes of one GPU model in this round."""
     groups: dict[tuple[str | None, str], list[Figure]] = {}
-    for node, figs in figures.items():
-        for fig in figs.values():
+    for node, mine in figures.items():
+        for fig in mine.values():
             m = metric(fig.metric)
             if m is not None and m.peers:
                 groups.setdefault((models.get(node), fig.metric), []).append(fig)

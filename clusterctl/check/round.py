@@ -105,7 +105,7 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
     figures = collect_figures(report)
     lookback = max(policy.window_days, policy.rate_days * 2) * DAY_S
     past = stored.history(store, [n.name for n in nodes], ts - lookback, ts)
-    models = {n.name: n.hardware.gpu.model for n in nodes}
+    models = {n.name: n.hardware.gpu.model if n.hardware.gpu else None for n in nodes}
     findings, risks = judge_round(figures, ts, models, past, policy)
     for finding in findings:
         verdict = next(v for v in report.verdicts if v.node == finding.node)

@@ -85,8 +85,8 @@ class ControlAPI:
             if path == "/clock" and method == "POST":
                 doc = json.loads(body or b"{}")
                 advance = doc.get("advance_s") if isinstance(doc, dict) else None
-                number = isinstance(advance, int | float) and not isinstance(advance, bool)
-                if not number or not 0 <= advance <= MAX_ADVANCE_S:
+                if isinstance(advance, bool) or not isinstance(advance, int | float) \
+                        or not 0 <= advance <= MAX_ADVANCE_S:
                     raise FaultError("expected {\"advance_s\": seconds}, between 0 and ten years")
                 self.fleet.clock.advance(float(advance))
                 self.fleet.activity += 1

@@ -74,3 +74,17 @@ def test_fan_wear_slows_one_fan_at_equal_load(fleet: SimulatedFleet) -> None:
     assert after[3] == pytest.approx(before[3] * 0.9, abs=1)
     assert after[:3] + after[4:] == before[:3] + before[4:]
     assert all(f["healthy"] for f in hw.fans())
+
+
+def test_the_control_api_moves_the_lab_clock_and_refuses_bad_values(fleet: SimulatedFleet) -> None:
+    from clusterctl.sim.control import ControlAPI
+
+    api = ControlAPI(fleet, "t", {})
+    auth = {"authorization": "Bearer t"}
+    status, doc = api.handle("POST", "/clock", {}, auth, b'{"advance_s": 129600}')
+    assert status == 200 and doc["day"] == pytest.approx(1.5, abs=1e-3)
+    assert fleet.bmcs[0].hw.days() == pytest.approx(1.5, abs=1e-3)
+    for body in (b'{"advance_s": -5}', b'{"advance_s": true}', b'{"advance_s": "1d"}', b"[1]", b"{"):
+        assert api.handle("POST", "/clock", {}, auth, body)[0] == 400, body
+    assert api.handle("POST", "/clock", {}, {}, b'{"advance_s": 1}')[0] == 401
+    assert fleet.bmcs[0].hw.days() == pytest.approx(1.5, abs=1e-3)
