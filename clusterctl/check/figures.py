@@ -63,6 +63,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     _m("bmc.fan_rpm", "level", "RPM", "slowest fan's speed",
        "Replace the fan in the next maintenance window, before it fails and the GPUs slow down.", peers=True),
     _m("bmc.power_w", "info", "W", "node's power draw", ""),
+    _m("fabric.busbw_gbs", "level", "GB/s", "all-reduce bus bandwidth (its faster pair)",
+       "Check the node's InfiniBand ports and cables (symbol errors, rate) and its NVLink; rerun "
+       "`clusterctl validate --checks bandwidth` on it with two healthy partners.", peers=True),
 ]}
 XID_PREFIX = "gpu.xid."  # gpu.xid.<code>: each XID's count, stored for the per-XID trends (info)
 
@@ -170,3 +173,19 @@ def _bmc(t: Any) -> Iterator[Row]:
     if fans:
         name, rpm = min(fans, key=lambda nv: nv[1])
         yield "bmc.fan_rpm", float(rpm), {"fan": name}
+
+
+def bandwidth_figures(run: Any) -> dict[str, Figure]:
+    """Each node's all-reduce figure from a BandwidthRun: the faster of its pairs. A pair runs at its slower
+    node's speed and every node meets both ring neighbours, so a slow node's pairs are all slow while
+    its healthy partners keep one fast pair (the attribution validate's bandwidth check makes too)."""
+    best: dict[str, tuple[float, str]] = {}
+    for m in run.pairs:
+        if m.busbw_gbs is None:
+            continue
+        for node in m.nodes:
+            partner = next((n for n in m.nodes if n != node), node)
+            if node not in best or m.busbw_gbs > best[node][0]:
+                best[node] = (float(m.busbw_gbs), partner)
+    return {node: Figure(node, "fabric.busbw_gbs", value, {"partner": partner})
+            for node, (value, partner) in best.items()}

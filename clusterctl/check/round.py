@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterctl.check import history as stored
-from clusterctl.check.figures import Figure, node_figures
+from clusterctl.check.figures import Figure, bandwidth_figures, node_figures
 from clusterctl.check.judge import DAY_S, Finding, Policy, against_history, against_peers
 from clusterctl.check.risk import Risk, node_risk, worst_first
 from clusterctl.verdict import CheckResult, NodeVerdict, summarize
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from clusterctl.validate.run import FleetReport, Phase, Request
 
 STAGE = "check"
-SUITES = ("quick",)
-"""quick: validate's checks and BMC telemetry. standard and deep (all-reduce pairs, burn-in, DCGM) are not built yet."""
+SUITES = ("quick", "standard")
+"""quick: validate's checks and BMC telemetry. standard: and all-reduce between ring-neighbour pairs and one
+ring per rack (validate's bandwidth check). The short burn-in of standard, and deep, are not built yet."""
 
 
 @dataclass
@@ -75,6 +76,9 @@ def collect_figures(report: FleetReport) -> dict[str, dict[str, Figure]]:
         agent = outcome.value if outcome is not None and outcome.ok else None
         bmc = (report.telemetry or {}).get(verdict.node, (None, None))[0]
         out[verdict.node] = {f.metric: f for f in node_figures(verdict.node, agent, bmc)}
+    if report.bandwidth is not None:
+        for node, fig in bandwidth_figures(report.bandwidth).items():
+            out.setdefault(node, {})[fig.metric] = fig
     return out
 
 

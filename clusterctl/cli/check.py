@@ -51,7 +51,8 @@ def run(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The inventory file.", show_default=False),
     limit: str = typer.Option(None, "--limit", "-l", help="Only these nodes, racks or groups (hostlists)."),
-    suite: str = typer.Option("quick", "--suite", help="quick: validate's checks and BMC telemetry (≤ 1 min a node)."),
+    suite: str = typer.Option("quick", "--suite", help="quick: validate's checks and BMC telemetry (≤ 1 min a node); "
+                              "standard: and all-reduce between neighbour pairs and one ring per rack."),
     launcher: str = typer.Option("ssh", "--launcher", help="ssh (the nodes named; slurm and kubernetes are not "
                                  "built yet)."),
     rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
@@ -81,7 +82,7 @@ def run(
 
     cfg = settings(ctx)
     if suite not in SUITES:
-        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} is built (standard and deep are not yet)")
+        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} are built (deep is not yet)")
     if launcher != "ssh":
         raise SelectionError(f"--launcher {launcher!r}: only ssh is built (slurm and kubernetes are not yet)")
     if drain_on not in (None, "fail", "regression"):
@@ -90,8 +91,10 @@ def run(
     inventory = load_inventory(file)
     nodes = inventory.select(limit)
     via = validation.quarantine_via(nodes, drain_via) if drain_on else None
-    request = validation.Request(categories=set(DEFAULT_CHECKS), rules=rules, parallel=parallel,
-                                 connect_timeout=connect_timeout, timeout=timeout)
+    categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if suite == "standard" else set())
+    request = validation.Request(categories=categories, rules=rules, parallel=parallel,
+                                 connect_timeout=connect_timeout, timeout=timeout,
+                                 ring="rack" if suite == "standard" else "none")
     started = time.monotonic()
     with cfg.open_store() as store:
         result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, limit),
@@ -146,7 +149,7 @@ def _draw(console: Console, result: RoundResult, top: int) -> None:
         console.print(table)
 
 
-_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps"}
+_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps", "fabric.busbw_gbs"}
 SYSTEMD_USER_DIR = Path("~/.config/systemd/user")
 
 
@@ -175,7 +178,7 @@ def schedule(
 
     cfg = settings(ctx)
     if suite not in SUITES:
-        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} is built (standard and deep are not yet)")
+        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} are built (deep is not yet)")
     if via not in sched.KINDS:
         raise SelectionError(f"--via {via!r}: choose from {', '.join(sched.KINDS)}")
     load_inventory(file)  # a schedule of an inventory that does not load would fail every round

@@ -80,7 +80,7 @@ def test_a_quick_round_stores_every_figure_per_node_and_round(
 
 
 def test_check_refuses_suites_and_launchers_not_built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args in (["--suite", "deep"], ["--launcher", "slurm"], ["--drain-on", "maybe"]):
+    for args in (["--suite", "deep"], ["--suite", "fast"], ["--launcher", "slurm"], ["--drain-on", "maybe"]):
         result = run_cli(capsys, "check", str(tmp_path / "none.yaml"), *args)
         assert result.code == 2 and "Traceback" not in result.err, result.err
 
@@ -113,3 +113,30 @@ def test_drain_on_regression_hands_the_node_to_quarantine_with_the_reason(
     assert "correctable ECC errors" in told[0]
     with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
         assert [f.node for f in store.flags(quarantined_only=True)] == ["gpu0003"]
+
+
+def test_the_standard_suite_names_a_link_losing_bandwidth(
+    lab_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # IB port 2 of gpu0005 loses 4 %/day from day 1.0. Each node's figure is its faster all-reduce pair
+    # (a pair runs at its slower node's speed): gpu0005's pairs both slow down, its partners keep one fast.
+    # The history rule (5 % below the 7-day median) first holds at day 2.5, 6 % lost: round 5.
+    lab = lab_factory(8, [{"node": "gpu0005", "kind": "degrading",
+                           "params": {"link": 2, "pct_per_day": 4.0, "start_day": 1.0}}])
+    inventory = lab.inventory(tmp_path / "lab.yaml")
+    named = {}
+    for r in range(6):
+        if r:
+            advance(lab, DAY / 2)
+        code, doc = check(capsys, str(inventory), "--suite", "standard")
+        for f in doc["regressions"]:
+            named.setdefault((f["node"], f["metric"]), r)
+        assert {f["node"] for f in doc["regressions"]} <= {"gpu0005"}, doc["regressions"]
+    assert named[("gpu0005", "fabric.busbw_gbs")] == 5
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        from clusterctl.check.history import node_series
+
+        mine = node_series(store, "gpu0005", 0, "fabric.busbw_gbs")["fabric.busbw_gbs"]
+        partner = node_series(store, "gpu0004", 0, "fabric.busbw_gbs")["fabric.busbw_gbs"]
+    assert len(mine) == 6 and mine[-1][1] == pytest.approx(mine[0][1] * 0.94, rel=0.01)
+    assert partner[-1][1] == pytest.approx(partner[0][1], rel=0.03)  # the lab's per-pair jitter, far below 5 %
