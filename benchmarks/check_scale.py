@@ -79,12 +79,15 @@ def lab_round(nodes: int, parallel: int) -> int:
                     print(f"check exited {done.returncode} without a report: {done.stderr.decode()[-1500:]}")
                     return 1
                 s = doc["summary"]
+                parts = ", ".join(f"{k} {v:.1f} s" for k, v in doc.get("seconds", {}).items())
                 figures = sum(1 for _ in doc["nodes"])
                 print(f"  round {n + 1}: wall {wall:.1f} s ({wall / nodes * 1000:.1f} ms per node), "
                       f"pass {s['pass']}, warn {s['warn']}, fail {s['fail']}, regressions {s['regressions']} "
                       f"({figures} nodes judged); goal {ROUND_GOAL_S:.0f} s for 2,000: "
                       f"{'met' if wall < ROUND_GOAL_S else 'not met'}" if nodes >= 2000 else
                       f"  round {n + 1}: wall {wall:.1f} s for {nodes} nodes, regressions {s['regressions']}")
+                print(f"    of which {parts} (collect is validate's SSH and Redfish; judge and record are the "
+                      "check's own)")
         finally:
             terminate(lab, kill_timeout=5)
     return 0

@@ -42,6 +42,8 @@ class RoundResult:
     findings: list[Finding]
     risks: list[Risk]
     drained: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per part: collect (validate's), judge (history read and judging), record."""
 
     @property
     def regressed(self) -> set[str]:
@@ -60,6 +62,7 @@ class RoundResult:
             "early_warning": [r.as_dict() for r in worst_first(self.risks, top)],
             "nodes": [v.as_dict() for v in self.verdicts],
             "drained": self.drained,
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 
 
@@ -104,7 +107,9 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
     from clusterctl.validate.run import validate_nodes
 
     kwargs = {"phase": phase} if phase is not None else {}
+    clock = [time.monotonic()]
     report = validate_nodes(inventory, nodes, request, bmc_targets=bmc_targets, **kwargs)
+    clock.append(time.monotonic())
     ts = round_time(report)
     figures = collect_figures(report)
     lookback = max(policy.window_days, policy.rate_days * 2) * DAY_S
@@ -116,9 +121,13 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
         verdict.checks.append(CheckResult(f"{finding.judge}.{finding.metric}", "warn", finding.detail,
                                           rule=f"check.{finding.judge}", remediation=finding.remediation,
                                           data={"change": finding.value, "since": finding.since}))
+    clock.append(time.monotonic())
     run_id = record(store, report.verdicts, ts, figures, findings, risks, inventory=inventory_path,
                     args={**(args or {}), "policy": policy.as_dict()})
-    return RoundResult(run_id, ts, report.verdicts, figures, findings, risks)
+    clock.append(time.monotonic())
+    seconds = dict(zip(("collect", "judge", "record"), (b - a for a, b in zip(clock, clock[1:], strict=False)),
+                       strict=True))
+    return RoundResult(run_id, ts, report.verdicts, figures, findings, risks, seconds=seconds)
 
 
 def record(store: Store, verdicts: Sequence[NodeVerdict], ts: float, figures: Mapping[str, Mapping[str, Figure]],
