@@ -148,8 +148,31 @@ def trends(nodes: int, days: int, per_day: int) -> int:
                 worst = max(worst, took)
                 points = sum(s["rounds"] for s in data.get("series", {}).values())
                 print(f"  {label}: {took * 1000:.0f} ms ({points:,} points, {len(data['regressions'])} regressions)")
-        print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'}")
+            print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'}")
+            judging(store, nodes)
     return 0
+
+
+def judging(store: object, nodes: int) -> None:
+    """What a round adds on this history: reading every node's last 7 days and judging one more round."""
+    from clusterctl.check.figures import Figure
+    from clusterctl.check.history import history
+    from clusterctl.check.judge import Policy
+    from clusterctl.check.round import JUDGED, judge_round
+
+    names = [f"gpu{i + 1:04d}" for i in range(nodes)]
+    now = time.time()
+    policy = Policy()
+    started = time.monotonic()
+    past = history(store, names, now - policy.window_days * DAY, now, JUDGED)  # type: ignore[arg-type]
+    read = time.monotonic() - started
+    figures = {n: {m: Figure(n, m, v + 0.5) for m, v in METRICS.items()} for n in names}
+    started = time.monotonic()
+    findings, risks = judge_round(figures, now, dict.fromkeys(names, "H100-SXM5-80GB"), past, policy)
+    judged = time.monotonic() - started
+    rows = sum(len(s) for per in past.values() for s in per.values())
+    print(f"  a round's judging over this history: read {rows:,} figures of the last {policy.window_days:g} days in "
+          f"{read:.1f} s, judged {nodes} nodes in {judged:.1f} s ({len(findings)} findings)")
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterctl.check import history as stored
-from clusterctl.check.figures import Figure, bandwidth_figures, node_figures
+from clusterctl.check.figures import METRICS, Figure, bandwidth_figures, node_figures
 from clusterctl.check.judge import DAY_S, Finding, Policy, against_history, against_peers
 from clusterctl.check.risk import Risk, node_risk, worst_first
 from clusterctl.verdict import CheckResult, NodeVerdict, summarize
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from clusterctl.validate.run import FleetReport, Phase, Request
 
 STAGE = "check"
+JUDGED = sorted(m.name for m in METRICS.values() if m.kind != "info")
+"""The metrics whose history a round reads: the others are only stored."""
 SUITES = ("quick", "standard")
 """quick: validate's checks and BMC telemetry. standard: and all-reduce between ring-neighbour pairs and one
 ring per rack (validate's bandwidth check). The short burn-in of standard, and deep, are not built yet."""
@@ -113,7 +115,7 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
     ts = round_time(report)
     figures = collect_figures(report)
     lookback = max(policy.window_days, policy.rate_days * 2) * DAY_S
-    past = stored.history(store, [n.name for n in nodes], ts - lookback, ts)
+    past = stored.history(store, [n.name for n in nodes], ts - lookback, ts, JUDGED)
     models = {n.name: n.hardware.gpu.model if n.hardware.gpu else None for n in nodes}
     findings, risks = judge_round(figures, ts, models, past, policy)
     for finding in findings:
