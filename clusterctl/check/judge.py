@@ -70,7 +70,8 @@ def _fmt(value: float, unit: str) -> str:
 def _where(fig: Figure) -> str:
     if not fig.labels:
         return ""
-    return " (" + ", ".join(f"{k} {v}" for k, v in fig.labels.items()) + ")"
+    # {"gpu": 3} reads "gpu 3"; {"fan": "Fan 3"} (the BMC's own name) reads "Fan 3".
+    return " (" + ", ".join(str(v) if str(v).lower().startswith(k) else f"{k} {v}" for k, v in fig.labels.items()) + ")"
 
 
 # -- peers --------------------------------------------------------------------------------------------

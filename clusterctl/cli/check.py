@@ -249,10 +249,10 @@ def _draw_trends(console: Console, data: dict[str, Any]) -> None:
         console.print(table)
     if data.get("regressions"):
         table = Table(show_edge=False, title="regressions", title_justify="left")
-        for column in ("when", "node", "metric", "against", "detail", "action"):
+        for column in ("when", "node", "metric", "against", "since", "detail", "action"):
             table.add_column(column, overflow="fold")
         for f in data["regressions"]:
-            table.add_row(Text(f["when"]), Text(f["node"]), Text(f["metric"]), Text(f["judge"]),
+            table.add_row(Text(f["when"]), Text(f["node"]), Text(f["metric"]), Text(f["judge"]), Text(f["since_iso"]),
                           Text(f["detail"] or ""), Text(f["remediation"] or ""))
         console.print(table)
     elif "regressions" in data:
