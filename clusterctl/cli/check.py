@@ -104,7 +104,9 @@ def run(
             drain(store, result, drain_on, via, slurm_conf=str(slurm_conf) if slurm_conf else None,
                   kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
     elapsed = time.monotonic() - started
-    cfg.emit({**result.as_dict(top), "seconds": round(elapsed, 1)}, lambda console: _draw(console, result, top))
+    data = result.as_dict(top)
+    data["seconds"]["total"] = round(elapsed, 2)
+    cfg.emit(data, lambda console: _draw(console, result, top))
     if result.failed:
         raise typer.Exit(1)
 
