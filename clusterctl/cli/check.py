@@ -61,6 +61,8 @@ def run(
                                    "share below its rolling median is a regression."),
     max_rise: float = typer.Option(5.0, "--max-rise", min=0.1, help="A temperature this many °C over its rolling "
                                    "median is a regression."),
+    idle_from: str = typer.Option(None, "--idle-from", help="slurm: only the nodes Slurm reports idle (a node "
+                                  "running a job is never touched); the others are listed as skipped."),
     drain_on: str = typer.Option(None, "--drain-on", help="fail or regression: drain (Slurm) or cordon (Kubernetes) "
                                  "those nodes with the reason, as burn-in quarantine does."),
     drain_via: str = typer.Option(None, "--drain-via", help="slurm or kubernetes \\[default: from the inventory]."),
@@ -88,8 +90,23 @@ def run(
     if drain_on not in (None, "fail", "regression"):
         raise SelectionError(f"--drain-on {drain_on!r}: choose fail or regression")
     policy = Policy(window_days=parse_days(window, "--window"), max_drop=max_drop, max_rise_c=max_rise)
+    if idle_from not in (None, "slurm"):
+        raise SelectionError(f"--idle-from {idle_from!r}: only slurm is built")
     inventory = load_inventory(file)
     nodes = inventory.select(limit)
+    skipped: dict[str, str] = {}
+    chosen = limit
+    if idle_from == "slurm":
+        from clusterctl.check.idle import slurm_states, split_idle
+
+        names = [n.name for n in nodes]
+        idle, skipped = split_idle(names, slurm_states(names, str(slurm_conf) if slurm_conf else None))
+        nodes = [n for n in nodes if n.name in set(idle)]
+        chosen = ",".join(idle)
+        if not nodes:
+            cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
+                f"no idle node to check ({len(skipped)} busy or unknown to Slurm)", highlight=False, markup=False))
+            return
     via = validation.quarantine_via(nodes, drain_via) if drain_on else None
     categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if suite == "standard" else set())
     request = validation.Request(categories=categories, rules=rules, parallel=parallel,
@@ -97,7 +114,7 @@ def run(
                                  ring="rack" if suite == "standard" else "none")
     started = time.monotonic()
     with cfg.open_store() as store:
-        result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, limit),
+        result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, chosen),
                            inventory_path=str(file), args={"limit": limit, "suite": suite},
                            phase=lambda label, total: _progress(cfg, total, label))
         if via is not None and drain_on is not None:
@@ -106,6 +123,7 @@ def run(
     elapsed = time.monotonic() - started
     data = result.as_dict(top)
     data["seconds"]["total"] = round(elapsed, 2)
+    data["skipped"] = skipped
     cfg.emit(data, lambda console: _draw(console, result, top))
     if result.failed:
         raise typer.Exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,39 @@ def test_the_standard_suite_names_a_link_losing_bandwidth(
         partner = node_series(store, "gpu0004", 0, "fabric.busbw_gbs")["fabric.busbw_gbs"]
     assert len(mine) == 6 and mine[-1][1] == pytest.approx(mine[0][1] * 0.94, rel=0.01)
     assert partner[-1][1] == pytest.approx(partner[0][1], rel=0.03)  # the lab's per-pair jitter, far below 5 %
+
+
+def test_idle_from_slurm_never_touches_a_node_running_a_job(
+    lab_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support.slurm import SlurmCluster, available
+
+    why = available()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"the real Slurm must run in CI: {why}")
+        pytest.skip(why)
+    names = [f"gpu{i:04d}" for i in range(1, 5)]
+    cluster = SlurmCluster(tmp_path / "slurm", names, partition="gpu")
+    try:
+        lab = lab_factory(4)
+        inventory = lab.inventory(tmp_path / "lab.yaml")
+        cluster.run("sbatch", "-w", "gpu0002", "-J", "users-work", "-o", "/dev/null", "--wrap", "sleep 120")
+        deadline = time.monotonic() + 30
+        while cluster.node_states().get("gpu0002") not in ("alloc", "mix"):
+            assert time.monotonic() < deadline, cluster.node_states()
+            time.sleep(0.3)
+        code, doc = check(capsys, str(inventory), "--idle-from", "slurm", "--slurm-conf", str(cluster.conf))
+        assert code == 0, doc
+        assert [n["node"] for n in doc["nodes"]] == ["gpu0001", "gpu0003", "gpu0004"]
+        # One core of its two runs the job: `mixed`, partly in use, is as busy as `allocated` for a check.
+        assert list(doc["skipped"]) == ["gpu0002"] and doc["skipped"]["gpu0002"] in ("mixed", "allocated")
+        with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+            assert store.node_stages("gpu0002") == [] and len(store.node_stages("gpu0001")) == 1
+    finally:
+        # The job's slurmstepd outlives slurmd: end the job and wait for its node before stopping Slurm.
+        cluster.run("scancel", "-n", "users-work", check=False)
+        try:
+            cluster.wait_idle(timeout_s=60)
+        finally:
+            cluster.stop()
