@@ -50,6 +50,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     _m("gpu.xid", "counter", "XIDs", "XIDs in the kernel log since boot",
        "Look the XIDs up in NVIDIA's XID catalog; drain the node for hardware XIDs (48, 63, 64, 74, 79, 92-95).",
        per_day=2),
+    _m("gpu.pcie_replay", "counter", "replays", "PCIe replays (link retransmissions)",
+       "Reseat the GPU or its riser in the next maintenance window; check the slot's PCIe settings.", per_day=100),
     _m("gpu.nvlink_errors", "counter", "errors", "NVLink replay, recovery and CRC errors",
        "Watch the link; if counters keep rising, drain and run DCGM NVLink diagnostics.", per_day=500),
     _m("ib.symbol_error", "counter", "errors", "InfiniBand symbol errors", _LINK, per_day=100),
@@ -112,6 +114,7 @@ def _agent(report: Mapping[str, Any]) -> Iterator[Row]:
         yield from _total(devices, "gpu.remap_pending", lambda d: int(bool((d.get("remapped_rows") or {})
                                                                            .get("pending"))))
         yield from _total(devices, "gpu.nvlink_errors", _nvlink_errors)
+        yield from _total(devices, "gpu.pcie_replay", lambda d: (d.get("pcie") or {}).get("replay"))
     xid = report.get("xid")
     if isinstance(xid, Mapping) and isinstance(xid.get("counts"), Mapping):
         counts = {str(k): int(v) for k, v in xid["counts"].items() if isinstance(v, int)}

@@ -9,7 +9,7 @@ interface a later step serves over SSH to the check program (both plain JSON-abl
   clocks {sm_mhz, sm_max_mhz}, clocks_event_reasons [names], perf_factor,
   ecc {volatile|aggregate: {corrected, uncorrected}},
   remapped_rows {correctable, uncorrectable, pending, failure},
-  pcie {gen, gen_max, width, width_max}, nvlink [{link, active}], xid_events [{code}]
+  pcie {gen, gen_max, width, width_max, replay}, nvlink [{link, active}], xid_events [{code}]
   (XIDs last while their fault is set, like a kernel log since boot).
 - `NodeHardware.ib_ports()` -> one dict per HCA port, shaped like /sys/class/infiniband:
   device (mlx5_N), port, state ("4: ACTIVE"), phys_state ("5: LinkUp"), rate
@@ -204,6 +204,7 @@ class NodeHardware:
                 "gen_max": 5,
                 "width": pcie["width"] if pcie else 16,
                 "width_max": 16,
+                "replay": 0,
             },
             "nvlink": [{"link": n, "active": n not in down_links} for n in range(NVLINKS)],
             "xid_events": [{"code": p["code"]} for p in self.faults_of("xid") if p["gpu"] == i],

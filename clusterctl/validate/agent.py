@@ -226,6 +226,8 @@ def collect_device(nvml, index):
         "gen_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle),
         "width_cur": optional(nvml, "nvmlDeviceGetCurrPcieLinkWidth", handle),
         "width_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle),
+        # Link-level retransmissions since the driver loaded: a riser or slot going bad shows here first.
+        "replay": optional(nvml, "nvmlDeviceGetPcieReplayCounter", handle),
     }
     dev["nvlink"] = collect_nvlink(nvml, handle)
     sm, mem = getattr(nvml, "NVML_CLOCK_SM", 1), getattr(nvml, "NVML_CLOCK_MEM", 2)

@@ -69,8 +69,8 @@ def test_a_quick_round_stores_every_figure_per_node_and_round(
             rows = conn.execute(sa.select(t.c.run_id, t.c.node, t.c.metric, t.c.value, t.c.ts)).all()
         # Both sides: the agent's NVML, kernel log and sysfs, and the BMC's telemetry.
         wanted = {"gpu.sm_clock_mhz", "gpu.temperature_c", "gpu.power_w", "gpu.ecc_corrected", "gpu.remapped_rows",
-                  "gpu.xid", "ib.symbol_error", "ib.link_downed", "ib.rate_gbps", "bmc.inlet_c", "bmc.fan_rpm",
-                  "bmc.power_w"}
+                  "gpu.xid", "gpu.pcie_replay", "ib.symbol_error", "ib.link_downed", "ib.rate_gbps", "bmc.inlet_c",
+                  "bmc.fan_rpm", "bmc.power_w"}
         for run_id in runs:
             for node in (f"gpu{i:04d}" for i in range(1, 9)):
                 assert wanted <= {m for r, n, m, _, _ in rows if r == run_id and n == node}

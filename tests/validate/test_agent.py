@@ -85,7 +85,8 @@ def test_a_lost_gpu_and_a_broken_nvml_call_do_not_stop_the_report(tmp_path: Path
     doc, stderr = run_agent(env, ["--kernel-log", str(FIXTURES / "kernel" / "clean.log")])
     devices = doc["gpu"]["devices"]
     assert doc["gpu"]["count"] == 8 and devices[2] == {"index": 2, "error": "GPU is lost"}
-    assert devices[0]["pcie"] == {"gen_cur": None, "gen_max": None, "width_cur": None, "width_max": None}
+    assert devices[0]["pcie"] == {"gen_cur": None, "gen_max": None, "width_cur": None, "width_max": None,
+                                  "replay": None}
     assert all(d.get("throttle") is None for d in devices if "error" not in d)
     assert "Traceback" not in stderr
     checks = {c.name: c for c in evaluate_report(doc, Expectation("n", gpu_count=8), load_ruleset("H100-SXM5-80GB"))}
