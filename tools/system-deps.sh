@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests drive for real (PostgreSQL, sshd, Slurm,
-# munge, Chromium for the dashboard's browser tests). Only what is missing is installed; nothing is started here:
+# munge, Chromium for the dashboard's browser tests, systemd-analyze, promtool). Only what is missing is installed; nothing is started here:
 # each test starts its own private server on loopback and stops it.
 set -euo pipefail
 
@@ -15,6 +15,8 @@ have slurmctld || need+=(slurm-wlm)
 have munged || need+=(munge)
 have ip || need+=(iproute2)
 have /usr/bin/chromium || need+=(chromium)
+have systemd-analyze || need+=(systemd)  # check schedule: systemd-analyze verify of the timer it writes
+have promtool || need+=(prometheus)  # promtool check rules on contrib/prometheus (the daemon is never started)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages: all present"

@@ -15,6 +15,7 @@ import typer
 from clusterctl import __version__
 from clusterctl.cli import bmc as bmc_cli
 from clusterctl.cli import burnin as burnin_cli
+from clusterctl.cli import check as check_cli
 from clusterctl.cli import dashboard as dashboard_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import lab as lab_cli
@@ -54,6 +55,7 @@ state_cli.register(app)
 provision_cli.register(app)
 validate_cli.register(app)
 burnin_cli.register(app)
+check_cli.register(app)
 dashboard_cli.register(app)
 
 

@@ -49,6 +49,7 @@ LABELLED_GAUGES = {
 DOCUMENTED = (
     "clusterctl_node_state", "clusterctl_nodes", "clusterctl_check_failures_total", "clusterctl_rack_power_watts",
     "clusterctl_rack_power_budget_watts", "clusterctl_xid_errors_total", "clusterctl_burnin_tokens_per_second",
+    "clusterctl_check_regression", "clusterctl_node_risk_score", "clusterctl_check_last_run_timestamp_seconds",
     *(n for n, _ in NODE_GAUGES.values()), *(n for n, _, _ in LABELLED_GAUGES.values()),
 )
 
@@ -68,6 +69,7 @@ class StoreCollector(Collector):
         yield from self._telemetry()
         yield from self._xids()
         yield from self._burnin()
+        yield from self._periodic_checks()
 
     def _states(self) -> Iterator[Metric]:
         node_state = GaugeMetricFamily("clusterctl_node_state", "1 for the node's current state (label state).",
@@ -162,6 +164,27 @@ class StoreCollector(Collector):
             if isinstance(value, int | float):
                 family.add_metric([node, self._rack(node), str(run_id or "")], float(value))
         yield family
+
+    def _periodic_checks(self) -> Iterator[Metric]:
+        """From the check round that last judged each node (clusterctl/check): what Alertmanager pages on."""
+        from clusterctl.check.history import current
+
+        regression = GaugeMetricFamily(
+            "clusterctl_check_regression", "1 for each regression the node's latest check round named "
+            "(judge: peers, history or rate).", labels=["node", "rack", "metric", "judge"])
+        risk = GaugeMetricFamily("clusterctl_node_risk_score", "Early-warning score of the node's latest check "
+                                 "round: 1 is a trend at its limit; 0 nothing trending.", labels=["node", "rack"])
+        last = GaugeMetricFamily("clusterctl_check_last_run_timestamp_seconds", "When a check round last judged "
+                                 "the node (Unix time).", labels=["node", "rack"])
+        for node, facts in sorted(current(self.model._rows).items()):
+            rack = self._rack(node)
+            for f in {(f.metric, f.judge) for f in facts["regressions"]}:
+                regression.add_metric([node, rack, *f], 1)
+            risk.add_metric([node, rack], round(float(facts["risk"]), 3))
+            last.add_metric([node, rack], float(facts["checked_at"]))
+        yield regression
+        yield risk
+        yield last
 
 
 def render(model: ReadModel) -> bytes:

@@ -25,7 +25,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from clusterctl.sim.node import NodeHardware
+from clusterctl.sim.node import IB_PORTS, NodeHardware
 from clusterctl.sim.torchrun import first_int, parse_torchrun
 
 SCHEMA = "allreduce/v1"
@@ -88,7 +88,8 @@ def node_peak_gbs(hw: NodeHardware, nproc: int) -> float:
     peak = min(rails, NVLINK_RING_GBS) if nproc > 1 else rails
     for params in hw.faults_of("ib_slow"):
         peak *= float(params["factor"])
-    return peak
+    # NCCL stripes over every rail, so the collective waits for the slowest: a degrading port slows all of it.
+    return peak * (1 - max(hw.link_loss(n) for n in range(IB_PORTS)))
 
 
 @dataclass

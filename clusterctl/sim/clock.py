@@ -27,6 +27,10 @@ class SimClock:
         """Jump simulated time forward (tests), as if `seconds` had passed."""
         self._offset += seconds
 
+    def wall(self) -> float:
+        """The simulated instant as seconds since the epoch: what a lab node's clock reads."""
+        return self._epoch0 + self.now()
+
     def real_seconds(self, sim_seconds: float) -> float:
         return sim_seconds / self.time_scale
 

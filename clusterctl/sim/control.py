@@ -2,7 +2,8 @@
 
 GET /status -> {"lab": info, "servers": [per-server report]}; GET /faults -> [faults];
 POST /faults {node, kind, params} -> the fault with its defaults; DELETE /faults?node=&kind=
--> {"cleared": n}. Errors are {"error": "one line"} with status 400 (bad fault) or 401.
+-> {"cleared": n}; POST /clock {advance_s} -> {"now_s", "day"}: simulated time jumps ahead (faults
+that develop over days, for tests and demos). Errors are {"error": "one line"} with status 400 (bad fault) or 401.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from urllib.parse import parse_qs
 
 from clusterctl.sim.errors import FaultError
 from clusterctl.sim.faults import make_fault
+
+MAX_ADVANCE_S = 10 * 365 * 86_400
 
 if TYPE_CHECKING:
     from clusterctl.sim.fleet import SimulatedFleet
@@ -79,6 +82,16 @@ class ControlAPI:
                 )
                 self.fleet.add_fault(fault)
                 return 201, fault.as_dict()
+            if path == "/clock" and method == "POST":
+                doc = json.loads(body or b"{}")
+                advance = doc.get("advance_s") if isinstance(doc, dict) else None
+                if isinstance(advance, bool) or not isinstance(advance, int | float) \
+                        or not 0 <= advance <= MAX_ADVANCE_S:
+                    raise FaultError("expected {\"advance_s\": seconds}, between 0 and ten years")
+                self.fleet.clock.advance(float(advance))
+                self.fleet.activity += 1
+                now = self.fleet.clock.now()
+                return 200, {"now_s": now, "day": now / 86400}
             if path == "/faults" and method == "DELETE":
                 node = query["node"][0] if query.get("node") else None
                 kind = query["kind"][0] if query.get("kind") else None

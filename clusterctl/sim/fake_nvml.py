@@ -22,7 +22,7 @@ Fixture format (JSON):
                   "aggregate": {"corrected": 0, "uncorrected": 0}},
           "retired_pages": {"sbe": 0, "dbe": 0, "pending": 0},       # pre-Ampere; absent: not supported
           "remapped_rows": {"correctable": 0, "uncorrectable": 0, "pending": 0, "failure": 0},
-          "pcie": {"gen_cur": 5, "gen_max": 5, "width_cur": 16, "width_max": 16},
+          "pcie": {"gen_cur": 5, "gen_max": 5, "width_cur": 16, "width_max": 16, "replay": 0},
           "nvlink": [{"active": 1, "replay": 0, "recovery": 0, "crc_flit": 0, "crc_data": 0}, ...],
           "clocks": {"sm": 1980, "sm_max": 1980, "mem": 2619, "mem_max": 2619},
           "throttle_reasons": 1,                 # NVML bit mask, e.g. 0x8 HW slowdown, 0x40 HW thermal
@@ -154,7 +154,8 @@ def _normalise(gpu: dict[str, Any]) -> dict[str, Any]:
             g[milliwatts] = int(round(float(g[watts]) * 1000))
     pcie = g.get("pcie")
     if isinstance(pcie, dict) and "gen" in pcie:
-        pairs = {"gen_cur": "gen", "gen_max": "gen_max", "width_cur": "width", "width_max": "width_max"}
+        pairs = {"gen_cur": "gen", "gen_max": "gen_max", "width_cur": "width", "width_max": "width_max",
+                 "replay": "replay"}
         g["pcie"] = {k: pcie[v] for k, v in pairs.items() if pcie.get(v) is not None}
     clocks = g.get("clocks")
     if isinstance(clocks, dict) and "sm_mhz" in clocks:
@@ -287,6 +288,10 @@ def nvmlDeviceGetMaxPcieLinkGeneration(handle: int) -> int:  # noqa: N802
 
 def nvmlDeviceGetCurrPcieLinkWidth(handle: int) -> int:  # noqa: N802
     return int(_field(handle, "pcie", "width_cur"))
+
+
+def nvmlDeviceGetPcieReplayCounter(handle: int) -> int:  # noqa: N802
+    return int(_field(handle, "pcie", "replay"))
 
 
 def nvmlDeviceGetMaxPcieLinkWidth(handle: int) -> int:  # noqa: N802

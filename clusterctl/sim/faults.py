@@ -124,6 +124,31 @@ FAULT_KINDS: dict[str, FaultKind] = {
     ]
 }
 
+# Faults that develop over simulated time (clusterctl/sim/clock.py: days pass with --time-scale, or when
+# the control API advances the clock), so periodic checks have a trend to find. Each starts at
+# start_day (simulated days since the lab started) and grows linearly from there.
+DEVELOPING_KINDS: dict[str, FaultKind] = {
+    k.name: k
+    for k in [
+        _k(
+            "degrading",
+            "node",
+            "A GPU's speed (SM clock, throughput) falls by pct_per_day % a simulated day; with link >= 0 the "
+            "InfiniBand port of that index loses bandwidth instead, and its symbol errors climb as a "
+            "retransmitting cable's do.",
+            gpu=0,
+            link=-1,
+            pct_per_day=5.0,
+            start_day=0.0,
+        ),
+        _k("ecc_creep", "node", "A GPU's correctable ECC errors rise by per_day a simulated day.",
+           gpu=0, per_day=250, start_day=0.0),
+        _k("fan_wear", "bmc", "A fan (1-based) turns pct_per_day % slower each simulated day at equal load.",
+           fan=1, pct_per_day=4.0, start_day=0.0),
+    ]
+}
+FAULT_KINDS.update(DEVELOPING_KINDS)
+
 
 @dataclass(frozen=True)
 class Fault:

@@ -66,7 +66,7 @@ class SimulatedFleet:
         self.port = port
         self.bmcs: list[BMC] = []
         for i in range(nodes):
-            hw = NodeHardware(name=node_name(i), index=i)
+            hw = NodeHardware(name=node_name(i), index=i, clock=clock)
             self.bmcs.append(BMC(hw, clock, address=bmc_address(i, base_address), password=password))
         self.by_address = {b.address: b for b in self.bmcs}
         self.by_name = {b.hw.name: b for b in self.bmcs}

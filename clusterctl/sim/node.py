@@ -9,7 +9,7 @@ interface a later step serves over SSH to the check program (both plain JSON-abl
   clocks {sm_mhz, sm_max_mhz}, clocks_event_reasons [names], perf_factor,
   ecc {volatile|aggregate: {corrected, uncorrected}},
   remapped_rows {correctable, uncorrectable, pending, failure},
-  pcie {gen, gen_max, width, width_max}, nvlink [{link, active}], xid_events [{code}]
+  pcie {gen, gen_max, width, width_max, replay}, nvlink [{link, active}], xid_events [{code}]
   (XIDs last while their fault is set, like a kernel log since boot), fabric {state, status}
   (NVML's NVSwitch fabric registration: completed unless Fabric Manager failed).
 - `NodeHardware.ib_ports()` -> one dict per HCA port, shaped like /sys/class/infiniband:
@@ -26,6 +26,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterctl.sim.clock import SimClock
 from clusterctl.sim.faults import Fault
 
 GPU_COUNT = 8
@@ -42,6 +43,10 @@ INLET_WARN_C = 42.0  # iDRAC default inlet thresholds: warning 42 C, critical 47
 INLET_CRIT_C = 47.0
 FAN_RPM = 9600
 SM_MAX_MHZ = 1980
+DAY_S = 86_400.0
+MAX_LOSS = 0.9  # a developing fault never takes a part below a tenth of its speed: it would have died first
+SYMBOL_ERRORS_PER_PCT = 40  # a retransmitting cable's symbol errors, per % of bandwidth it has lost
+ROW_REMAP_EVERY = 500  # correctable ECC errors per row the GPU remaps (lab model, not NVIDIA's figure)
 
 RATES = {400: "400 Gb/sec (4X NDR)", 200: "200 Gb/sec (4X HDR)", 100: "100 Gb/sec (4X EDR)"}
 
@@ -57,6 +62,7 @@ class NodeHardware:
     load: float = 0.0  # 0..1, set by the node side (burn-in) later
     powered: bool = True
     faults: list[Fault] = field(default_factory=list)
+    clock: SimClock | None = None  # the lab's; developing faults (degrading, ecc_creep, fan_wear) read it
 
     # --- identity ---------------------------------------------------------------------------
     @property
@@ -83,6 +89,29 @@ class NodeHardware:
                 return params
         return None
 
+    # --- faults that develop over simulated time ----------------------------------------------
+    def days(self) -> float:
+        """Simulated days since the lab started (0 without a clock: a fault that develops has not yet)."""
+        return self.clock.now() / DAY_S if self.clock is not None else 0.0
+
+    def _elapsed(self, params: dict[str, Any]) -> float:
+        return max(0.0, self.days() - float(params["start_day"]))
+
+    def _loss(self, kind: str, key: str, value: int) -> float:
+        """The share of speed a `degrading` or `fan_wear` fault has taken from this part by now."""
+        lost = sum(self._elapsed(p) * float(p["pct_per_day"]) / 100 for p in self.faults_of(kind)
+                   if p.get(key) == value and (kind != "degrading" or key == "link" or int(p["link"]) < 0))
+        return min(MAX_LOSS, lost)
+
+    def gpu_loss(self, i: int) -> float:
+        return self._loss("degrading", "gpu", i)
+
+    def link_loss(self, port: int) -> float:
+        return self._loss("degrading", "link", port)
+
+    def corrected_ecc(self, i: int) -> int:
+        return sum(int(self._elapsed(p) * int(p["per_day"])) for p in self.faults_of("ecc_creep") if p["gpu"] == i)
+
     def gpu_present(self, i: int) -> bool:
         return self._on("gpu_missing", "gpu", i) is None
 
@@ -106,7 +135,9 @@ class NodeHardware:
         failed = {p["fan"] for p in self.faults_of("fan_failed")}
         rpm = int(FAN_RPM * (0.55 + 0.45 * self.load)) if self.powered else 0
         return [
-            {"index": i, "healthy": i not in failed, "rpm": 0 if i in failed else rpm} for i in range(1, FAN_COUNT + 1)
+            {"index": i, "healthy": i not in failed,
+             "rpm": 0 if i in failed else round(rpm * (1 - self._loss("fan_wear", "fan", i)))}
+            for i in range(1, FAN_COUNT + 1)
         ]
 
     def inlet_c(self) -> float:
@@ -143,7 +174,8 @@ class NodeHardware:
         slow = self._on("gpu_slow", "gpu", i)
         pcie = self._on("pcie_downtrained", "gpu", i)
         down_links = {p["link"] for p in self.faults_of("nvlink_down") if p["gpu"] == i}
-        factor = float(slow["factor"]) if slow else 1.0
+        factor = (float(slow["factor"]) if slow else 1.0) * (1 - self.gpu_loss(i))
+        corrected = self.corrected_ecc(i)
         if throttle:
             factor = min(factor, 0.6)
         reasons = ["HwThermalSlowdown", "SwThermalSlowdown"] if throttle else []
@@ -156,15 +188,15 @@ class NodeHardware:
             "temperature_c": self.gpu_temp_c(i),
             "power_w": round(GPU_IDLE_W + (GPU_TDP_W - GPU_IDLE_W) * self.load, 1),
             "power_limit_w": GPU_TDP_W,
-            "clocks": {"sm_mhz": int(SM_MAX_MHZ * factor), "sm_max_mhz": SM_MAX_MHZ},
+            "clocks": {"sm_mhz": round(SM_MAX_MHZ * factor), "sm_max_mhz": SM_MAX_MHZ},
             "clocks_event_reasons": reasons,
             "perf_factor": factor,
             "ecc": {
-                "volatile": {"corrected": 0, "uncorrected": ecc_unc},
-                "aggregate": {"corrected": 0, "uncorrected": ecc_unc},
+                "volatile": {"corrected": corrected, "uncorrected": ecc_unc},
+                "aggregate": {"corrected": corrected, "uncorrected": ecc_unc},
             },
             "remapped_rows": {
-                "correctable": 0,
+                "correctable": corrected // ROW_REMAP_EVERY,
                 "uncorrectable": 1 if ecc_unc else 0,
                 "pending": self._on("row_remap_pending", "gpu", i) is not None,
                 "failure": False,
@@ -174,6 +206,7 @@ class NodeHardware:
                 "gen_max": 5,
                 "width": pcie["width"] if pcie else 16,
                 "width_max": 16,
+                "replay": 0,
             },
             "nvlink": [{"link": n, "active": n not in down_links} for n in range(NVLINKS)],
             "xid_events": [{"code": p["code"]} for p in self.faults_of("xid") if p["gpu"] == i],
@@ -208,7 +241,8 @@ class NodeHardware:
                     "phys_state": "3: Disabled" if down else "5: LinkUp",
                     "rate": RATES.get(rate, f"{rate} Gb/sec") if not down else "10 Gb/sec (4X SDR)",
                     "counters": {
-                        "symbol_error": int(degraded["symbol_errors"]) if degraded else 0,
+                        "symbol_error": (int(degraded["symbol_errors"]) if degraded else 0)
+                        + int(self.link_loss(n) * 100 * SYMBOL_ERRORS_PER_PCT),
                         "link_downed": 1 if down else 0,
                         "port_rcv_errors": 0,
                     },

@@ -101,6 +101,9 @@ class LabNodeIO(agent.NodeIO):
     def hostname(self) -> str:
         return self.hw.name
 
+    def now(self) -> float:
+        return self.hw.clock.wall() if self.hw.clock is not None else super().now()
+
     def nvml(self) -> ModuleType:
         return _NodeNVML(self.hw)  # type: ignore[return-value]
 

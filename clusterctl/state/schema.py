@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # The newest migration this code knows. `Store.open` compares the store's
 # `alembic_version` with it to skip importing Alembic when nothing needs doing.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 class RunStatus(StrEnum):
@@ -173,4 +173,42 @@ leases = sa.Table(
     sa.Column("started_at", Epoch, nullable=False),
     sa.Column("heartbeat_at", Epoch, nullable=False),
     sa.Column("command", sa.Text, nullable=True),
+)
+
+check_figures = sa.Table(
+    "check_figures",
+    metadata,
+    # Every figure a periodic check round measured on a node (clusterctl/check/figures.py names them).
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True, index=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    # The round's instant by the nodes' clocks (the lab's nodes live in simulated time).
+    sa.Column("ts", Epoch, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=True),
+    # A node's history of one metric: judging against its own past, and `clusterctl trends --node`.
+    sa.Index(None, "node", "metric", "ts"),
+    sqlite_autoincrement=True,
+)
+
+check_findings = sa.Table(
+    "check_findings",
+    metadata,
+    # What a check round found beyond the absolute rules (those are in `checks`): regressions against
+    # peers or the node's own history, and each node's early-warning score. Few rows, so the fleet's
+    # regressions over months answer without reading the figures.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True, index=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("judge", sa.String(16), nullable=False),  # peers | history | rate | risk
+    sa.Column("value", sa.Double, nullable=True),  # the size of the change (share, per day) or the score
+    sa.Column("since", Epoch, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("remediation", sa.Text, nullable=True),
+    sa.Column("ts", Epoch, nullable=False),
+    sa.Index(None, "ts"),
+    sa.Index(None, "node", "ts"),
+    sqlite_autoincrement=True,
 )

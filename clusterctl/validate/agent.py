@@ -32,6 +32,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 AGENT_VERSION = 1
 # "NVRM: Xid (PCI:0000:18:00): 79, pid=..., GPU has fallen off the bus." (NVIDIA XID catalog)
@@ -89,6 +90,10 @@ class NodeIO:
     def hostname(self):
         return socket.gethostname()
 
+    def now(self):
+        """The node's clock: periodic checks date their figures by it (the lab's nodes live in simulated time)."""
+        return time.time()
+
     def nvml(self):
         """The stand-in file $CLUSTERCTL_AGENT_PYNVML names, else pynvml (ImportError when it is not installed)."""
         path = os.environ.get(PYNVML_ENV)
@@ -144,7 +149,7 @@ def main(argv=None):
 
 def collect(node, sysfs_root="/sys", kernel_log_path=None, root="/"):
     """The agent's document for the node that `node` (a NodeIO) reads."""
-    doc = {"agent": AGENT_VERSION, "hostname": node.hostname()}
+    doc = {"agent": AGENT_VERSION, "hostname": node.hostname(), "time": node.now()}
     doc["gpu"] = guarded(collect_gpus, node)
     doc["xid"] = guarded(collect_xids, kernel_log_path, node)
     doc["services"] = guarded(collect_services, node)
@@ -235,6 +240,8 @@ def collect_device(nvml, index):
         "gen_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle),
         "width_cur": optional(nvml, "nvmlDeviceGetCurrPcieLinkWidth", handle),
         "width_max": optional(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle),
+        # Link-level retransmissions since the driver loaded: a riser or slot going bad shows here first.
+        "replay": optional(nvml, "nvmlDeviceGetPcieReplayCounter", handle),
     }
     dev["nvlink"] = collect_nvlink(nvml, handle)
     dev["fabric"] = collect_fabric(nvml, handle)

@@ -60,6 +60,10 @@ class FleetReport:
     rulesets: dict[str, Any] = field(default_factory=dict)
     bandwidth: BandwidthRun | None = None
     """The all-reduce rounds measured, when bandwidth was checked (each node's checks are in its verdict)."""
+    reports: Mapping[str, TargetResult[Any]] | None = None
+    """What each node's agent reported (or its SSH error): periodic checks keep the figures in it."""
+    telemetry: Mapping[str, tuple[Telemetry | None, str | None]] | None = None
+    """Each node's BMC telemetry (or the BMC's error), when power was checked."""
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -145,6 +149,7 @@ def validate_nodes(
     bandwidth = _bandwidth(phase, bench, ssh_targets, expectations, rulesets, request) if bench else None
     report = judge(expectations, rulesets, categories=wanted, reports=reports, telemetry=telemetry,
                    rack_budgets={name: rack.power_budget_w for name, rack in inventory.racks.items()})
+    report.reports, report.telemetry = reports, telemetry
     if bandwidth is not None:
         report.bandwidth, checks = bandwidth
         for verdict in report.verdicts:

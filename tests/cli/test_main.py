@@ -33,7 +33,8 @@ def test_global_options_may_follow_the_command() -> None:
     assert hoist_global_options(["events", "--", "-o", "x"]) == ["events", "--", "-o", "x"]
 
 
-GROUPS = ("inventory", "status", "bmc", "lab", "provision", "validate", "burnin", "dashboard", "monitor")
+GROUPS = ("inventory", "status", "bmc", "lab", "provision", "validate", "burnin", "check", "trends", "dashboard",
+          "monitor")
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([group, "--help"] for group in GROUPS)])

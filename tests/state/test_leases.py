@@ -132,6 +132,8 @@ def test_a_store_of_the_previous_revision_gains_the_lease_table(store_url: str) 
         with store.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE leases")
             conn.exec_driver_sql("DROP INDEX ix_telemetry_metric_ts")  # added by 0003
+            conn.exec_driver_sql("DROP TABLE check_findings")  # added by 0004
+            conn.exec_driver_sql("DROP TABLE check_figures")
             conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     with Store.open(store_url) as store:
         assert [r.id for r in store.runs()] == [run_id]

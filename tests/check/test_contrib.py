@@ -1,0 +1,44 @@
+"""contrib/: the Prometheus alert rules pass `promtool check rules`, and both they and the Grafana dashboard
+name only metrics clusterctl's /metrics exposes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clusterctl.dashboard.metrics import DOCUMENTED
+
+CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
+RULES = CONTRIB / "prometheus" / "clusterctl-check-alerts.yml"
+DASHBOARD = CONTRIB / "grafana" / "clusterctl-checks.json"
+NAME = re.compile(r"\bclusterctl_[a-z_]+\b")
+
+
+def test_alert_rules_pass_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is not installed (Debian: prometheus), and CI must run it")
+        pytest.skip("promtool is not installed")
+    done = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0 and "SUCCESS: 3 rules found" in done.stdout, done.stdout + done.stderr
+
+
+def test_rules_and_dashboard_name_only_exposed_metrics() -> None:
+    rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    exprs = [r["expr"] for r in rules]
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    named = {m for e in exprs for m in NAME.findall(e)}
+    assert named == {"clusterctl_check_regression", "clusterctl_node_risk_score",
+                     "clusterctl_check_last_run_timestamp_seconds"}
+    assert named <= set(DOCUMENTED)
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
