@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests drive for real (PostgreSQL, sshd, Slurm,
-# munge, Chromium for the dashboard's browser tests). Only what is missing is installed; nothing is started here:
+# munge, Chromium for the dashboard's browser tests, mmdebstrap and systemd-nspawn for the real Debian node
+# the os stage is tested on, gpg and dpkg-deb for its package repository). Only what is missing is installed; nothing is started here:
 # each test starts its own private server on loopback and stops it.
 set -euo pipefail
 
@@ -15,6 +16,10 @@ have slurmctld || need+=(slurm-wlm)
 have munged || need+=(munge)
 have ip || need+=(iproute2)
 have /usr/bin/chromium || need+=(chromium)
+have mmdebstrap || need+=(mmdebstrap)
+have systemd-nspawn || need+=(systemd-container)
+have gpg || need+=(gpg)
+have dpkg-deb || need+=(dpkg)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages: all present"
