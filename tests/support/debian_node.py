@@ -12,7 +12,8 @@ as systemd-nspawn@.service does with RestartForceExitStatus=133. The container's
 (systemd-nspawn gives each boot a new /proc/sys/kernel/random/boot_id), so a reboot is observable.
 
 What a container cannot have (a kernel of its own, a GPU) stays out: the node's PCI device list can
-be replaced by a prepared directory (`pci_devices`), which is what the playbooks' hardware facts read.
+be replaced by a prepared directory (`binds={dir: "/sys/bus/pci/devices"}`), which is what the
+playbooks' hardware facts read; other host directories can be shown to it read-only the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from support.ports import ephemeral_port
@@ -35,10 +37,13 @@ USER = "ops"  # the SSH user: a sudoer, not root, as on most sites
 # gnupg for keys) and pip (for nvidia-ml-py), so a test never waits on Debian's mirror for them.
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "python3-apt", "python3-pip",
-    "gnupg", "ca-certificates", "iproute2", "kmod", "procps", "curl",
+    "gnupg", "ca-certificates", "iproute2", "kmod", "procps", "curl", "git", "make",
 )
 # Unattended apt timers would take dpkg's lock in the middle of a test run; a site masks them too.
+# Debian's own sources go: the node is air-gapped, as most GPU sites' nodes are, and only the site's mirror
+# (the test's repository) is reachable.
 HOOKS = (
+    'rm -f "$1/etc/apt/sources.list" "$1/etc/apt/sources.list.d/"*',
     'chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer',
     f'chroot "$1" useradd --create-home --shell /bin/bash {USER}',
     f'echo "{USER} ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/{USER}"',
@@ -87,11 +92,11 @@ def build_rootfs(cache: Path | None = None) -> Path:
 class DebianNode:
     """One booted copy of the cached root. `start()`, then `ssh(...)`, `boot_id()`; `stop()` always."""
 
-    def __init__(self, workdir: Path, address: str, *, rootfs: Path, pci_devices: Path | None = None) -> None:
+    def __init__(self, workdir: Path, address: str, *, rootfs: Path, binds: Mapping[Path, str] | None = None) -> None:
         self.workdir = workdir
         self.address = address
         self.root = workdir / "root"
-        self.pci_devices = pci_devices
+        self.binds = dict(binds or {})
         self.port = ephemeral_port(address)
         self.user = USER
         self.client_key = workdir / "id_ed25519"
@@ -126,6 +131,7 @@ class DebianNode:
         key = host_key.with_suffix(".pub").read_text().split()
         self.known_hosts.write_text(f"[{self.address}]:{self.port} {key[0]} {key[1]}\n")
         (self.root / "etc" / "hostname").write_text("debian-node\n")
+        (self.root / "etc" / "hosts").write_text("127.0.0.1 localhost\n127.0.1.1 debian-node\n")
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -138,8 +144,8 @@ class DebianNode:
     def _boot(self) -> None:
         command = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(self.root),
                    f"--machine=debian-node-{self.port}", "--boot"]
-        if self.pci_devices is not None:
-            command.insert(-1, f"--bind-ro={self.pci_devices}:/sys/bus/pci/devices")
+        for source, target in self.binds.items():
+            command.insert(-1, f"--bind-ro={source}:{target}")
         with open(self.console, "ab") as console:
             self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
                                           start_new_session=True)

@@ -78,10 +78,17 @@ class SitePlaybook:
                 return ansible.run_playbook(
                     inventory, nodes, workdir=workdir, playbook=self.playbook, store=journal.store,
                     run_id=journal.run_id, forks=policy.forks, timeout=tuning.os_deadline_s, cancel=cancel,
+                    extra_vars={"clusterctl_max_rebooting": max_rebooting(inventory, nodes)},
                 )
 
             self.batches = Batches(journal, run, policy)
         return self.batches
+
+
+def max_rebooting(inventory: Inventory, nodes: list[Node]) -> int:
+    """How many hosts of one playbook run may reboot at once (the driver role's reboot is throttled to it):
+    the smallest max_rebooting among their racks, so that no rack has more of its nodes down than it allows."""
+    return min(inventory.racks[node.rack].max_rebooting for node in nodes)
 
 
 async def _run_or_recall(ctx: NodeContext, site: SitePlaybook) -> StageResult:
