@@ -166,7 +166,7 @@ def test_os_stage_installs_pins_reboots_and_is_idempotent(cli: Any, tmp_path: Pa
     assert node.ssh("systemctl is-enabled clusterctl-gpu-tuning").stdout.strip() == "enabled"  # runs at boot
     # The repository is the site's mirror, checked with the site's key.
     sources = node.ssh("cat /etc/apt/sources.list.d/clusterctl-cuda.sources").stdout
-    assert f"URIs: {mirror.url}" in sources and "Signed-By: /etc/apt/keyrings/clusterctl-cuda.asc" in sources
+    assert f"URIs: {mirror.url}\n" in sources and "Signed-By: /etc/apt/keyrings/clusterctl-cuda.asc" in sources
     assert node.ssh("cat /etc/apt/keyrings/clusterctl-cuda.asc").stdout.strip() == mirror.key.read_text().strip()
     # What the validation agent needs: pynvml for python3, the kernel log for the SSH user.
     assert node.ssh("python3 -c 'import pynvml, importlib.metadata as m; print(m.version(\"nvidia-ml-py\"))'"
