@@ -101,11 +101,12 @@ groups:
     return path
 
 
-def provision(cli: Any, inventory: Path, *extra: str) -> dict[str, Any]:
+def provision(cli: Any, inventory: Path, *extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The node's playbook outcome (ansible-runner's recap) and the run's summary."""
     code, out, err = cli("-o", "json", "provision", str(inventory), "--stages", "os", "--yes", *extra)
     outcome = last_host_outcome()
     assert code == 0, f"{out} {err} {outcome}"
-    return outcome
+    return outcome, out
 
 
 def last_host_outcome() -> dict[str, Any]:
@@ -143,8 +144,10 @@ def test_os_stage_installs_pins_reboots_and_is_idempotent(cli: Any, tmp_path: Pa
     boot_before = node.boot_id()
     assert node.ssh("command -v nvidia-smi", check=False).returncode != 0  # a stock node: no driver yet
 
-    first = provision(cli, inventory)
+    first, summary = provision(cli, inventory)
     assert first["status"] == "ok" and first["changed"] > 0, first
+    # The reboot went through the run's power gate, as firmware and BIOS reboots do.
+    assert summary["racks"]["r1"]["peak_rebooting"] == 1, summary
     tasks = tasks_of_last_run()
     assert tasks[("nvidia_driver", "Reboot to load the NVIDIA driver")] == ["changed"], tasks
     assert node.boot_id() != boot_before
@@ -176,13 +179,13 @@ def test_os_stage_installs_pins_reboots_and_is_idempotent(cli: Any, tmp_path: Pa
     assert "blacklist nouveau" in node.ssh("cat /etc/modprobe.d/blacklist-nouveau.conf").stdout
 
     # The same playbooks again on the same node: nothing to change, no reboot.
-    second = provision(cli, inventory, "--reapply")
+    second, summary = provision(cli, inventory, "--reapply")
     assert second["status"] == "ok" and second["changed"] == 0, (second, changed_tasks())
-    assert node.boots == 2
+    assert node.boots == 2 and summary["racks"] == {}
 
     # Drift by hand: the driver released from its hold, Fabric Manager stopped. --reapply puts both back.
     node.ssh("sudo apt-mark unhold nvidia-driver && sudo systemctl stop nvidia-fabricmanager")
-    third = provision(cli, inventory, "--reapply")
+    third, _ = provision(cli, inventory, "--reapply")
     assert third["status"] == "ok" and third["changed"] == 2, (third, changed_tasks())
     assert "nvidia-driver" in node.ssh("apt-mark showhold").stdout.split()
     assert node.ssh("systemctl is-active nvidia-fabricmanager", check=False).stdout.strip() == "active"
