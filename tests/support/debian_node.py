@@ -55,7 +55,10 @@ BOOT_TIMEOUT_S = 90.0
 
 
 def tools_missing() -> list[str]:
-    return [t for t in ("mmdebstrap", "systemd-nspawn") if shutil.which(t) is None]
+    """What this machine lacks to build and boot the node: the tools, and root (systemd-nspawn and
+    mmdebstrap --mode=root need it)."""
+    missing = [t for t in ("mmdebstrap", "systemd-nspawn") if shutil.which(t) is None]
+    return missing + ([] if os.geteuid() == 0 else ["root privileges"])
 
 
 def cache_dir() -> Path:
