@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests drive for real (PostgreSQL, sshd, Slurm,
-# munge, Chromium for the dashboard's browser tests, systemd-analyze, promtool). Only what is missing is installed; nothing is started here:
+# munge, Chromium for the dashboard's browser tests, systemd-analyze, promtool, mmdebstrap and
+# systemd-nspawn for the real Debian node the os stage is tested on, gpg and dpkg-deb for its package
+# repository). Only what is missing is installed; nothing is started here:
 # each test starts its own private server on loopback and stops it.
 set -euo pipefail
 
@@ -17,6 +19,10 @@ have ip || need+=(iproute2)
 have /usr/bin/chromium || need+=(chromium)
 have systemd-analyze || need+=(systemd)  # check schedule: systemd-analyze verify of the timer it writes
 have promtool || need+=(prometheus)  # promtool check rules on contrib/prometheus (the daemon is never started)
+have mmdebstrap || need+=(mmdebstrap)
+have systemd-nspawn || need+=(systemd-container)
+have gpg || need+=(gpg)
+have dpkg-deb || need+=(dpkg)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages: all present"

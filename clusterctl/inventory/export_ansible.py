@@ -81,9 +81,22 @@ def hostvars(inventory: Inventory, node: Node) -> dict[str, Any]:
             "clusterctl_bios_profile": node.bios_profile,
             "clusterctl_slurm_partition": node.scheduler.slurm.partition,
             "clusterctl_kubernetes_labels": dict(node.scheduler.kubernetes.labels),
+            "clusterctl_repositories": repositories(inventory),
         }
     )
     return _unsafe(facts)
+
+
+def repositories(inventory: Inventory) -> dict[str, dict[str, str]]:
+    """The site's mirrors; a key becomes an absolute path on the controller (the role reads it there)."""
+    found = {}
+    for name, repo in inventory.site.repositories:
+        if repo is not None:
+            entry = {"url": repo.url}
+            if repo.key:
+                entry["key"] = str(inventory.resolve_path(repo.key))
+            found[name] = entry
+    return found
 
 
 def ansible_inventory(inventory: Inventory, nodes: list[Node] | None = None) -> dict[str, Any]:

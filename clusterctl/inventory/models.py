@@ -5,7 +5,8 @@ Reference of every key (`*` = required once all layers are merged):
     version: 1                         *  file format version
     site:                              *  name* (letters, digits, - _ .), description, secrets_dir (where file: and
                                           vault: references lie; default ~/.config/clusterctl/secrets),
-                                          secret_env_prefix (env: references start with it; default CLUSTERCTL_)
+                                          secret_env_prefix (env: references start with it; default CLUSTERCTL_),
+                                          repositories (the site's mirrors, for the os stage; see below)
     defaults:                             node settings for every node (lowest layer, see below)
     bios_profiles:                        NAME: {description, attributes: {Attribute: value},
                                             apply_with (settings | scp: one SCP import on iDRACs)}
@@ -34,6 +35,12 @@ Node settings (defaults, group, rack `defaults`, overrides; merged in that order
     bios_profile: a name from bios_profiles; bios: {Attribute: value} applied on top of it
     software: driver, cuda, nccl, ofed, fabricmanager, dcgm, os (version strings)
     scheduler: slurm {partition, features}, kubernetes {labels, taints}
+
+Repositories (site.repositories), each {url, key}: cuda (NVIDIA's CUDA repository: driver, Fabric Manager,
+CUDA, NCCL, DCGM), doca (DOCA-OFED), epel (EL only), pypi (a simple index holding nvidia-ml-py), node_exporter
+(the directory holding node_exporter's release files), nccl_tests (a git URL). url is http://, https:// or
+file:///; key is an ASCII-armored OpenPGP public key file on the controller that signs the mirror (its path
+relative to the inventory file). Unset, the os stage uses the upstream repositories.
 
 Addresses: `address` is a literal or a template with fields {name} {n} (numeric suffix of the
 name) {index} (0-based position in the group) {rack} {slot} (1-based position in the rack);
@@ -67,6 +74,8 @@ _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~:-]{0,63}$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()/-]{0,63}$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+# A repository URL reaches apt/dnf source files and pip/git command lines: no quotes, spaces or shell characters.
+_REPO_URL = re.compile(r"^(https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?|file://)(/[A-Za-z0-9._~%+=@/-]*)?$")
 _ENV_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]*_$")
 # Kubernetes label syntax: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set
 _LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
@@ -183,6 +192,10 @@ Attribute = Annotated[
 LabelKey = Annotated[str, _pattern(_LABEL_KEY, "label_key", "expected a Kubernetes label key ([prefix/]name)")]
 LabelValue = Annotated[
     str, _pattern(_LABEL_VALUE, "label_value", "expected a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)")
+]
+RepoUrl = Annotated[
+    str,
+    _pattern(_REPO_URL, "repo_url", "expected an http://, https:// or file:/// URL without spaces or quotes"),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Scalar = StrictBool | int | float | str
@@ -312,6 +325,22 @@ class NodeSettings(Model):
 LAYER_KEYS = frozenset(NodeSettings.model_fields)
 
 
+class Repository(Model):
+    url: RepoUrl
+    key: FilePath | None = None
+
+
+class Repositories(Model):
+    """The site's mirrors of what the os stage installs from; each one unset means the upstream one."""
+
+    cuda: Repository | None = None
+    doca: Repository | None = None
+    epel: Repository | None = None
+    pypi: Repository | None = None
+    node_exporter: Repository | None = None
+    nccl_tests: Repository | None = None
+
+
 class Site(Model):
     name: Name
     description: str | None = None
@@ -319,6 +348,7 @@ class Site(Model):
     secret_env_prefix: Annotated[
         str, _pattern(_ENV_PREFIX, "env_prefix", "expected an upper-case prefix ending in '_', such as CLUSTERCTL_")
     ] | None = None
+    repositories: Repositories = Field(default_factory=Repositories)
 
 
 class RackSpec(Model):

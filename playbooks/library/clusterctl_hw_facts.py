@@ -37,7 +37,7 @@ RETURN = r"""
 ansible_facts:
   description: >-
     C(clusterctl_hw) with gpu, gpus, nvswitch, nvswitches, ib, ib_hcas, ib_ports, pkg_mgr,
-    systemd, kernel, arch, nvidia_smi, root.
+    systemd, kernel, arch, nvidia_smi, root, os_id, os_version, initramfs, grub, kernel_headers, mft.
   returned: always
   type: dict
 """
@@ -89,6 +89,27 @@ def package_manager() -> str:
     return "none"
 
 
+def os_release(path: str = "/etc/os-release") -> dict[str, str]:
+    """ID and VERSION_ID of os-release(5): they name NVIDIA's repository for the node (ubuntu2204, rhel9)."""
+    found = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                found[key] = value.strip().strip('"').strip("'")
+    except OSError:
+        pass
+    return {"os_id": found.get("ID", ""), "os_version": found.get("VERSION_ID", "")}
+
+
+def initramfs_tool() -> str:
+    """What rebuilds the initramfs here (Debian's initramfs-tools or dracut); empty where there is none."""
+    for program in ("update-initramfs", "dracut"):
+        if shutil.which(program):
+            return program
+    return ""
+
+
 def find_nvidia_smi(given: str | None) -> str:
     if given:
         return given if os.access(given, os.X_OK) else ""
@@ -116,6 +137,13 @@ def hardware_facts(sysfs: Path, nvidia_smi: str | None = None) -> dict[str, obje
         "kernel": os.uname().release,
         "arch": os.uname().machine,
         "nvidia_smi": find_nvidia_smi(nvidia_smi),
+        # DKMS builds against these; a node whose kernel is not a distribution package has them already or never.
+        "kernel_headers": os.path.isdir(f"/lib/modules/{os.uname().release}/build"),
+        "initramfs": initramfs_tool(),
+        "grub": bool(shutil.which("update-grub")),
+        # mlxconfig comes with NVIDIA's firmware tools (mft), which the inbox RDMA stack does not ship.
+        "mft": bool(shutil.which("mlxconfig")),
+        **os_release(),
         # A node whose filesystem lives below a prefix says so (the embedded lab's sandboxes do);
         # everything else writes to /.
         "root": root,

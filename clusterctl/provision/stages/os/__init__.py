@@ -6,7 +6,8 @@ silent SSH port is a failure instead: the install was supposed to bring it up.
 
 A node whose newest outcome is `ok` for the same playbooks and host variables (a fingerprint of
 both) is done without a run, unless `Tuning.os_reapply` (`--reapply`: a host changed by hand
-since is put back). The nodes that do need a run share ansible-runner runs (`batches`).
+since is put back). The nodes that do need a run share ansible-runner runs (`batches`); the reboots
+their playbook makes are admitted by the run's power gate (`gate`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from clusterctl.errors import NodeCheckFailed
 from clusterctl.provision.context import StageResult, done, skipped
 from clusterctl.provision.stages.os.batches import KEY, STAGE, Batches, BatchPolicy, playbook_digest
+from clusterctl.provision.stages.os.gate import RebootGate
 from clusterctl.ssh.probe import ssh_problem
 from clusterctl.state.private import state_dir
 
@@ -74,11 +76,20 @@ class SitePlaybook:
             policy = BatchPolicy(window_s=tuning.os_batch_window_s, max_batch=tuning.os_batch_max,
                                  forks=tuning.os_forks)
 
+            loop, gate = asyncio.get_running_loop(), ctx.gate
+
             def run(nodes: list[Node], cancel: threading.Event) -> Mapping[str, HostOutcome]:
-                return ansible.run_playbook(
-                    inventory, nodes, workdir=workdir, playbook=self.playbook, store=journal.store,
-                    run_id=journal.run_id, forks=policy.forks, timeout=tuning.os_deadline_s, cancel=cancel,
-                )
+                # The batch runs in a worker thread; its reboot gate lives on the engine's loop.
+                reboots = RebootGate(gate, inventory, [n.name for n in nodes])
+                asyncio.run_coroutine_threadsafe(reboots.__aenter__(), loop).result(timeout=60)
+                try:
+                    return ansible.run_playbook(
+                        inventory, nodes, workdir=workdir, playbook=self.playbook, store=journal.store,
+                        run_id=journal.run_id, forks=policy.forks, timeout=tuning.os_deadline_s, cancel=cancel,
+                        extra_vars={"clusterctl_reboot_gate": str(reboots.path)},
+                    )
+                finally:
+                    asyncio.run_coroutine_threadsafe(reboots.__aexit__(None, None, None), loop).result(timeout=60)
 
             self.batches = Batches(journal, run, policy)
         return self.batches
