@@ -18,6 +18,7 @@ from clusterctl.cli import burnin as burnin_cli
 from clusterctl.cli import dashboard as dashboard_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import lab as lab_cli
+from clusterctl.cli import maintain as maintain_cli
 from clusterctl.cli import provision as provision_cli
 from clusterctl.cli import state as state_cli
 from clusterctl.cli import validate as validate_cli
@@ -55,6 +56,7 @@ provision_cli.register(app)
 validate_cli.register(app)
 burnin_cli.register(app)
 dashboard_cli.register(app)
+maintain_cli.register(app)
 
 
 def _version(value: bool) -> None:
