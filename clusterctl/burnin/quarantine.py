@@ -4,7 +4,8 @@ Slurm drains the node with the reason (`sinfo -R` shows it); Kubernetes cordons 
 adds the taint `clusterctl.io/burnin=failed:NoSchedule`. Either way the store gets the
 flag and a `quarantine.applied` event recording the mechanism and how it was reached,
 so `release` undoes exactly what was done without being told which scheduler it was.
-Used by `clusterctl burnin --quarantine` and `clusterctl validate --quarantine`.
+Used by `clusterctl burnin --quarantine` and `clusterctl validate --quarantine`; `clusterctl maintain`
+drains, watches and resumes nodes through the same Slurm calls (`slurm_drain`, `slurm_nodes`, `slurm_resume`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def quarantine(nodes_with_reasons: Mapping[str, str | Sequence[str]], *, via: st
         reason = _reason_text(source, reasons)
         try:
             if via == "slurm":
-                _scontrol(["update", f"nodename={node}", "state=drain", f"reason={reason}"], schedulers)
+                slurm_drain(node, reason, schedulers)
             else:
                 _kube_quarantine(node, schedulers)
         except ClusterctlError as exc:  # the scheduler refused, or cannot be reached at all
@@ -108,13 +109,56 @@ def release(node: str, *, store: Store, schedulers: Schedulers | None = None, vi
                        kubeconfig=given.kubeconfig or recorded.get("kubeconfig"),
                        context=given.context or recorded.get("context"), kube_api=given.kube_api)
     if via == "slurm":
-        _scontrol(["update", f"nodename={node}", "state=resume"], reach)
+        slurm_resume(node, reach)
     else:
         _kube_release(node, reach)
     with store.transaction() as tx:
         tx.set_flag(node, quarantined=False, reason="released", source=f"release:{via}")
         tx.event(RELEASED, node=node, payload={"via": via})
     return Action(node, via, "released", True)
+
+
+def slurm_drain(node: str, reason: str, schedulers: Schedulers) -> None:
+    """`scontrol update state=drain`: Slurm starts nothing new on the node; its running jobs go on."""
+    _scontrol(["update", f"nodename={node}", "state=drain", f"reason={' '.join(reason.split())[:MAX_REASON]}"],
+              schedulers)
+
+
+def slurm_resume(node: str, schedulers: Schedulers) -> None:
+    _scontrol(["update", f"nodename={node}", "state=resume"], schedulers)
+
+
+@dataclass(frozen=True)
+class SlurmNode:
+    state: str
+    """Slurm's long state without its flags (`drained`, `draining`, `idle`, `mixed`, `down`...)."""
+    reason: str
+    flags: str = ""
+    """The suffixes Slurm adds: `*` not responding, `~` powered off, `#` powering up..."""
+
+    @property
+    def available(self) -> bool:
+        """Able to take jobs now: neither drained, down, failing nor powered off."""
+        return self.state in ("idle", "mixed", "allocated", "completing") and not set(self.flags) & set("*~#%!")
+
+    @property
+    def drained(self) -> bool:
+        """Drained with no job left on it (Slurm's `drained`, or a drained node that went down)."""
+        return self.state in ("drained", "down", "fail")
+
+
+def slurm_nodes(schedulers: Schedulers) -> dict[str, SlurmNode]:
+    """Every node Slurm knows, with its state and reason (one line per node, whatever its partitions)."""
+    out = _run(["sinfo", "-h", "-N", "-o", "%N|%T|%E"], schedulers, what="sinfo")
+    found: dict[str, SlurmNode] = {}
+    for line in out.splitlines():
+        parts = line.split("|", 2)
+        if len(parts) != 3:
+            continue
+        name, state, reason = parts
+        base = state.rstrip("*~#%!$@^-")
+        found[name] = SlurmNode(base.lower(), "" if reason == "none" else reason, state[len(base):])
+    return found
 
 
 def _via_from_flag(store: Store, node: str) -> str | None:
@@ -125,19 +169,24 @@ def _via_from_flag(store: Store, node: str) -> str | None:
 
 
 def _scontrol(args: list[str], schedulers: Schedulers) -> None:
+    _run(["scontrol", *args], schedulers, what=f"scontrol {args[0]} {args[1]}")
+
+
+def _run(argv: list[str], schedulers: Schedulers, *, what: str) -> str:
     env = dict(os.environ)
     if schedulers.slurm_conf:
         env["SLURM_CONF"] = schedulers.slurm_conf
     try:
-        proc = subprocess.run(["scontrol", *args], env=env, capture_output=True, text=True,  # noqa: S603,S607
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True,  # noqa: S603
                               timeout=SCONTROL_TIMEOUT_S, check=False)
     except FileNotFoundError:
-        raise QuarantineError("scontrol is not installed on this machine") from None
+        raise QuarantineError(f"{argv[0]} is not installed on this machine") from None
     except subprocess.TimeoutExpired:
-        raise QuarantineError(f"scontrol did not answer within {SCONTROL_TIMEOUT_S}s") from None
+        raise QuarantineError(f"{argv[0]} did not answer within {SCONTROL_TIMEOUT_S}s") from None
     if proc.returncode:
         message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise QuarantineError(f"scontrol {args[0]} {args[1]}: {message[-1] if message else f'exit {proc.returncode}'}")
+        raise QuarantineError(f"{what}: {message[-1] if message else f'exit {proc.returncode}'}")
+    return proc.stdout
 
 
 def _core_api(schedulers: Schedulers) -> Any:

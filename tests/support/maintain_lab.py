@@ -46,3 +46,15 @@ def lab_changes(directory: Path) -> dict[str, dict]:
     """What a change to the servers would show (firmware, BIOS, resets, jobs), without the counters that move
     on any read (sessions)."""
     return {node: {k: s.get(k) for k in CHANGES} for node, s in lab_servers(directory).items()}
+
+
+def without_scheduler(inventory: Path) -> Path:
+    """The lab inventory with no scheduler: maintain takes its nodes directly."""
+    text = inventory.read_text()
+    stripped = re.sub(r"  scheduler:\n(    .*\n)+", "", text)
+    assert stripped != text
+    inventory.write_text(stripped)
+    return inventory
+
+
+FAST = ["--poll-interval", "0.05", "--request-timeout", "5", "--job-timeout", "20", "--reboot-timeout", "20"]
