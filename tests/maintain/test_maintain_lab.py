@@ -1,34 +1,46 @@
-"""`clusterctl maintain` on the lab with no scheduler: nodes are taken directly, in batches under the floor."""
+"""`clusterctl maintain` on the lab with no scheduler: nodes are taken directly, in batches under the floor,
+each updated through the provision stages, validated and burned in alone before it serves again."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from support.cli import CLI
-from support.lab import Lab
+from support.lab import start_lab
 from support.maintain_lab import FAST, lab_changes, retarget_firmware, without_scheduler
 
 from clusterctl.state.store import Store
 
 
-def test_maintain_updates_every_drifted_node_and_resumes_it(lab_with_ssh: Lab, tmp_path: Path, cli: CLI) -> None:
-    inventory = without_scheduler(lab_with_ssh.inventory(tmp_path / "lab.yaml"))
-    retarget_firmware(inventory, lab_with_ssh.directory, "HGX-H100", "24.07.0")
+def test_maintain_updates_burns_in_and_resumes_and_keeps_a_slow_node_out(tmp_path: Path, cli: CLI) -> None:
+    faults = [{"node": "gpu0004", "kind": "gpu_slow", "params": {"gpu": 1, "factor": 0.33}}]
+    with start_lab(tmp_path / "lab", 4, faults, time_scale=2000) as lab:
+        inventory = without_scheduler(lab.inventory(tmp_path / "lab.yaml"))
+        retarget_firmware(inventory, lab.directory, "HGX-H100", "24.07.0")
 
-    code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "2",
-                         "--burnin-minutes", "0", *FAST)
-    assert code == 0, (doc, err)
-    assert doc["resumed"] == ["gpu0001", "gpu0002", "gpu0003", "gpu0004"] and doc["failed"] == {}
-    assert doc["peak_unavailable"] <= 2
-    changes = lab_changes(lab_with_ssh.directory)
-    assert {n: c["firmware"]["gpu"] for n, c in changes.items()} == dict.fromkeys(changes, "24.07.0")
-    assert all(c["firmware_applied"]["gpu"] == 1 for c in changes.values())
+        code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "2",
+                             "--burnin-minutes", "0.05", "--burnin-model", "transformer-tiny", *FAST)
+        assert code == 1, (doc, err)
+        assert doc["resumed"] == ["gpu0001", "gpu0002", "gpu0003"]
+        # Validation cannot see a slow GPU; the burn-in on the node alone does, and the node stays out.
+        assert list(doc["failed"]) == ["gpu0004"] and doc["failed"]["gpu0004"].startswith("burn-in: "), doc
+        assert doc["peak_unavailable"] <= 2
+        changes = lab_changes(lab.directory)
+        assert {n: c["firmware"]["gpu"] for n, c in changes.items()} == dict.fromkeys(changes, "24.07.0")
+        assert all(c["firmware_applied"]["gpu"] == 1 for c in changes.values())
 
-    code, doc, err = cli("-o", "json", "plan", str(inventory))
-    assert code == 0 and doc["drifted"] == 0, (doc, err)
-    import os
+        code, doc, err = cli("-o", "json", "plan", str(inventory))
+        assert code == 0 and doc["drifted"] == 0, (doc, err)
+        with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+            kinds = [e.kind for e in store.events(0, node="gpu0001", stage="maintain")]
+            flags = [(f.node, f.source) for f in store.flags(quarantined_only=True)]
+        assert kinds == ["maintain.draining", "maintain.drained", "maintain.updating", "maintain.updated",
+                         "maintain.validating", "maintain.burnin", "maintain.resuming", "maintain.resumed"]
+        assert flags == [("gpu0004", "maintain")]
 
-    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
-        kinds = [e.kind for e in store.events(0, node="gpu0001", stage="maintain")]
-    assert kinds == ["maintain.draining", "maintain.drained", "maintain.updating", "maintain.updated",
-                     "maintain.validating", "maintain.resuming", "maintain.resumed"]
+        # Run again: nothing drifted, the failed node is left as it is, with its reason.
+        code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--burnin-minutes", "0", *FAST)
+        assert doc["drifted"] == [] and doc["resumed"] == [], (doc, err)
+        assert doc["skipped"]["gpu0004"].startswith("left drained by an earlier rollout: burn-in: ")
+        assert lab_changes(lab.directory) == changes
