@@ -6,7 +6,7 @@ from pathlib import Path
 
 from support.cli import CLI
 from support.lab import Lab
-from support.maintain_lab import lab_changes, retarget_firmware, retarget_software
+from support.maintain_lab import lab_changes, retarget_firmware, retarget_software, without_scheduler
 
 
 def groups(doc: dict) -> dict[tuple[str, str], tuple[str, str, int]]:
@@ -37,6 +37,13 @@ def test_plan_shows_drift_per_component_and_follows_new_targets(lab_with_ssh: La
     assert found[("software", "driver")] == ("550.90.07", "550.127.05", 2)
     per_node = {d["node"]: d for d in doc["per_node"]}
     assert per_node["gpu0001"]["changes"]["software"] == {"driver": {"from": "550.90.07", "to": "550.127.05"}}
+
+    # maintain --dry-run: the same drift and the first batch the floor allows, nothing changed.
+    code, doc, err = cli("-o", "json", "maintain", str(without_scheduler(inventory)), "--dry-run",
+                         "--max-unavailable", "3")
+    assert code == 0, err
+    assert doc["drifted"] == ["gpu0001", "gpu0002", "gpu0003", "gpu0004"]
+    assert doc["first_batch"] == ["gpu0001", "gpu0002", "gpu0003"] and doc["max_unavailable"] == 3
 
     code, text, err = cli("plan", str(inventory), "--limit", "gpu0003")
     assert code == 1 and "1 node: HGX-H100 23.10.2 → 24.07.0" in text, (text, err)
