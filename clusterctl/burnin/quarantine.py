@@ -128,6 +128,19 @@ def slurm_resume(node: str, schedulers: Schedulers) -> None:
     _scontrol(["update", f"nodename={node}", "state=resume"], schedulers)
 
 
+def slurm_jobs(node: str, schedulers: Schedulers) -> list[str]:
+    """Ids of the jobs running (or being started) on the node."""
+    out = _run(["squeue", "-h", "-w", node, "-t", "RUNNING,CONFIGURING,COMPLETING", "-o", "%i"], schedulers,
+               what=f"squeue -w {node}")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def slurm_requeue(job_ids: list[str], schedulers: Schedulers) -> None:
+    """`scontrol requeue`: the jobs go back to the queue and start again elsewhere (or later)."""
+    if job_ids:
+        _scontrol(["requeue", ",".join(job_ids)], schedulers)
+
+
 @dataclass(frozen=True)
 class SlurmNode:
     state: str

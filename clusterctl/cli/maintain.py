@@ -57,6 +57,8 @@ def maintain(
                                             "available; repeat for several partitions."),
     drain_timeout: str = typer.Option("1h", "--drain-timeout", help="A node whose jobs run longer is reported "
                                       "and skipped (resumed untouched)."),
+    force_after: str = typer.Option(None, "--force-after", help="Requeue the jobs still on a draining node "
+                                    "after this long (Slurm `scontrol requeue`), logged as an event."),
     canary: int = typer.Option(0, "--canary", min=0, help="The first N nodes go alone; stop if one fails."),
     max_failures: str = typer.Option(None, "--max-failures", help="Stop after N failed nodes, or P% of them."),
     burnin_minutes: float = typer.Option(5.0, "--burnin-minutes", min=0.0, help="Short burn-in per node "
@@ -88,7 +90,9 @@ def maintain(
                     request_timeout_s=request_timeout, stage_retry_wait_s=min(10.0, poll * 2))
     options = MaintainOptions(
         max_unavailable=max_unavailable, min_available=tuple(min_available),
-        drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"), canary=canary, max_failures=max_failures,
+        drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"),
+        force_after_s=parse_duration(force_after, "--force-after") if force_after else None, canary=canary,
+        max_failures=max_failures,
         burnin_minutes=burnin_minutes, burnin_model=burnin_model, poll_s=poll,
         schedulers=Schedulers(slurm_conf=str(slurm_conf) if slurm_conf else None), tuning=tuning)
     with cfg.open_store() as store:

@@ -20,7 +20,8 @@ PREFIX = "maintain."
 STAGE = "maintain"
 CONTROL = "maintain.control"
 ACTIONS = ("pause", "resume", "abort")
-HELD = frozenset({"draining", "drained", "updating", "updated", "validating", "burnin", "resuming", "aborted"})
+HELD = frozenset({"draining", "forcing", "drained", "updating", "updated", "validating", "burnin", "resuming",
+                  "aborted"})
 """States in which this rollout holds the node out of service and must bring it back."""
 FINAL = frozenset({"resumed", "failed", "skipped"})
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
 from clusterctl.burnin.quarantine import Schedulers
+from clusterctl.errors import ClusterctlError
 from clusterctl.maintain import ledger
 from clusterctl.maintain.drift import NodeDrift, observe
 from clusterctl.maintain.floor import Floor, parse_count, parse_min_available
@@ -41,6 +42,8 @@ class MaintainOptions:
     max_unavailable: str = "5%"
     min_available: Sequence[str] = ()
     drain_timeout_s: float = 3600.0
+    force_after_s: float | None = None
+    """Requeue the jobs still on a draining node after this long (None: never)."""
     canary: int = 0
     max_failures: str | None = None
     burnin_minutes: float = 5.0
@@ -251,7 +254,9 @@ class Rollout:
 
         await asyncio.to_thread(drain_all)
         waiting = {n.name for n in batch}
-        deadline = time.monotonic() + self.options.drain_timeout_s
+        began = time.monotonic()
+        deadline = began + self.options.drain_timeout_s
+        forced: set[str] = set()
         while True:
             states = await asyncio.to_thread(self.scheduler.states)
             self._unavailable(states)
@@ -261,12 +266,30 @@ class Rollout:
                     await asyncio.to_thread(self._record, name, "drained")
             if not waiting or time.monotonic() > deadline:
                 break
+            force = self.options.force_after_s
+            if force is not None and time.monotonic() - began >= force:
+                for name in sorted(waiting - forced):
+                    forced.add(name)
+                    await asyncio.to_thread(self._force, name)
             await asyncio.to_thread(self._check_abort)
             await asyncio.sleep(self.options.poll_s)
         for name in sorted(waiting):  # jobs that did not finish: reported, skipped, given back
             why = f"jobs still running after --drain-timeout {self.options.drain_timeout_s:.0f} s"
             await asyncio.to_thread(self._give_back, name, "skipped", why)
         return [n for n in batch if n.name not in waiting]
+
+    def _force(self, name: str) -> None:
+        """--force-after: the node's jobs are requeued, and that is an event of its own."""
+        self._record(name, "forcing", f"jobs still running after --force-after {self.options.force_after_s:.0f} s")
+        try:
+            jobs = self.scheduler.force(name)
+        except ClusterctlError as exc:
+            _log.error("%s: jobs not requeued: %s", name, exc)
+            jobs, error = [], str(exc)
+        else:
+            error = None
+        self._record(name, "draining", "jobs requeued" if not error else f"requeue failed: {error}",
+                     requeued=jobs)
 
     def _give_back(self, name: str, state: str, reason: str | None = None) -> None:
         self._record(name, "resuming", reason)

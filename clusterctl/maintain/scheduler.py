@@ -54,6 +54,14 @@ class Scheduler:
         found = states.get(node)
         return found is not None and found.drained
 
+    def force(self, node: str) -> list[str]:
+        """Requeue the jobs still on a draining node; returns their ids."""
+        if self.via(node) != "slurm":
+            return []
+        jobs = q.slurm_jobs(node, self.reach)
+        q.slurm_requeue(jobs, self.reach)
+        return jobs
+
     def resume(self, node: str) -> None:
         if self.via(node) == "slurm":
             q.slurm_resume(node, self.reach)

@@ -1,6 +1,7 @@
 """`clusterctl maintain` against a real Slurm cluster (slurmctld and one slurmd per node on this host) and the
-lab's BMCs and SSH nodes: a real `sleep` job holds one node, the capacity floor is sampled from `sinfo`
-throughout, and a node that fails validation stays drained with the failing check in `sinfo -R`."""
+lab's BMCs and SSH nodes: a real `sleep` job holds one node until it ends, a job that would outlast the
+drain is requeued by --force-after, the capacity floor is sampled from `sinfo` throughout, and a node that
+fails validation stays drained with the failing check in `sinfo -R`."""
 
 from __future__ import annotations
 
@@ -66,15 +67,20 @@ def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
     with start_lab(tmp_path / "lab", 4, faults, time_scale=2000) as lab:
         inventory = lab.inventory(tmp_path / "lab.yaml")
         retarget_firmware(inventory, lab.directory, "HGX-H100", "24.07.0")
-        job = slurm.run("sbatch", "--parsable", "-w", "gpu0001", "-o", "/dev/null", "--wrap", "sleep 5").strip()
+        job = slurm.run("sbatch", "--parsable", "-w", "gpu0001", "-o", "/dev/null", "--wrap", "sleep 3").strip()
+        endless = slurm.run("sbatch", "--parsable", "-w", "gpu0002", "-o", "/dev/null", "--wrap",
+                            "sleep 300").strip()
         sampler = Sampler(slurm)
         sampler.start()
         try:
             code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "2",
-                                 "--burnin-minutes", "0", "--slurm-conf", str(slurm.conf), *FAST)
+                                 "--burnin-minutes", "0", "--force-after", "6s", "--slurm-conf", str(slurm.conf),
+                                 *FAST)
         finally:
             sampler.done.set()
             sampler.join(5)
+            requeued = slurm.run("scontrol", "show", "job", endless)
+            slurm.run("scancel", endless)
         assert code == 1, (doc, err)  # one node failed
         assert doc["resumed"] == ["gpu0001", "gpu0002", "gpu0004"], doc
         assert list(doc["failed"]) == ["gpu0003"] and "fabric.ib_port_state" in doc["failed"]["gpu0003"]
@@ -97,6 +103,11 @@ def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
         end = time.mktime(time.strptime(shown.split("EndTime=")[1].split()[0], "%Y-%m-%dT%H:%M:%S"))
         with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
             events = store.events(0, node="gpu0001", stage="maintain")
+            forced = store.events(0, node="gpu0002", stage="maintain")
+        assert "maintain.forcing" not in [e.kind for e in events]  # its job ended on its own
+        requeue = [e.payload for e in forced if e.kind == "maintain.draining" and e.payload.get("requeued")]
+        assert requeue == [{"state": "draining", "reason": "jobs requeued", "requeued": [endless]}], forced
+        assert "Restarts=1" in requeued, requeued
         drained = next(e for e in events if e.kind == "maintain.drained")
         updating = next(e for e in events if e.kind == "maintain.updating")
         assert drained.ts >= end - 1 and updating.ts >= drained.ts
