@@ -239,3 +239,84 @@ def _kube_release(node: str, schedulers: Schedulers) -> None:
     current = _kube_call(f"read node {node}", api.read_node, node)
     taints = [t for t in _taints(current) if t["key"] != TAINT_KEY]
     _kube_call(f"uncordon {node}", api.patch_node, node, {"spec": {"unschedulable": False, "taints": taints}})
+
+
+# -- Kubernetes, for `clusterctl maintain`: cordon, evict through the Eviction API, uncordon --------------
+
+
+@dataclass(frozen=True)
+class KubeNode:
+    ready: bool
+    unschedulable: bool
+
+    @property
+    def available(self) -> bool:
+        return self.ready and not self.unschedulable
+
+
+def kube_nodes(schedulers: Schedulers) -> dict[str, KubeNode]:
+    api = _core_api(schedulers)
+    found = {}
+    for item in _kube_call("list nodes", api.list_node).items:
+        conditions = (item.status.conditions if item.status else None) or []
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+        found[item.metadata.name] = KubeNode(ready, bool(item.spec and item.spec.unschedulable))
+    return found
+
+
+def kube_cordon(node: str, schedulers: Schedulers, *, cordon: bool = True) -> None:
+    api = _core_api(schedulers)
+    _kube_call(f"{'cordon' if cordon else 'uncordon'} {node}", api.patch_node, node,
+               {"spec": {"unschedulable": cordon}})
+
+
+def _evictable(pod: Any) -> bool:
+    """What `kubectl drain` evicts: not a DaemonSet's pod (it would come back), not a static (mirror) pod,
+    not one that has already ended."""
+    owners = pod.metadata.owner_references or []
+    annotations = pod.metadata.annotations or {}
+    phase = pod.status.phase if pod.status else None
+    return (not any(o.kind == "DaemonSet" for o in owners) and "kubernetes.io/config.mirror" not in annotations
+            and phase not in ("Succeeded", "Failed"))
+
+
+def kube_pods(node: str, schedulers: Schedulers) -> list[tuple[str, str]]:
+    """(namespace, name) of the pods on the node that a drain must move."""
+    api = _core_api(schedulers)
+    pods = _kube_call(f"list pods on {node}", api.list_pod_for_all_namespaces,
+                      field_selector=f"spec.nodeName={node}").items
+    return [(p.metadata.namespace, p.metadata.name) for p in pods if _evictable(p)]
+
+
+def kube_evict(node: str, schedulers: Schedulers) -> list[str]:
+    """Ask the Eviction API to move every pod off the node; returns the pods still there ("ns/name").
+
+    An eviction a PodDisruptionBudget forbids is answered 429 and simply tried again at the next
+    call, as `kubectl drain` does: the budget, not clusterctl, decides when the pod may go.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    api = _core_api(schedulers)
+    left = []
+    for namespace, name in kube_pods(node, schedulers):
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        try:
+            api.create_namespaced_pod_eviction(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            if exc.status != 429:
+                raise QuarantineError(f"evict {namespace}/{name}: Kubernetes answered {exc.status} {exc.reason}") \
+                    from None
+        left.append(f"{namespace}/{name}")
+    return left
+
+
+def kube_delete_pods(node: str, schedulers: Schedulers) -> list[str]:
+    """--force-after: delete the pods a drain could not evict (their budgets are overridden)."""
+    api = _core_api(schedulers)
+    deleted = []
+    for namespace, name in kube_pods(node, schedulers):
+        _kube_call(f"delete pod {namespace}/{name}", api.delete_namespaced_pod, name, namespace)
+        deleted.append(f"{namespace}/{name}")
+    return deleted

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 CONTROLS = ("status", "pause", "resume", "abort")
 HELP = (
     "Roll the inventory's firmware, BIOS and software out to a live cluster: for each node that differs "
-    "(`clusterctl plan`), drain it through its scheduler (Slurm: `scontrol update state=drain`; a node in no "
-    "scheduler is taken directly), wait for its jobs, update it through the provision stages (firmware, bios, "
+    "(`clusterctl plan`), drain it through its scheduler (Slurm: `scontrol update state=drain`; Kubernetes: "
+    "cordon and evict through the Eviction API, so PodDisruptionBudgets hold; a node in no scheduler is taken "
+    "directly), wait for its jobs, update it through the provision stages (firmware, bios, "
     "os: the same journal, exactly-once flashing and resume), validate it, burn it in alone, and resume it. "
-    "A node that fails stays drained with the failing check as its reason (`sinfo -R`). Batches never take more "
+    "A node that fails stays drained with the failing check as its reason (`sinfo -R`; Kubernetes: cordoned "
+    "and tainted). Batches never take more "
     "than --max-unavailable nodes out of service, counting nodes already down, nor a partition below "
     "--min-available. Killed, the same command picks up the nodes it held.\n\n"
     "`clusterctl maintain status|pause|resume|abort`: where every node is and since when; pause stops "
@@ -58,13 +60,17 @@ def maintain(
     drain_timeout: str = typer.Option("1h", "--drain-timeout", help="A node whose jobs run longer is reported "
                                       "and skipped (resumed untouched)."),
     force_after: str = typer.Option(None, "--force-after", help="Requeue the jobs still on a draining node "
-                                    "after this long (Slurm `scontrol requeue`), logged as an event."),
+                                    "after this long (Slurm `scontrol requeue`), or delete its pods (Kubernetes), "
+                                    "logged as an event."),
     canary: int = typer.Option(0, "--canary", min=0, help="The first N nodes go alone; stop if one fails."),
     max_failures: str = typer.Option(None, "--max-failures", help="Stop after N failed nodes, or P% of them."),
     burnin_minutes: float = typer.Option(5.0, "--burnin-minutes", min=0.0, help="Short burn-in per node "
                                          "(0: none)."),
     burnin_model: str = typer.Option("transformer-big", "--burnin-model", help="The burn-in workload's model."),
     slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm.conf for scontrol."),
+    kubeconfig: Path = typer.Option(None, "--kubeconfig", help="kubeconfig \\[default: ~/.kube/config or "
+                                    "in-cluster]."),
+    context: str = typer.Option(None, "--context", help="kubeconfig context."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the drift and the first batch; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (required without a TTY)."),
     poll: float = typer.Option(5.0, "--poll-interval", min=0.01, help="Seconds between BMC and scheduler polls."),
@@ -94,7 +100,9 @@ def maintain(
         force_after_s=parse_duration(force_after, "--force-after") if force_after else None, canary=canary,
         max_failures=max_failures,
         burnin_minutes=burnin_minutes, burnin_model=burnin_model, poll_s=poll,
-        schedulers=Schedulers(slurm_conf=str(slurm_conf) if slurm_conf else None), tuning=tuning)
+        schedulers=Schedulers(slurm_conf=str(slurm_conf) if slurm_conf else None,
+                              kubeconfig=str(kubeconfig) if kubeconfig else None, context=context),
+        tuning=tuning)
     with cfg.open_store() as store:
         rollout = Rollout(inv, store, options, announce=cfg.note)  # options are checked here, before any change
         if dry_run:

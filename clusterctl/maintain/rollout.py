@@ -8,6 +8,8 @@ that never take the fleet below its capacity floor.
   its drain reason, and the rollout goes on with the others.
 - Each batch is chosen from the scheduler's view at that moment: nodes down or drained for other
   reasons count against `--max-unavailable` and `--min-available`.
+- Drains go through the node's scheduler (clusterctl.maintain.scheduler): Slurm drain/resume,
+  Kubernetes cordon + Eviction API (PodDisruptionBudgets decide) + uncordon, or none.
 - Every transition is a `maintain.<state>` event written before its side effect
   (clusterctl.maintain.ledger), so the same command after a kill -9 picks up the nodes it held.
 """
@@ -210,7 +212,7 @@ class Rollout:
             await self._wait_while_paused()
             await asyncio.sleep(self.options.poll_s)
 
-    def _unavailable(self, states: dict[str, Any]) -> set[str]:
+    def _unavailable(self, states: Any) -> set[str]:
         down = set(self.scheduler.unavailable(states, self.inventory.nodes)) | self.held
         assert self.report is not None
         self.report.peak_unavailable = max(self.report.peak_unavailable, len(down))
@@ -311,9 +313,10 @@ class Rollout:
         assert self.report is not None
         self.report.failed[name] = reason
         self.held.discard(name)
-        if self.scheduler.via(name) == "slurm":
-            actions = q.quarantine({name: reason}, via="slurm", store=self.store, source="clusterctl maintain",
-                                   schedulers=self.options.schedulers, run_id=self.run_id)
+        via = self.scheduler.via(name)
+        if via is not None:  # Slurm: drained with the reason; Kubernetes: cordoned and tainted
+            actions = q.quarantine({name: reason}, via=via, store=self.store, source="clusterctl maintain",
+                                   schedulers=self.scheduler.reach, run_id=self.run_id)
             if not actions[0].ok:
                 _log.error("%s: failed and could not be kept drained: %s", name, actions[0].detail)
         else:
