@@ -125,7 +125,10 @@ async def _dry_run(rollout: Any, nodes: list[Any]) -> dict[str, Any]:
     drifts, previous = await rollout.plan(nodes)
     states = rollout.scheduler.states()
     down = set(rollout.scheduler.unavailable(states, rollout.inventory.nodes))
-    drifted = [d.node for d in drifts if d.drifted]
+    from clusterctl.provision.engine import interleave_racks
+
+    by_name = {n.name: n for n in nodes}
+    drifted = [n.name for n in interleave_racks([by_name[d.node] for d in drifts if d.drifted])]
     first = rollout.floor.choose(drifted, down, rollout.options.canary or None)
     return {"nodes": len(nodes), "drifted": drifted, "summary": summarize(drifts),
             "max_unavailable": rollout.floor.max_unavailable, "unavailable_now": sorted(down),

@@ -117,7 +117,7 @@ class Rollout:
     # -- the run ----------------------------------------------------------------------------------------
 
     async def run(self, nodes: list[Node], *, args: Any = None) -> Report:
-        from clusterctl.provision.engine import failure_threshold
+        from clusterctl.provision.engine import failure_threshold, interleave_racks
         from clusterctl.state import leases
 
         started = time.monotonic()
@@ -147,7 +147,7 @@ class Rollout:
                               f"{', '.join(n.name for n in carried)}")
                 self.held.update(n.name for n in carried)
                 await self._batch(carried, by_name)
-            queue = list(fresh)
+            queue = interleave_racks(fresh)  # a batch spread over racks reboots within each rack's limits
             canary = queue[: self.options.canary]
             while queue and report.stopped is None:
                 await self._wait_while_paused()
