@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 _log = log.get("burnin.quarantine")
 VIA = ("slurm", "kubernetes")
+NONE = "none"
+"""A node in no scheduler (maintain takes such nodes directly): held out by the store's flag alone."""
 TAINT_KEY = "clusterctl.io/burnin"
 TAINT = {"key": TAINT_KEY, "value": "failed", "effect": "NoSchedule"}
 APPLIED = "quarantine.applied"
@@ -73,7 +75,7 @@ def quarantine(nodes_with_reasons: Mapping[str, str | Sequence[str]], *, via: st
                source: str, schedulers: Schedulers = Schedulers(), run_id: int | None = None) -> list[Action]:
     """Drain (Slurm) or cordon and taint (Kubernetes) each node; a node the scheduler refuses is
     reported with ok=False and not flagged, the others still are."""
-    if via not in VIA:
+    if via not in (*VIA, NONE):
         raise ClusterctlError(f"cannot quarantine via {via!r}; choose one of {', '.join(VIA)}")
     actions = []
     for node, reasons in nodes_with_reasons.items():
@@ -81,7 +83,7 @@ def quarantine(nodes_with_reasons: Mapping[str, str | Sequence[str]], *, via: st
         try:
             if via == "slurm":
                 slurm_drain(node, reason, schedulers)
-            else:
+            elif via == "kubernetes":
                 _kube_quarantine(node, schedulers)
         except ClusterctlError as exc:  # the scheduler refused, or cannot be reached at all
             _log.error("%s: not quarantined: %s", node, exc)
@@ -101,7 +103,7 @@ def release(node: str, *, store: Store, schedulers: Schedulers | None = None, vi
     applied = store.events(node=node, kind=APPLIED, limit=1, newest=True)
     recorded: dict[str, Any] = dict(applied[0].payload or {}) if applied else {}
     via = via or recorded.get("via") or _via_from_flag(store, node)
-    if via not in VIA:
+    if via not in (*VIA, NONE):
         raise ClusterctlError(f"{node} has no quarantine recorded in {store.url}; "
                               "name the scheduler with --via slurm|kubernetes")
     given = schedulers or Schedulers()
@@ -110,7 +112,7 @@ def release(node: str, *, store: Store, schedulers: Schedulers | None = None, vi
                        context=given.context or recorded.get("context"), kube_api=given.kube_api)
     if via == "slurm":
         slurm_resume(node, reach)
-    else:
+    elif via == "kubernetes":
         _kube_release(node, reach)
     with store.transaction() as tx:
         tx.set_flag(node, quarantined=False, reason="released", source=f"release:{via}")

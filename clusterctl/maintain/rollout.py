@@ -133,8 +133,9 @@ class Rollout:
             self.start_event = self.store.last_event_id()
             drifts, previous = await self.plan(nodes)
             by_name = {d.node: d for d in drifts}
+            flagged = {f.node for f in self.store.flags(quarantined_only=True)}
             for name, state in previous.items():
-                if state.state == "failed":
+                if state.state == "failed" and name in flagged:  # released since: maintained again
                     report.skipped[name] = f"left drained by an earlier rollout: {state.reason}"
             carried = [n for n in nodes if n.name in previous and previous[n.name].state in ledger.HELD]
             fresh = [n for n in nodes if by_name[n.name].drifted and n.name not in report.skipped
@@ -313,15 +314,13 @@ class Rollout:
         assert self.report is not None
         self.report.failed[name] = reason
         self.held.discard(name)
-        via = self.scheduler.via(name)
-        if via is not None:  # Slurm: drained with the reason; Kubernetes: cordoned and tainted
-            actions = q.quarantine({name: reason}, via=via, store=self.store, source="clusterctl maintain",
-                                   schedulers=self.scheduler.reach, run_id=self.run_id)
-            if not actions[0].ok:
-                _log.error("%s: failed and could not be kept drained: %s", name, actions[0].detail)
-        else:
-            self.store.set_flag(name, quarantined=True, reason=f"clusterctl maintain failed: {reason}"[:MAX_REASON],
-                                source="maintain")
+        # Slurm: drained with the reason; Kubernetes: cordoned and tainted; no scheduler: the store's flag.
+        # `clusterctl burnin release NODE` lets it back, the same way.
+        via = self.scheduler.via(name) or q.NONE
+        actions = q.quarantine({name: reason}, via=via, store=self.store, source="clusterctl maintain",
+                               schedulers=self.scheduler.reach, run_id=self.run_id)
+        if not actions[0].ok:
+            _log.error("%s: failed and could not be kept drained: %s", name, actions[0].detail)
 
     async def _update(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> list[Node]:
         from clusterctl.provision.engine import Engine, Options

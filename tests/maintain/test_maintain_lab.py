@@ -37,10 +37,16 @@ def test_maintain_updates_burns_in_and_resumes_and_keeps_a_slow_node_out(tmp_pat
             flags = [(f.node, f.source) for f in store.flags(quarantined_only=True)]
         assert kinds == ["maintain.draining", "maintain.drained", "maintain.updating", "maintain.updated",
                          "maintain.validating", "maintain.burnin", "maintain.resuming", "maintain.resumed"]
-        assert flags == [("gpu0004", "maintain")]
+        assert flags == [("gpu0004", "clusterctl maintain:none")]
 
         # Run again: nothing drifted, the failed node is left as it is, with its reason.
         code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--burnin-minutes", "0", *FAST)
         assert doc["drifted"] == [] and doc["resumed"] == [], (doc, err)
         assert doc["skipped"]["gpu0004"].startswith("left drained by an earlier rollout: burn-in: ")
         assert lab_changes(lab.directory) == changes
+
+        # Released (`burnin release`, as for any quarantine), it is the operator's again: no longer reported.
+        code, _, err = cli("burnin", "release", "gpu0004")
+        assert code == 0, err
+        code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--burnin-minutes", "0", *FAST)
+        assert code == 0 and doc["skipped"] == {} and doc["drifted"] == [], (doc, err)
