@@ -57,7 +57,8 @@ def _draw(console: Console, data: dict[str, Any]) -> None:
 
     from clusterctl.maintain.drift import summary_lines
 
-    console.print(f"{data['drifted']} of {data['nodes']} node(s) differ from the inventory",
+    unread = f"; {len(data['unreadable'])} not fully read (below)" if data["unreadable"] else ""
+    console.print(f"{data['drifted']} of {data['nodes']} node(s) differ from the inventory{unread}",
                   markup=False, highlight=False)
     for line in summary_lines(data["summary"]):
         console.print("  " + line, markup=False, highlight=False)
