@@ -124,7 +124,7 @@ async def _dry_run(rollout: Any, nodes: list[Any]) -> dict[str, Any]:
 
     drifts, previous = await rollout.plan(nodes)
     states = rollout.scheduler.states()
-    down = set(rollout.scheduler.unavailable(states, rollout.inventory.nodes))
+    down = rollout.out_of_service(states)
     from clusterctl.provision.engine import interleave_racks
 
     by_name = {n.name: n for n in nodes}

@@ -213,8 +213,14 @@ class Rollout:
             await self._wait_while_paused()
             await asyncio.sleep(self.options.poll_s)
 
+    def out_of_service(self, states: Any) -> set[str]:
+        """Out of service now: what the schedulers say, the nodes this rollout holds, and nodes flagged
+        quarantined in the store (the only record for a node in no scheduler)."""
+        flagged = {f.node for f in self.store.flags(quarantined_only=True) if f.node in self.inventory.nodes}
+        return set(self.scheduler.unavailable(states, self.inventory.nodes)) | self.held | flagged
+
     def _unavailable(self, states: Any) -> set[str]:
-        down = set(self.scheduler.unavailable(states, self.inventory.nodes)) | self.held
+        down = self.out_of_service(states)
         assert self.report is not None
         self.report.peak_unavailable = max(self.report.peak_unavailable, len(down))
         return down

@@ -45,6 +45,10 @@ def test_maintain_updates_burns_in_and_resumes_and_keeps_a_slow_node_out(tmp_pat
         assert doc["skipped"]["gpu0004"].startswith("left drained by an earlier rollout: burn-in: ")
         assert lab_changes(lab.directory) == changes
 
+        # A node held out counts against the floor: with room for 2, one is left.
+        code, doc, err = cli("-o", "json", "maintain", str(inventory), "--dry-run", "--max-unavailable", "2")
+        assert code == 0 and doc["unavailable_now"] == ["gpu0004"], (doc, err)
+
         # Released (`burnin release`, as for any quarantine), it is the operator's again: no longer reported.
         code, _, err = cli("burnin", "release", "gpu0004")
         assert code == 0, err
