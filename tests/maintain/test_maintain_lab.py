@@ -54,3 +54,17 @@ def test_maintain_updates_burns_in_and_resumes_and_keeps_a_slow_node_out(tmp_pat
         assert code == 0, err
         code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--burnin-minutes", "0", *FAST)
         assert code == 0 and doc["skipped"] == {} and doc["drifted"] == [], (doc, err)
+
+
+def test_a_failed_canary_stops_the_rollout_before_any_other_node(tmp_path: Path, cli: CLI) -> None:
+    faults = [{"node": "gpu0001", "kind": "gpu_missing", "params": {"gpu": 2}}]
+    with start_lab(tmp_path / "lab", 3, faults, time_scale=2000) as lab:
+        inventory = without_scheduler(lab.inventory(tmp_path / "lab.yaml"))
+        before = lab_changes(lab.directory)
+        code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--canary", "1",
+                             "--max-unavailable", "3", "--burnin-minutes", "0", *FAST)
+        assert code == 1 and doc["stopped"] == "canary failed on gpu0001", (doc, err)
+        assert list(doc["failed"]) == ["gpu0001"] and "gpu.count" in doc["failed"]["gpu0001"]
+        after = lab_changes(lab.directory)
+        assert after["gpu0002"] == before["gpu0002"] and after["gpu0003"] == before["gpu0003"]
+        assert after["gpu0001"]["firmware_applied"]  # the canary itself was updated, then failed validation
