@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support.cli import CLI
 from support.lab import start_lab
-from support.maintain_lab import FAST, lab_changes, retarget_firmware, without_scheduler
+from support.maintain_lab import FAST, lab_changes, retarget_firmware, retarget_software, without_scheduler
 
 from clusterctl.state.store import Store
 
@@ -68,3 +68,26 @@ def test_a_failed_canary_stops_the_rollout_before_any_other_node(tmp_path: Path,
         after = lab_changes(lab.directory)
         assert after["gpu0002"] == before["gpu0002"] and after["gpu0003"] == before["gpu0003"]
         assert after["gpu0001"]["firmware_applied"]  # the canary itself was updated, then failed validation
+
+
+def test_a_driver_change_runs_the_os_stage_and_validation_judges_the_result(tmp_path: Path, cli: CLI) -> None:
+    """The lab's nodes report the software the lab ships whatever a playbook does, so a new driver target
+    goes through the os stage (the playbooks, applied again) and then fails validation on its version:
+    the node stays out with that reason, which is what a node whose driver did not take must do."""
+    with start_lab(tmp_path / "lab", 2, time_scale=2000) as lab:
+        inventory = without_scheduler(lab.inventory(tmp_path / "lab.yaml"))
+        for component, version in (("iDRAC", "7.00.30.00"), ("BIOS", "2.2.8"), ("ConnectX-7", "28.39.1002"),
+                                   ("HGX-H100", "23.10.2"), ("CPLD", "1.1.1")):
+            retarget_firmware(inventory, lab.directory, component, version)  # what the servers run: no change
+        inventory.write_text(inventory.read_text().replace("  bios_profile: ai-training\n", ""))
+        retarget_software(inventory, "driver", "550.127.05")
+        code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--limit", "gpu0001",
+                             "--burnin-minutes", "0", *FAST)
+        assert code == 1, (doc, err)
+        assert doc["failed"]["gpu0001"].startswith("validate: software.driver: 550.90.07, expected 550.127.05")
+        with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+            updating = next(e for e in store.events(0, node="gpu0001", stage="maintain")
+                            if e.kind == "maintain.updating")
+            ran = [e.payload.get("result") for e in store.events(0, node="gpu0001", kind="os.outcome")]
+        assert updating.payload["stages"] == ["firmware", "bios", "os"] and ran == ["ok"], (updating.payload, ran)
+        assert lab_changes(lab.directory)["gpu0001"]["firmware_applied"] == {}
