@@ -137,9 +137,13 @@ class Rollout:
             for name, state in previous.items():
                 if state.state == "failed" and name in flagged:  # released since: maintained again
                     report.skipped[name] = f"left drained by an earlier rollout: {state.reason}"
+            for d in drifts:
+                unread = {k: v for k, v in d.errors.items() if k in ("firmware", "bios")}
+                if unread and not d.drifted:
+                    report.skipped[d.node] = "; ".join(f"{k} not read: {v}" for k, v in unread.items())
             carried = [n for n in nodes if n.name in previous and previous[n.name].state in ledger.HELD]
-            fresh = [n for n in nodes if by_name[n.name].drifted and n.name not in report.skipped
-                     and n not in carried]
+            taken = {n.name for n in carried} | set(report.skipped)
+            fresh = [n for n in nodes if by_name[n.name].drifted and n.name not in taken]
             for node in carried + fresh:
                 self.reasons[node.name] = by_name[node.name].describe()
             report.drifted = [n.name for n in carried + fresh]
@@ -149,17 +153,18 @@ class Rollout:
                 self.held.update(n.name for n in carried)
                 await self._batch(carried, by_name)
             queue = interleave_racks(fresh)  # a batch spread over racks reboots within each rack's limits
-            canary = queue[: self.options.canary]
+            canary = {n.name for n in queue[: self.options.canary]}
             while queue and report.stopped is None:
                 await self._wait_while_paused()
-                in_canary = bool(canary) and queue[0] in canary
-                batch = await self._next_batch(queue, limit=len(canary) if in_canary else None)
+                in_canary = queue[0].name in canary
+                batch = await self._next_batch([n for n in queue if n.name in canary] if in_canary else queue)
                 if not batch:
                     break
-                queue = [n for n in queue if n not in batch]
+                started_now = {n.name for n in batch}
+                queue = [n for n in queue if n.name not in started_now]
                 await self._batch(batch, by_name)
-                if in_canary and not [n for n in queue if n in canary]:
-                    failed = [n.name for n in canary if n.name in report.failed]
+                if in_canary and not any(n.name in canary for n in queue):
+                    failed = sorted(canary & set(report.failed))
                     if failed:
                         report.stopped = f"canary failed on {', '.join(failed)}"
                 if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
@@ -195,14 +200,14 @@ class Rollout:
         if ledger.current_control(self.store, self.start_event) == "abort":
             raise Stop
 
-    async def _next_batch(self, queue: list[Node], *, limit: int | None) -> list[Node]:
+    async def _next_batch(self, queue: list[Node]) -> list[Node]:
         """The next nodes the floor lets go, waiting (up to the drain timeout) while it lets none."""
         deadline = time.monotonic() + self.options.drain_timeout_s
         names = [n.name for n in queue]
         while True:
             states = await asyncio.to_thread(self.scheduler.states)
             down = self._unavailable(states)
-            chosen = set(self.floor.choose(names, down, limit))
+            chosen = set(self.floor.choose(names, down))
             if chosen:
                 return [n for n in queue if n.name in chosen]
             if time.monotonic() > deadline:
