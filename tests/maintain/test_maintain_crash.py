@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.lab import start_lab
-from support.maintain_lab import FAST, lab_changes, retarget_firmware
+from support.maintain_lab import FAST, lab_changes, retarget_firmware, wait_running
 from support.slurm import SlurmCluster, available
 
 from clusterctl.maintain import ledger
@@ -79,7 +79,8 @@ def test_kill_nine_during_drain_update_and_resume_then_rerun(slurm: SlurmCluster
     with start_lab(tmp_path / "lab", 4, time_scale=500) as lab:
         inventory = lab.inventory(tmp_path / "lab.yaml")
         retarget_firmware(inventory, lab.directory, "HGX-H100", "24.07.0")
-        slurm.run("sbatch", "-w", "gpu0001", "-o", "/dev/null", "--wrap", "sleep 8")
+        job = slurm.run("sbatch", "--parsable", "-w", "gpu0001", "-o", "/dev/null", "--wrap", "sleep 8").strip()
+        wait_running(slurm, job)
         resumed_before: dict[str, int] = {}
         with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
             mark = store.last_event_id()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support.cli import CLI
 from support.lab import start_lab
-from support.maintain_lab import FAST, lab_changes, retarget_firmware
+from support.maintain_lab import FAST, lab_changes, retarget_firmware, wait_running
 from support.slurm import SlurmCluster, available
 
 from clusterctl.state.store import Store
@@ -70,6 +70,8 @@ def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
         job = slurm.run("sbatch", "--parsable", "-w", "gpu0001", "-o", "/dev/null", "--wrap", "sleep 3").strip()
         endless = slurm.run("sbatch", "--parsable", "-w", "gpu0002", "-o", "/dev/null", "--wrap",
                             "sleep 300").strip()
+        wait_running(slurm, job)
+        wait_running(slurm, endless)
         sampler = Sampler(slurm)
         sampler.start()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 from clusterctl.sim.inventory import firmware_file_name, lab_firmware_image
 
@@ -58,3 +59,15 @@ def without_scheduler(inventory: Path) -> Path:
 
 
 FAST = ["--poll-interval", "0.05", "--request-timeout", "5", "--job-timeout", "20", "--reboot-timeout", "20"]
+
+
+def wait_running(cluster: Any, job: str, timeout_s: float = 30.0) -> None:
+    """Until Slurm runs the job (a drain of a node whose job is still pending would wait for nothing)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cluster.run("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"job {job} did not start within {timeout_s} s")
