@@ -154,12 +154,13 @@ def _control(cfg: Any, action: str) -> None:
         run = store.latest_run("maintain")
         states = ledger.last_states(store)
         control = ledger.current_control(store, _run_start_event(store, run))
-    now = time.time()
+        now = time.time()
+        spent = ledger.time_in_states(store, now=now)
     data = {
         "run": None if run is None else {"id": run.id, "status": run.status},
         "control": control or "running",
-        "nodes": [{**s.as_dict(), "for_s": round(now - s.since, 1)} for s in sorted(states.values(),
-                                                                                  key=lambda s: s.node)],
+        "nodes": [{**s.as_dict(), "for_s": round(now - s.since, 1), "time_in_states_s": spent.get(s.node, {})}
+                  for s in sorted(states.values(), key=lambda s: s.node)],
     }
     cfg.emit(data, lambda console: _draw_status(console, data))
 

@@ -61,6 +61,29 @@ def last_states(store: Store, nodes: Iterable[str] | None = None) -> dict[str, N
     return found
 
 
+def time_in_states(store: Store, nodes: Iterable[str] | None = None, *,
+                   now: float | None = None) -> dict[str, dict[str, float]]:
+    """{node: {state: seconds spent in it}}, over every rollout; the current state counts until `now`
+    (a final state, resumed or failed, counts nothing: the node is no longer in the rollout)."""
+    names = set(nodes) if nodes is not None else None
+    now = time.time() if now is None else now
+    entered: dict[str, tuple[str, float]] = {}
+    spent: dict[str, dict[str, float]] = {}
+    for e in store.events(0, stage=STAGE):
+        if not e.kind.startswith(PREFIX) or e.node is None or (names is not None and e.node not in names):
+            continue
+        if e.node in entered:
+            state, since = entered[e.node]
+            spent.setdefault(e.node, {})
+            spent[e.node][state] = spent[e.node].get(state, 0.0) + e.ts - since
+        entered[e.node] = (e.kind[len(PREFIX):], e.ts)
+    for node, (state, since) in entered.items():
+        spent.setdefault(node, {})
+        if state not in FINAL:
+            spent[node][state] = spent[node].get(state, 0.0) + now - since
+    return {node: {k: round(v, 2) for k, v in states.items()} for node, states in spent.items()}
+
+
 def control(store: Store, action: str, *, note: str | None = None) -> None:
     with store.transaction() as tx:
         tx.event(CONTROL, payload={"action": action, "note": note, "at": time.time()})

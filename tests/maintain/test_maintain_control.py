@@ -70,4 +70,8 @@ def test_pause_stops_new_nodes_resume_goes_on_abort_leaves_the_node_out_with_a_r
         code, status, _ = cli("-o", "json", "maintain", "status")
         shown = {n["node"]: n for n in status["nodes"]}
         assert shown[node]["state"] == "aborted" and shown[node]["reason"] == reason
+        # Time spent in each state, from the events: gpu0001 went through all of them and is done.
+        spent = shown["gpu0001"]["time_in_states_s"]
+        assert {"draining", "drained", "updating", "updated", "validating", "resuming"} <= set(spent)
+        assert "resumed" not in spent and spent["updating"] > 0
         assert status["run"]["status"] == "failed" and status["control"] == "abort"
