@@ -13,11 +13,12 @@ from clusterctl import eventloop
 from clusterctl.cli import plan as plan_cli
 from clusterctl.cli.context import settings
 from clusterctl.errors import ClusterctlError
+from clusterctl.maintain.ledger import ACTIONS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-CONTROLS = ("status", "pause", "resume", "abort")
+CONTROLS = ("status", *ACTIONS)
 HELP = (
     "Roll the inventory's firmware, BIOS and software out to a live cluster: for each node that differs "
     "(`clusterctl plan`), drain it through its scheduler (Slurm: `scontrol update state=drain`; Kubernetes: "

@@ -157,16 +157,19 @@ class Rollout:
             while queue and report.stopped is None:
                 await self._wait_while_paused()
                 in_canary = queue[0].name in canary
-                batch = await self._next_batch([n for n in queue if n.name in canary] if in_canary else queue)
-                if not batch:
-                    break
-                started_now = {n.name for n in batch}
+                batch, dropped = await self._next_batch([n for n in queue if n.name in canary] if in_canary
+                                                        else queue)
+                started_now = {n.name for n in batch} | dropped
                 queue = [n for n in queue if n.name not in started_now]
-                await self._batch(batch, by_name)
-                if in_canary and not any(n.name in canary for n in queue):
+                if batch:
+                    await self._batch(batch, by_name)
+                elif not dropped:
+                    break
+                if canary and not any(n.name in canary for n in queue):  # the canaries are through
                     failed = sorted(canary & set(report.failed))
                     if failed:
                         report.stopped = f"canary failed on {', '.join(failed)}"
+                    canary = set()
                 if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
                     report.stopped = f"{len(report.failed)} node(s) failed (--max-failures {self.options.max_failures})"
             status = "succeeded" if not report.failed and report.stopped is None else "failed"
@@ -200,23 +203,37 @@ class Rollout:
         if ledger.current_control(self.store, self.start_event) == "abort":
             raise Stop
 
-    async def _next_batch(self, queue: list[Node]) -> list[Node]:
-        """The next nodes the floor lets go, waiting (up to the drain timeout) while it lets none."""
+    async def _next_batch(self, queue: list[Node]) -> tuple[list[Node], set[str]]:
+        """The next nodes the floor lets go, waiting (up to the drain timeout) while it lets none; and the
+        queued nodes out of service for reasons of their own (drained by someone, down, quarantined), which are
+        reported and left alone: they count against the floor, they are not this rollout's to take."""
         deadline = time.monotonic() + self.options.drain_timeout_s
-        names = [n.name for n in queue]
         while True:
             states = await asyncio.to_thread(self.scheduler.states)
             down = self._unavailable(states)
-            chosen = set(self.floor.choose(names, down))
+            elsewhere = {n.name for n in queue if n.name in down and n.name not in self.held}
+            if elsewhere:
+                await asyncio.to_thread(self._skip_elsewhere, elsewhere, states)
+                return [], elsewhere
+            chosen = set(self.floor.choose([n.name for n in queue], down))
             if chosen:
-                return [n for n in queue if n.name in chosen]
+                return [n for n in queue if n.name in chosen], set()
             if time.monotonic() > deadline:
                 assert self.report is not None
                 why = "; ".join(self.floor.broken(down)) or "no node fits under the floor"
                 self.report.stopped = f"capacity floor: {why} for {self.options.drain_timeout_s:.0f} s"
-                return []
+                return [], set()
             await self._wait_while_paused()
             await asyncio.sleep(self.options.poll_s)
+
+    def _skip_elsewhere(self, names: set[str], states: Any) -> None:
+        assert self.report is not None
+        why = self.scheduler.unavailable(states, names)
+        flags = {f.node: f.reason for f in self.store.flags(quarantined_only=True)}
+        for name in sorted(names):
+            reason = f"out of service for another reason: {why.get(name) or flags.get(name) or 'unknown'}"
+            self._record(name, "skipped", reason)
+            self.report.skipped[name] = reason
 
     def out_of_service(self, states: Any) -> set[str]:
         """Out of service now: what the schedulers say, the nodes this rollout holds, and nodes flagged
@@ -259,14 +276,24 @@ class Rollout:
             self.report.held[name] = reason
 
     async def _drain(self, batch: list[Node]) -> list[Node]:
-        def drain_all() -> None:
+        def drain_all() -> set[str]:
+            refused = set()
             for node in batch:
                 reason = f"clusterctl maintain: {self.reasons.get(node.name, 'update')}"[:MAX_REASON]
                 self._record(node.name, "draining", reason, via=self.scheduler.via(node.name) or "direct")
                 self.held.add(node.name)
-                self.scheduler.drain(node.name, reason)
+                try:
+                    self.scheduler.drain(node.name, reason)
+                except ClusterctlError as exc:  # the scheduler refused: the node is not ours to take
+                    refused.add(node.name)
+                    self.held.discard(node.name)
+                    self._record(node.name, "skipped", f"not drained: {exc}")
+                    assert self.report is not None
+                    self.report.skipped[node.name] = f"not drained: {exc}"
+            return refused
 
-        await asyncio.to_thread(drain_all)
+        refused = await asyncio.to_thread(drain_all)
+        batch = [n for n in batch if n.name not in refused]
         waiting = {n.name for n in batch}
         began = time.monotonic()
         deadline = began + self.options.drain_timeout_s
@@ -275,7 +302,12 @@ class Rollout:
             states = await asyncio.to_thread(self.scheduler.states)
             self._unavailable(states)
             for name in sorted(waiting):
-                if self.scheduler.idle(name, states):
+                try:
+                    idle = await asyncio.to_thread(self.scheduler.idle, name, states)
+                except ClusterctlError as exc:  # the scheduler did not answer this time: asked again next poll
+                    _log.warning("%s: drain not confirmed yet: %s", name, exc)
+                    idle = False
+                if idle:
                     waiting.discard(name)
                     await asyncio.to_thread(self._record, name, "drained")
             if not waiting or time.monotonic() > deadline:
@@ -307,7 +339,12 @@ class Rollout:
 
     def _give_back(self, name: str, state: str, reason: str | None = None) -> None:
         self._record(name, "resuming", reason)
-        self.scheduler.resume(name)
+        try:
+            self.scheduler.resume(name)
+        except ClusterctlError as exc:  # still drained: say so, with why
+            self.held.discard(name)
+            self._fail(name, f"resume refused: {exc}")
+            return
         self.held.discard(name)
         self._record(name, state, reason)
         assert self.report is not None

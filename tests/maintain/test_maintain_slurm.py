@@ -1,7 +1,8 @@
 """`clusterctl maintain` against a real Slurm cluster (slurmctld and one slurmd per node on this host) and the
 lab's BMCs and SSH nodes: a real `sleep` job holds one node until it ends, a job that would outlast the
-drain is requeued by --force-after, the capacity floor is sampled from `sinfo` throughout, and a node that
-fails validation stays drained with the failing check in `sinfo -R`."""
+drain is requeued by --force-after, a node an operator drained counts against the floor and is left alone,
+the capacity floor is sampled from `sinfo` throughout, and a node that fails validation stays drained with
+the failing check in `sinfo -R`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from support.slurm import SlurmCluster, available
 
 from clusterctl.state.store import Store
 
-NODES = ["gpu0001", "gpu0002", "gpu0003", "gpu0004"]
+NODES = ["gpu0001", "gpu0002", "gpu0003", "gpu0004", "gpu0005"]
 IN_SERVICE = {"idle", "mix", "alloc", "comp"}
 
 
@@ -64,7 +65,7 @@ class Sampler(threading.Thread):
 def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
         slurm: SlurmCluster, tmp_path: Path, cli: CLI) -> None:
     faults = [{"node": "gpu0003", "kind": "ib_port_down", "params": {"port": 2}}]
-    with start_lab(tmp_path / "lab", 4, faults, time_scale=2000) as lab:
+    with start_lab(tmp_path / "lab", 5, faults, time_scale=2000) as lab:
         inventory = lab.inventory(tmp_path / "lab.yaml")
         retarget_firmware(inventory, lab.directory, "HGX-H100", "24.07.0")
         job = slurm.run("sbatch", "--parsable", "-w", "gpu0001", "-o", "/dev/null", "--wrap", "sleep 3").strip()
@@ -72,10 +73,12 @@ def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
                             "sleep 300").strip()
         wait_running(slurm, job)
         wait_running(slurm, endless)
+        # An operator's drain: the node counts against the floor and is left alone.
+        slurm.run("scontrol", "update", "nodename=gpu0005", "state=drain", "reason=admin: fan 3 noisy")
         sampler = Sampler(slurm)
         sampler.start()
         try:
-            code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "2",
+            code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "3",
                                  "--burnin-minutes", "0", "--force-after", "6s", "--slurm-conf", str(slurm.conf),
                                  *FAST)
         finally:
@@ -85,16 +88,18 @@ def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
             slurm.run("scancel", endless)
         assert code == 1, (doc, err)  # one node failed
         assert doc["resumed"] == ["gpu0001", "gpu0002", "gpu0004"], doc
+        assert doc["skipped"] == {"gpu0005": "out of service for another reason: drained: admin: fan 3 noisy"}
         assert list(doc["failed"]) == ["gpu0003"] and "fabric.ib_port_state" in doc["failed"]["gpu0003"]
 
-        # The floor held at every sample: never more than 2 of the 4 nodes out of service.
+        # The floor held at every sample: never more than 3 of the 5 nodes out of service, the operator's
+        # drained node counted, so two at a time were maintained.
         worst, picture = sampler.worst()
-        assert len(sampler.samples) > 10 and worst <= 2, picture
-        assert any(sum(s not in IN_SERVICE for s in sample.values()) == 2 for sample in sampler.samples)
+        assert len(sampler.samples) > 10 and worst <= 3, picture
+        assert any(sum(s not in IN_SERVICE for s in sample.values()) == 3 for sample in sampler.samples)
 
         # The failing node stays drained with the failing check as its reason; the others serve again.
         reasons = slurm.drain_reasons()
-        assert list(reasons) == ["gpu0003"]
+        assert sorted(reasons) == ["gpu0003", "gpu0005"] and reasons["gpu0005"] == "admin: fan 3 noisy"
         assert reasons["gpu0003"].startswith("clusterctl maintain failed: validate: fabric.ib_port_state")
         states = slurm.node_states()
         assert all(states[n].rstrip("*") == "idle" for n in ("gpu0001", "gpu0002", "gpu0004")), states
@@ -114,5 +119,7 @@ def test_maintain_drains_waits_for_the_job_updates_validates_and_resumes(
         updating = next(e for e in events if e.kind == "maintain.updating")
         assert drained.ts >= end - 1 and updating.ts >= drained.ts
         changes = lab_changes(lab.directory)
-        assert {n: c["firmware"]["gpu"] for n, c in changes.items()} == dict.fromkeys(NODES, "24.07.0")
-        assert all(c["firmware_applied"]["gpu"] == 1 for c in changes.values())
+        assert {n: c["firmware"]["gpu"] for n, c in changes.items() if n != "gpu0005"} == \
+            dict.fromkeys(NODES[:4], "24.07.0")
+        assert all(c["firmware_applied"]["gpu"] == 1 for n, c in changes.items() if n != "gpu0005")
+        assert changes["gpu0005"]["firmware_applied"] == {}
