@@ -81,6 +81,7 @@ def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Pop
 def rollout(inventory_file: Path, limit: str | None, max_unavailable: str, poll: float) -> tuple[float, dict]:
     from clusterctl.eventloop import run
     from clusterctl.inventory import load_inventory
+    from clusterctl.maintain.floor import parse_count
     from clusterctl.maintain.rollout import MaintainOptions, Rollout
     from clusterctl.provision.context import Tuning
     from clusterctl.state.store import Store
@@ -90,7 +91,8 @@ def rollout(inventory_file: Path, limit: str | None, max_unavailable: str, poll:
     tuning = Tuning(poll_s=poll, job_deadline_s=3600, reboot_deadline_s=3600, request_timeout_s=60,
                     stage_retry_wait_s=poll)
     options = MaintainOptions(max_unavailable=max_unavailable, burnin_minutes=0, poll_s=poll,
-                              concurrency=max(64, len(nodes)), tuning=tuning)
+                              concurrency=max(64, parse_count(max_unavailable, len(inventory.nodes), "")),
+                              tuning=tuning)
     with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
         started = time.monotonic()
         report = run(Rollout(inventory, store, options, announce=lambda m: print(m, file=sys.stderr)).run(nodes))
@@ -123,6 +125,7 @@ def main() -> int:
         "nodes": args.nodes, "max_unavailable": width, "time_scale": args.time_scale,
         "one_node_s": round(t1, 2), "one_node_resumed": len(one["resumed"]),
         "rollout_s": round(wall, 1), "resumed": len(report["resumed"]), "failed": len(report["failed"]),
+        "skipped": len(report["skipped"]), "observe_s": round(report["observe_s"], 1),
         "peak_unavailable": report["peak_unavailable"],
         "lower_bound_s": round(bound, 1), "ratio": round(wall / bound, 3),
     }
@@ -131,7 +134,7 @@ def main() -> int:
     else:
         for key, value in figures.items():
             print(f"{key:>18}: {value}")
-    return 0 if report["resumed"] and not report["failed"] else 1
+    return 0 if report["resumed"] and not report["failed"] and not report["skipped"] else 1
 
 
 if __name__ == "__main__":
