@@ -395,8 +395,10 @@ class Rollout:
             from dataclasses import replace
 
             tuning = replace(tuning, os_reapply=True)
+        # The whole batch at once: its nodes are out of service already, and a node waiting for an engine slot
+        # is capacity lost. BMC requests stay bounded by the engine's limits, reboots by the power gate.
         engine = Engine(self.inventory, self.store,
-                        Options(stages=stages, concurrency=self.options.concurrency, tuning=tuning))
+                        Options(stages=stages, concurrency=max(self.options.concurrency, len(batch)), tuning=tuning))
         summary = await engine.run(batch, args={"maintain_run": self.run_id, "stages": stages})
         ok = []
         for node in batch:
