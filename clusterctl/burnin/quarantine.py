@@ -4,7 +4,8 @@ Slurm drains the node with the reason (`sinfo -R` shows it); Kubernetes cordons 
 adds the taint `clusterctl.io/burnin=failed:NoSchedule`. Either way the store gets the
 flag and a `quarantine.applied` event recording the mechanism and how it was reached,
 so `release` undoes exactly what was done without being told which scheduler it was.
-Used by `clusterctl burnin --quarantine` and `clusterctl validate --quarantine`.
+Used by `clusterctl burnin --quarantine` and `clusterctl validate --quarantine`; `clusterctl maintain`
+drains, watches and resumes nodes through the same Slurm calls (`slurm_drain`, `slurm_nodes`, `slurm_resume`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 _log = log.get("burnin.quarantine")
 VIA = ("slurm", "kubernetes")
+NONE = "none"
+"""A node in no scheduler (maintain takes such nodes directly): held out by the store's flag alone."""
 TAINT_KEY = "clusterctl.io/burnin"
 TAINT = {"key": TAINT_KEY, "value": "failed", "effect": "NoSchedule"}
 APPLIED = "quarantine.applied"
@@ -72,15 +75,15 @@ def quarantine(nodes_with_reasons: Mapping[str, str | Sequence[str]], *, via: st
                source: str, schedulers: Schedulers = Schedulers(), run_id: int | None = None) -> list[Action]:
     """Drain (Slurm) or cordon and taint (Kubernetes) each node; a node the scheduler refuses is
     reported with ok=False and not flagged, the others still are."""
-    if via not in VIA:
+    if via not in (*VIA, NONE):
         raise ClusterctlError(f"cannot quarantine via {via!r}; choose one of {', '.join(VIA)}")
     actions = []
     for node, reasons in nodes_with_reasons.items():
         reason = _reason_text(source, reasons)
         try:
             if via == "slurm":
-                _scontrol(["update", f"nodename={node}", "state=drain", f"reason={reason}"], schedulers)
-            else:
+                slurm_drain(node, reason, schedulers)
+            elif via == "kubernetes":
                 _kube_quarantine(node, schedulers)
         except ClusterctlError as exc:  # the scheduler refused, or cannot be reached at all
             _log.error("%s: not quarantined: %s", node, exc)
@@ -100,7 +103,7 @@ def release(node: str, *, store: Store, schedulers: Schedulers | None = None, vi
     applied = store.events(node=node, kind=APPLIED, limit=1, newest=True)
     recorded: dict[str, Any] = dict(applied[0].payload or {}) if applied else {}
     via = via or recorded.get("via") or _via_from_flag(store, node)
-    if via not in VIA:
+    if via not in (*VIA, NONE):
         raise ClusterctlError(f"{node} has no quarantine recorded in {store.url}; "
                               "name the scheduler with --via slurm|kubernetes")
     given = schedulers or Schedulers()
@@ -108,13 +111,69 @@ def release(node: str, *, store: Store, schedulers: Schedulers | None = None, vi
                        kubeconfig=given.kubeconfig or recorded.get("kubeconfig"),
                        context=given.context or recorded.get("context"), kube_api=given.kube_api)
     if via == "slurm":
-        _scontrol(["update", f"nodename={node}", "state=resume"], reach)
-    else:
+        slurm_resume(node, reach)
+    elif via == "kubernetes":
         _kube_release(node, reach)
     with store.transaction() as tx:
         tx.set_flag(node, quarantined=False, reason="released", source=f"release:{via}")
         tx.event(RELEASED, node=node, payload={"via": via})
     return Action(node, via, "released", True)
+
+
+def slurm_drain(node: str, reason: str, schedulers: Schedulers) -> None:
+    """`scontrol update state=drain`: Slurm starts nothing new on the node; its running jobs go on."""
+    _scontrol(["update", f"nodename={node}", "state=drain", f"reason={' '.join(reason.split())[:MAX_REASON]}"],
+              schedulers)
+
+
+def slurm_resume(node: str, schedulers: Schedulers) -> None:
+    _scontrol(["update", f"nodename={node}", "state=resume"], schedulers)
+
+
+def slurm_jobs(node: str, schedulers: Schedulers) -> list[str]:
+    """Ids of the jobs running (or being started) on the node."""
+    out = _run(["squeue", "-h", "-w", node, "-t", "RUNNING,CONFIGURING,COMPLETING", "-o", "%i"], schedulers,
+               what=f"squeue -w {node}")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def slurm_requeue(job_ids: list[str], schedulers: Schedulers) -> None:
+    """`scontrol requeue`: the jobs go back to the queue and start again elsewhere (or later)."""
+    if job_ids:
+        _scontrol(["requeue", ",".join(job_ids)], schedulers)
+
+
+@dataclass(frozen=True)
+class SlurmNode:
+    state: str
+    """Slurm's long state without its flags (`drained`, `draining`, `idle`, `mixed`, `down`...)."""
+    reason: str
+    flags: str = ""
+    """The suffixes Slurm adds: `*` not responding, `~` powered off, `#` powering up..."""
+
+    @property
+    def available(self) -> bool:
+        """Able to take jobs now: neither drained, down, failing nor powered off."""
+        return self.state in ("idle", "mixed", "allocated", "completing") and not set(self.flags) & set("*~#%!")
+
+    @property
+    def drained(self) -> bool:
+        """Drained with no job left on it (Slurm's `drained`, or a drained node that went down)."""
+        return self.state in ("drained", "down", "fail")
+
+
+def slurm_nodes(schedulers: Schedulers) -> dict[str, SlurmNode]:
+    """Every node Slurm knows, with its state and reason (one line per node, whatever its partitions)."""
+    out = _run(["sinfo", "-h", "-N", "-o", "%N|%T|%E"], schedulers, what="sinfo")
+    found: dict[str, SlurmNode] = {}
+    for line in out.splitlines():
+        parts = line.split("|", 2)
+        if len(parts) != 3:
+            continue
+        name, state, reason = parts
+        base = state.rstrip("*~#%!$@^-")
+        found[name] = SlurmNode(base.lower(), "" if reason == "none" else reason, state[len(base):])
+    return found
 
 
 def _via_from_flag(store: Store, node: str) -> str | None:
@@ -125,19 +184,24 @@ def _via_from_flag(store: Store, node: str) -> str | None:
 
 
 def _scontrol(args: list[str], schedulers: Schedulers) -> None:
+    _run(["scontrol", *args], schedulers, what=f"scontrol {args[0]} {args[1]}")
+
+
+def _run(argv: list[str], schedulers: Schedulers, *, what: str) -> str:
     env = dict(os.environ)
     if schedulers.slurm_conf:
         env["SLURM_CONF"] = schedulers.slurm_conf
     try:
-        proc = subprocess.run(["scontrol", *args], env=env, capture_output=True, text=True,  # noqa: S603,S607
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True,  # noqa: S603
                               timeout=SCONTROL_TIMEOUT_S, check=False)
     except FileNotFoundError:
-        raise QuarantineError("scontrol is not installed on this machine") from None
+        raise QuarantineError(f"{argv[0]} is not installed on this machine") from None
     except subprocess.TimeoutExpired:
-        raise QuarantineError(f"scontrol did not answer within {SCONTROL_TIMEOUT_S}s") from None
+        raise QuarantineError(f"{argv[0]} did not answer within {SCONTROL_TIMEOUT_S}s") from None
     if proc.returncode:
         message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise QuarantineError(f"scontrol {args[0]} {args[1]}: {message[-1] if message else f'exit {proc.returncode}'}")
+        raise QuarantineError(f"{what}: {message[-1] if message else f'exit {proc.returncode}'}")
+    return proc.stdout
 
 
 def _core_api(schedulers: Schedulers) -> Any:
@@ -177,3 +241,84 @@ def _kube_release(node: str, schedulers: Schedulers) -> None:
     current = _kube_call(f"read node {node}", api.read_node, node)
     taints = [t for t in _taints(current) if t["key"] != TAINT_KEY]
     _kube_call(f"uncordon {node}", api.patch_node, node, {"spec": {"unschedulable": False, "taints": taints}})
+
+
+# -- Kubernetes, for `clusterctl maintain`: cordon, evict through the Eviction API, uncordon --------------
+
+
+@dataclass(frozen=True)
+class KubeNode:
+    ready: bool
+    unschedulable: bool
+
+    @property
+    def available(self) -> bool:
+        return self.ready and not self.unschedulable
+
+
+def kube_nodes(schedulers: Schedulers) -> dict[str, KubeNode]:
+    api = _core_api(schedulers)
+    found = {}
+    for item in _kube_call("list nodes", api.list_node).items:
+        conditions = (item.status.conditions if item.status else None) or []
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+        found[item.metadata.name] = KubeNode(ready, bool(item.spec and item.spec.unschedulable))
+    return found
+
+
+def kube_cordon(node: str, schedulers: Schedulers, *, cordon: bool = True) -> None:
+    api = _core_api(schedulers)
+    _kube_call(f"{'cordon' if cordon else 'uncordon'} {node}", api.patch_node, node,
+               {"spec": {"unschedulable": cordon}})
+
+
+def _evictable(pod: Any) -> bool:
+    """What `kubectl drain` evicts: not a DaemonSet's pod (it would come back), not a static (mirror) pod,
+    not one that has already ended."""
+    owners = pod.metadata.owner_references or []
+    annotations = pod.metadata.annotations or {}
+    phase = pod.status.phase if pod.status else None
+    return (not any(o.kind == "DaemonSet" for o in owners) and "kubernetes.io/config.mirror" not in annotations
+            and phase not in ("Succeeded", "Failed"))
+
+
+def kube_pods(node: str, schedulers: Schedulers) -> list[tuple[str, str]]:
+    """(namespace, name) of the pods on the node that a drain must move."""
+    api = _core_api(schedulers)
+    pods = _kube_call(f"list pods on {node}", api.list_pod_for_all_namespaces,
+                      field_selector=f"spec.nodeName={node}").items
+    return [(p.metadata.namespace, p.metadata.name) for p in pods if _evictable(p)]
+
+
+def kube_evict(node: str, schedulers: Schedulers) -> list[str]:
+    """Ask the Eviction API to move every pod off the node; returns the pods still there ("ns/name").
+
+    An eviction a PodDisruptionBudget forbids is answered 429 and simply tried again at the next
+    call, as `kubectl drain` does: the budget, not clusterctl, decides when the pod may go.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    api = _core_api(schedulers)
+    left = []
+    for namespace, name in kube_pods(node, schedulers):
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        try:
+            api.create_namespaced_pod_eviction(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            if exc.status != 429:
+                raise QuarantineError(f"evict {namespace}/{name}: Kubernetes answered {exc.status} {exc.reason}") \
+                    from None
+        left.append(f"{namespace}/{name}")
+    return left
+
+
+def kube_delete_pods(node: str, schedulers: Schedulers) -> list[str]:
+    """--force-after: delete the pods a drain could not evict (their budgets are overridden)."""
+    api = _core_api(schedulers)
+    deleted = []
+    for namespace, name in kube_pods(node, schedulers):
+        _kube_call(f"delete pod {namespace}/{name}", api.delete_namespaced_pod, name, namespace)
+        deleted.append(f"{namespace}/{name}")
+    return deleted

@@ -19,6 +19,7 @@ from clusterctl.cli import check as check_cli
 from clusterctl.cli import dashboard as dashboard_cli
 from clusterctl.cli import inventory as inventory_cli
 from clusterctl.cli import lab as lab_cli
+from clusterctl.cli import maintain as maintain_cli
 from clusterctl.cli import provision as provision_cli
 from clusterctl.cli import state as state_cli
 from clusterctl.cli import validate as validate_cli
@@ -57,6 +58,7 @@ validate_cli.register(app)
 burnin_cli.register(app)
 check_cli.register(app)
 dashboard_cli.register(app)
+maintain_cli.register(app)
 
 
 def _version(value: bool) -> None:

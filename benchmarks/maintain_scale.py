@@ -1,0 +1,141 @@
+"""A rolling firmware change on N lab nodes (default 2,000) against its lower bound.
+
+The lab's servers start on their shipped firmware; the inventory pins exactly those versions except
+the HGX GPU firmware (23.10.2 -> 24.03.1) and names no BIOS attributes, so every node has one change.
+Each node goes through `maintain` as an operator runs it, taken directly (no scheduler): update
+(firmware stage: push, apply 300 s, reboot), validate over the lab's SSH, resume; no burn-in
+(--burnin-minutes 0), whose fixed minutes would only add the same to both sides.
+
+    one node's critical path  t1 = a rollout of the first node alone (measured, its overheads included)
+    lower bound                  = ceil((N - 1) / width) x t1, width = --max-unavailable of N
+    ratio                        = the rollout of the other N - 1 nodes / lower bound    (goal: <= 1.15)
+
+    python benchmarks/maintain_scale.py --nodes 2000 --time-scale 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO, REPO / "tests"):
+    if str(path) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(path))
+
+SIM_KEY = {"iDRAC": "idrac", "BIOS": "bios", "ConnectX-7": "nic", "HGX-H100": "gpu", "PSU": "psu", "CPLD": "cpld"}
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=int, default=2000)
+    p.add_argument("--max-unavailable", default="10%")
+    p.add_argument("--time-scale", type=float, default=20.0, help="simulated seconds per real second")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="real seconds between BMC polls")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return p.parse_args()
+
+
+def start_lab(work: Path, nodes: int, time_scale: float) -> tuple[subprocess.Popen[bytes], Path]:
+    """The lab as its own process with SSH, and an inventory whose only drift is the HGX firmware."""
+    from support.maintain_lab import retarget_firmware, without_scheduler
+    from support.ports import free_port
+
+    from clusterctl.sim.bmc import COMPONENTS
+    from clusterctl.sim.inventory import render_lab_inventory, write_firmware_images
+
+    lab_dir = work / "lab"
+    lab_dir.mkdir(parents=True, mode=0o700)
+    write_firmware_images(lab_dir)
+    port, ssh_port = free_port("127.1.0.1", 20000, 45000), free_port("127.2.0.1")
+    with open(work / "sim.log", "wb") as log:
+        lab = subprocess.Popen(
+            [sys.executable, "-m", "clusterctl.sim", "--lab-dir", str(lab_dir), "--nodes", str(nodes),
+             "--port", str(port), "--latency-ms", "0", "--time-scale", str(time_scale),
+             "--ssh-port", str(ssh_port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (lab_dir / "lab.json").exists():
+        if lab.poll() is not None or time.monotonic() > deadline:
+            lab.kill()
+            raise SystemExit(f"the lab did not start: {(work / 'sim.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    inventory = work / "maintain-inventory.yaml"
+    inventory.write_text(re.sub(r"  bios_profile: .*\n", "",
+                                render_lab_inventory(nodes, lab_dir, bmc_port=port, ssh_port=ssh_port)))
+    without_scheduler(inventory)
+    for component, key in SIM_KEY.items():
+        if component != "HGX-H100":
+            retarget_firmware(inventory, lab_dir, component, COMPONENTS[key][2])
+    return lab, inventory
+
+
+def rollout(inventory_file: Path, limit: str | None, max_unavailable: str, poll: float) -> tuple[float, dict]:
+    from clusterctl.eventloop import run
+    from clusterctl.inventory import load_inventory
+    from clusterctl.maintain.floor import parse_count
+    from clusterctl.maintain.rollout import MaintainOptions, Rollout
+    from clusterctl.provision.context import Tuning
+    from clusterctl.state.store import Store
+
+    inventory = load_inventory(inventory_file)
+    nodes = inventory.select(limit)
+    tuning = Tuning(poll_s=poll, job_deadline_s=3600, reboot_deadline_s=3600, request_timeout_s=60,
+                    stage_retry_wait_s=poll)
+    options = MaintainOptions(max_unavailable=max_unavailable, burnin_minutes=0, poll_s=poll,
+                              concurrency=max(64, parse_count(max_unavailable, len(inventory.nodes), "")),
+                              tuning=tuning)
+    with Store.open(os.environ["CLUSTERCTL_STATE"]) as store:
+        started = time.monotonic()
+        report = run(Rollout(inventory, store, options, announce=lambda m: print(m, file=sys.stderr)).run(nodes))
+        return time.monotonic() - started, report.as_dict()
+
+
+def main() -> int:
+    args = parse()
+    work = Path(tempfile.mkdtemp(prefix="clusterctl-maintain-bench-"))
+    os.environ["HOME"] = str(work)
+    os.environ["CLUSTERCTL_STATE"] = f"sqlite:///{work / 'state.db'}"
+    from clusterctl.maintain.floor import parse_count
+    from clusterctl.sim.fleet import node_name
+
+    lab, inventory = start_lab(work, args.nodes, args.time_scale)
+    try:
+        t1, one = rollout(inventory, node_name(0), args.max_unavailable, args.poll_interval)
+        rest = node_name(1) if args.nodes == 2 else f"gpu[{node_name(1)[3:]}-{node_name(args.nodes - 1)[3:]}]"
+        wall, report = rollout(inventory, rest, args.max_unavailable, args.poll_interval)
+    finally:
+        lab.terminate()
+        try:
+            lab.wait(30)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            lab.wait()
+    width = parse_count(args.max_unavailable, args.nodes, "--max-unavailable")
+    bound = math.ceil((args.nodes - 1) / width) * t1
+    figures = {
+        "nodes": args.nodes, "max_unavailable": width, "time_scale": args.time_scale,
+        "one_node_s": round(t1, 2), "one_node_resumed": len(one["resumed"]),
+        "rollout_s": round(wall, 1), "resumed": len(report["resumed"]), "failed": len(report["failed"]),
+        "skipped": len(report["skipped"]), "observe_s": round(report["observe_s"], 1),
+        "peak_unavailable": report["peak_unavailable"],
+        "lower_bound_s": round(bound, 1), "ratio": round(wall / bound, 3),
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>18}: {value}")
+    return 0 if report["resumed"] and not report["failed"] and not report["skipped"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

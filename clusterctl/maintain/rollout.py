@@ -1,0 +1,465 @@
+"""A rolling maintenance: drain -> wait for jobs -> update -> validate -> short burn-in -> resume, in batches
+that never take the fleet below its capacity floor.
+
+- The update is the provision engine on the batch, with the stages the drift needs (firmware,
+  bios, os), so flashing is journalled, exactly-once and resumable as in `provision`.
+- Validation is `validate_nodes` (recorded as a validate run); the burn-in is the burn-in
+  workload on each node alone. A node that fails any step stays drained, the failing check as
+  its drain reason, and the rollout goes on with the others.
+- Each batch is chosen from the scheduler's view at that moment: nodes down or drained for other
+  reasons count against `--max-unavailable` and `--min-available`.
+- Drains go through the node's scheduler (clusterctl.maintain.scheduler): Slurm drain/resume,
+  Kubernetes cordon + Eviction API (PodDisruptionBudgets decide) + uncordon, or none.
+- Every transition is a `maintain.<state>` event written before its side effect
+  (clusterctl.maintain.ledger), so the same command after a kill -9 picks up the nodes it held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from clusterctl import log
+from clusterctl.burnin.quarantine import Schedulers
+from clusterctl.errors import ClusterctlError
+from clusterctl.maintain import ledger
+from clusterctl.maintain.drift import NodeDrift, observe
+from clusterctl.maintain.floor import Floor, parse_count, parse_min_available
+from clusterctl.maintain.scheduler import Scheduler
+from clusterctl.provision.context import Tuning
+
+if TYPE_CHECKING:
+    from clusterctl.inventory import Inventory, Node
+    from clusterctl.state.store import Store
+
+_log = log.get("maintain")
+MAX_REASON = 200
+OBSERVE_AT_ONCE = 64
+
+
+@dataclass
+class MaintainOptions:
+    max_unavailable: str = "5%"
+    min_available: Sequence[str] = ()
+    drain_timeout_s: float = 3600.0
+    force_after_s: float | None = None
+    """Requeue the jobs still on a draining node after this long (None: never)."""
+    canary: int = 0
+    max_failures: str | None = None
+    burnin_minutes: float = 5.0
+    burnin_model: str = "transformer-big"
+    poll_s: float = 5.0
+    """Seconds between looks at the scheduler (drains, the floor, pause)."""
+    concurrency: int = 64
+    schedulers: Schedulers = field(default_factory=Schedulers)
+    tuning: Tuning = field(default_factory=Tuning)
+
+
+@dataclass
+class Report:
+    run_id: int | None
+    nodes: int
+    max_unavailable: int
+    drifted: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)
+    """Left drained on purpose (abort), with the reason."""
+    stopped: str | None = None
+    peak_unavailable: int = 0
+    seconds: float = 0.0
+    observe_s: float = 0.0
+    """Of `seconds`, the time spent reading the fleet's drift before the first batch."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.run_id, "nodes": self.nodes, "drifted": sorted(self.drifted),
+                "resumed": sorted(self.resumed), "failed": dict(sorted(self.failed.items())),
+                "skipped": dict(sorted(self.skipped.items())), "held": dict(sorted(self.held.items())),
+                "stopped": self.stopped, "max_unavailable": self.max_unavailable,
+                "peak_unavailable": self.peak_unavailable, "seconds": round(self.seconds, 2),
+                "observe_s": round(self.observe_s, 2)}
+
+
+class Stop(Exception):  # noqa: N818 - a signal inside the rollout, never raised out of it
+    """An abort arrived between steps."""
+
+
+class Rollout:
+    def __init__(self, inventory: Inventory, store: Store, options: MaintainOptions,
+                 *, announce: Callable[[str], None] = _log.info) -> None:
+        self.inventory = inventory
+        self.store = store
+        self.options = options
+        self.announce = announce
+        self.scheduler = Scheduler(inventory, options.schedulers)
+        partitions: dict[str, set[str]] = {}
+        for node in inventory.nodes.values():
+            if node.scheduler.slurm.partition:
+                partitions.setdefault(node.scheduler.slurm.partition, set()).add(node.name)
+        total = len(inventory.nodes)
+        self.floor = Floor(total=total, max_unavailable=parse_count(options.max_unavailable, total,
+                                                                      "--max-unavailable"),
+                           partitions=partitions,
+                           min_available=parse_min_available(options.min_available, partitions))
+        self.run_id: int | None = None
+        self.start_event = 0
+        self.held: set[str] = set()
+        self.report: Report | None = None
+        self.reasons: dict[str, str] = {}
+
+    # -- the plan ---------------------------------------------------------------------------------------
+
+    async def plan(self, nodes: list[Node]) -> tuple[list[NodeDrift], dict[str, ledger.NodeState]]:
+        previous = await asyncio.to_thread(ledger.last_states, self.store, [n.name for n in nodes])
+        # Observing is BMC reads and one agent run per node: bounded on its own, whatever the update's width
+        # (2,000 BMC sessions opened at once time out on a small controller, and those nodes go unread).
+        drifts = await observe(self.inventory, nodes, concurrency=min(self.options.concurrency, OBSERVE_AT_ONCE))
+        return drifts, previous
+
+    # -- the run ----------------------------------------------------------------------------------------
+
+    async def run(self, nodes: list[Node], *, args: Any = None) -> Report:
+        from clusterctl.provision.engine import failure_threshold, interleave_racks
+        from clusterctl.state import leases
+
+        started = time.monotonic()
+        threshold = failure_threshold(self.options.max_failures, len(nodes))
+        lease = await asyncio.to_thread(leases.acquire, self.store, "maintain",
+                                        command=f"maintain {self.inventory.path}")
+        report = Report(run_id=None, nodes=len(nodes), max_unavailable=self.floor.max_unavailable)
+        self.report = report
+        status = "failed"
+        try:
+            self.run_id = report.run_id = self.store.start_run("maintain", inventory=str(self.inventory.path),
+                                                                args=args)
+            self.start_event = self.store.last_event_id()
+            observing = time.monotonic()
+            drifts, previous = await self.plan(nodes)
+            report.observe_s = time.monotonic() - observing
+            by_name = {d.node: d for d in drifts}
+            flagged = {f.node for f in self.store.flags(quarantined_only=True)}
+            for name, state in previous.items():
+                if state.state == "failed" and name in flagged:  # released since: maintained again
+                    report.skipped[name] = f"left drained by an earlier rollout: {state.reason}"
+            for d in drifts:
+                unread = {k: v for k, v in d.errors.items() if k in ("firmware", "bios")}
+                if unread and not d.drifted:
+                    report.skipped[d.node] = "; ".join(f"{k} not read: {v}" for k, v in unread.items())
+            carried = [n for n in nodes if n.name in previous and previous[n.name].state in ledger.HELD]
+            taken = {n.name for n in carried} | set(report.skipped)
+            fresh = [n for n in nodes if by_name[n.name].drifted and n.name not in taken]
+            for node in carried + fresh:
+                self.reasons[node.name] = by_name[node.name].describe()
+            report.drifted = [n.name for n in carried + fresh]
+            if carried:
+                self.announce(f"taking up {len(carried)} node(s) an earlier rollout held: "
+                              f"{', '.join(n.name for n in carried)}")
+                self.held.update(n.name for n in carried)
+                await self._batch(carried, by_name)
+            queue = interleave_racks(fresh)  # a batch spread over racks reboots within each rack's limits
+            canary = {n.name for n in queue[: self.options.canary]}
+            while queue and report.stopped is None:
+                await self._wait_while_paused()
+                in_canary = queue[0].name in canary
+                batch, dropped = await self._next_batch([n for n in queue if n.name in canary] if in_canary
+                                                        else queue)
+                started_now = {n.name for n in batch} | dropped
+                queue = [n for n in queue if n.name not in started_now]
+                if batch:
+                    await self._batch(batch, by_name)
+                elif not dropped:
+                    break
+                if canary and not any(n.name in canary for n in queue):  # the canaries are through
+                    failed = sorted(canary & set(report.failed))
+                    if failed:
+                        report.stopped = f"canary failed on {', '.join(failed)}"
+                    canary = set()
+                if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
+                    report.stopped = f"{len(report.failed)} node(s) failed (--max-failures {self.options.max_failures})"
+            done = not report.failed and not report.skipped and report.stopped is None
+            status = "succeeded" if done else "failed"  # as the exit code says
+        except Stop:
+            report.stopped = "aborted (clusterctl maintain abort)"
+            status = "failed"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status = "interrupted"
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            if report.run_id is not None:
+                self.store.finish_run(report.run_id, status, report.as_dict())
+            await asyncio.to_thread(lease.release)
+        return report
+
+    async def _wait_while_paused(self) -> None:
+        announced = False
+        while True:
+            action = await asyncio.to_thread(ledger.current_control, self.store, self.start_event)
+            if action == "abort":
+                raise Stop
+            if action != "pause":
+                return
+            if not announced:
+                self.announce("paused: no new node starts until `clusterctl maintain resume`")
+                announced = True
+            await asyncio.sleep(self.options.poll_s)
+
+    def _check_abort(self) -> None:
+        if ledger.current_control(self.store, self.start_event) == "abort":
+            raise Stop
+
+    async def _next_batch(self, queue: list[Node]) -> tuple[list[Node], set[str]]:
+        """The next nodes the floor lets go, waiting (up to the drain timeout) while it lets none; and the
+        queued nodes out of service for reasons of their own (drained by someone, down, quarantined), which are
+        reported and left alone: they count against the floor, they are not this rollout's to take."""
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        while True:
+            states = await asyncio.to_thread(self.scheduler.states)
+            down = self._unavailable(states)
+            elsewhere = {n.name for n in queue if n.name in down and n.name not in self.held}
+            if elsewhere:
+                await asyncio.to_thread(self._skip_elsewhere, elsewhere, states)
+                return [], elsewhere
+            chosen = set(self.floor.choose([n.name for n in queue], down))
+            if chosen:
+                return [n for n in queue if n.name in chosen], set()
+            if time.monotonic() > deadline:
+                assert self.report is not None
+                why = "; ".join(self.floor.broken(down)) or "no node fits under the floor"
+                self.report.stopped = f"capacity floor: {why} for {self.options.drain_timeout_s:.0f} s"
+                return [], set()
+            await self._wait_while_paused()
+            await asyncio.sleep(self.options.poll_s)
+
+    def _skip_elsewhere(self, names: set[str], states: Any) -> None:
+        assert self.report is not None
+        why = self.scheduler.unavailable(states, names)
+        flags = {f.node: f.reason for f in self.store.flags(quarantined_only=True)}
+        for name in sorted(names):
+            reason = f"out of service for another reason: {why.get(name) or flags.get(name) or 'unknown'}"
+            self._record(name, "skipped", reason)
+            self.report.skipped[name] = reason
+
+    def out_of_service(self, states: Any) -> set[str]:
+        """Out of service now: what the schedulers say, the nodes this rollout holds, and nodes flagged
+        quarantined in the store (the only record for a node in no scheduler)."""
+        flagged = {f.node for f in self.store.flags(quarantined_only=True) if f.node in self.inventory.nodes}
+        return set(self.scheduler.unavailable(states, self.inventory.nodes)) | self.held | flagged
+
+    def _unavailable(self, states: Any) -> set[str]:
+        down = self.out_of_service(states)
+        assert self.report is not None
+        self.report.peak_unavailable = max(self.report.peak_unavailable, len(down))
+        return down
+
+    # -- one batch --------------------------------------------------------------------------------------
+
+    def _record(self, node: str, state: str, reason: str | None = None, **payload: Any) -> None:
+        ledger.record(self.store, node, state, run_id=self.run_id, reason=reason, **payload)
+
+    async def _batch(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> None:
+        names = [n.name for n in batch]
+        self.announce(f"batch of {len(batch)}: {', '.join(names)}")
+        try:
+            live = await self._drain(batch)
+            live = await self._update(live, drifts)
+            live = await self._validate(live)
+            live = await self._burnin(live)
+            await self._resume(live)
+        except Stop:
+            await asyncio.to_thread(self._hold_on_abort, names)
+            raise
+
+    def _hold_on_abort(self, names: list[str]) -> None:
+        assert self.report is not None
+        for name in names:
+            if name not in self.held:
+                continue
+            reason = f"clusterctl maintain aborted before: {self.reasons.get(name, 'its update')}"[:MAX_REASON]
+            self._record(name, "aborted", reason)
+            self.scheduler.keep_drained(name, reason)
+            self.report.held[name] = reason
+
+    async def _drain(self, batch: list[Node]) -> list[Node]:
+        def drain_all() -> set[str]:
+            refused = set()
+            for node in batch:
+                reason = f"clusterctl maintain: {self.reasons.get(node.name, 'update')}"[:MAX_REASON]
+                self._record(node.name, "draining", reason, via=self.scheduler.via(node.name) or "direct")
+                self.held.add(node.name)
+                try:
+                    self.scheduler.drain(node.name, reason)
+                except ClusterctlError as exc:  # the scheduler refused: the node is not ours to take
+                    refused.add(node.name)
+                    self.held.discard(node.name)
+                    self._record(node.name, "skipped", f"not drained: {exc}")
+                    assert self.report is not None
+                    self.report.skipped[node.name] = f"not drained: {exc}"
+            return refused
+
+        refused = await asyncio.to_thread(drain_all)
+        batch = [n for n in batch if n.name not in refused]
+        waiting = {n.name for n in batch}
+        began = time.monotonic()
+        deadline = began + self.options.drain_timeout_s
+        forced: set[str] = set()
+        while True:
+            states = await asyncio.to_thread(self.scheduler.states)
+            self._unavailable(states)
+            for name in sorted(waiting):
+                try:
+                    idle = await asyncio.to_thread(self.scheduler.idle, name, states)
+                except ClusterctlError as exc:  # the scheduler did not answer this time: asked again next poll
+                    _log.warning("%s: drain not confirmed yet: %s", name, exc)
+                    idle = False
+                if idle:
+                    waiting.discard(name)
+                    await asyncio.to_thread(self._record, name, "drained")
+            if not waiting or time.monotonic() > deadline:
+                break
+            force = self.options.force_after_s
+            if force is not None and time.monotonic() - began >= force:
+                for name in sorted(waiting - forced):
+                    forced.add(name)
+                    await asyncio.to_thread(self._force, name)
+            await asyncio.to_thread(self._check_abort)
+            await asyncio.sleep(self.options.poll_s)
+        for name in sorted(waiting):  # jobs that did not finish: reported, skipped, given back
+            why = f"jobs still running after --drain-timeout {self.options.drain_timeout_s:.0f} s"
+            await asyncio.to_thread(self._give_back, name, "skipped", why)
+        return [n for n in batch if n.name not in waiting]
+
+    def _force(self, name: str) -> None:
+        """--force-after: the node's jobs are requeued, and that is an event of its own."""
+        self._record(name, "forcing", f"jobs still running after --force-after {self.options.force_after_s:.0f} s")
+        try:
+            jobs = self.scheduler.force(name)
+        except ClusterctlError as exc:
+            _log.error("%s: jobs not requeued: %s", name, exc)
+            jobs, error = [], str(exc)
+        else:
+            error = None
+        self._record(name, "draining", "jobs requeued" if not error else f"requeue failed: {error}",
+                     requeued=jobs)
+
+    def _give_back(self, name: str, state: str, reason: str | None = None) -> None:
+        self._record(name, "resuming", reason)
+        try:
+            self.scheduler.resume(name)
+        except ClusterctlError as exc:  # still drained: say so, with why
+            self.held.discard(name)
+            self._fail(name, f"resume refused: {exc}")
+            return
+        self.held.discard(name)
+        self._record(name, state, reason)
+        assert self.report is not None
+        if state == "skipped":
+            self.report.skipped[name] = reason or ""
+        else:
+            self.report.resumed.append(name)
+
+    def _fail(self, name: str, reason: str) -> None:
+        """The node stays drained (or out of service), its failing check as the reason."""
+        from clusterctl.burnin import quarantine as q
+
+        reason = " ".join(reason.split())
+        self._record(name, "failed", reason)
+        assert self.report is not None
+        self.report.failed[name] = reason
+        self.held.discard(name)
+        # Slurm: drained with the reason; Kubernetes: cordoned and tainted; no scheduler: the store's flag.
+        # `clusterctl burnin release NODE` lets it back, the same way.
+        via = self.scheduler.via(name) or q.NONE
+        actions = q.quarantine({name: reason}, via=via, store=self.store, source="clusterctl maintain",
+                               schedulers=self.scheduler.reach, run_id=self.run_id)
+        if not actions[0].ok:
+            _log.error("%s: failed and could not be kept drained: %s", name, actions[0].detail)
+
+    async def _update(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> list[Node]:
+        from clusterctl.provision.engine import Engine, Options
+        from clusterctl.provision.stages import STAGES
+
+        if not batch:
+            return []
+        await asyncio.to_thread(self._check_abort)
+        needed = {"firmware", "bios"} | {s for n in batch for s in drifts[n.name].stages}
+        stages = [s for s in STAGES if s in needed]
+        for node in batch:
+            await asyncio.to_thread(self._record, node.name, "updating", None, stages=stages)
+        tuning = self.options.tuning
+        if "os" in stages:
+            from dataclasses import replace
+
+            tuning = replace(tuning, os_reapply=True)
+        # The whole batch at once: its nodes are out of service already, and a node waiting for an engine slot
+        # is capacity lost. BMC requests stay bounded by the engine's limits, reboots by the power gate.
+        engine = Engine(self.inventory, self.store,
+                        Options(stages=stages, concurrency=max(self.options.concurrency, len(batch)), tuning=tuning))
+        summary = await engine.run(batch, args={"maintain_run": self.run_id, "stages": stages})
+        ok = []
+        for node in batch:
+            if node.name in summary.failed:
+                stage, reason = summary.failed[node.name]
+                await asyncio.to_thread(self._fail, node.name, f"{stage}: {reason}")
+            elif node.name in summary.ready:
+                await asyncio.to_thread(self._record, node.name, "updated")
+                ok.append(node)
+            else:  # pending: the engine stopped before it (its lease was lost)
+                await asyncio.to_thread(self._fail, node.name, f"update not finished: {summary.stopped}")
+        return ok
+
+    async def _validate(self, batch: list[Node]) -> list[Node]:
+        from clusterctl.validate.evaluate import NODE_SIDE
+        from clusterctl.validate.run import Request, record, validate_nodes
+
+        if not batch:
+            return []
+        await asyncio.to_thread(self._check_abort)
+        for node in batch:
+            await asyncio.to_thread(self._record, node.name, "validating")
+        request = Request(categories=NODE_SIDE, parallel=min(32, len(batch)))
+        report = await asyncio.to_thread(validate_nodes, self.inventory, batch, request)
+        await asyncio.to_thread(record, self.store, report, inventory=str(self.inventory.path),
+                                args={"maintain_run": self.run_id})
+        failing = {v.node: v for v in report.verdicts if v.status == "fail"}
+        ok = []
+        for node in batch:
+            verdict = failing.get(node.name)
+            if verdict is None:
+                ok.append(node)
+                continue
+            problems = "; ".join(f"{c.name}: {c.detail}" for c in verdict.problems() if c.status == "fail")
+            await asyncio.to_thread(self._fail, node.name, f"validate: {problems}")
+        return ok
+
+    async def _burnin(self, batch: list[Node]) -> list[Node]:
+        from clusterctl.maintain.burnin import short_burnin
+
+        if not batch or self.options.burnin_minutes <= 0:
+            return batch
+        await asyncio.to_thread(self._check_abort)
+
+        async def one(node: Node) -> list[str]:
+            await asyncio.to_thread(self._record, node.name, "burnin", None, minutes=self.options.burnin_minutes)
+            try:
+                return await asyncio.to_thread(short_burnin, self.store, self.inventory, node.name,
+                                               minutes=self.options.burnin_minutes, model=self.options.burnin_model)
+            except Exception as exc:  # noqa: BLE001 - one node's broken burn-in must not stop the others
+                return [f"{type(exc).__name__}: {exc}"]
+
+        results = await asyncio.gather(*(one(n) for n in batch))
+        ok = []
+        for node, reasons in zip(batch, results, strict=True):
+            if reasons:
+                await asyncio.to_thread(self._fail, node.name, "burn-in: " + "; ".join(reasons))
+            else:
+                ok.append(node)
+        return ok
+
+    async def _resume(self, batch: list[Node]) -> None:
+        for node in batch:
+            await asyncio.to_thread(self._give_back, node.name, "resumed")
