@@ -13,6 +13,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from clusterctl.counts import count_or_share
 from clusterctl.errors import ClusterctlError
 
 
@@ -22,17 +23,8 @@ class FloorOptionError(ClusterctlError):
 
 def parse_count(text: str, total: int, option: str) -> int:
     """`5` or `10%` of `total` -> nodes (a percentage rounds down, at least 1)."""
-    raw = text.strip()
     try:
-        if raw.endswith("%"):
-            pct = float(raw[:-1])
-            if not 0 < pct <= 100:
-                raise ValueError
-            return max(1, math.floor(total * pct / 100))
-        count = int(raw)
-        if count < 1:
-            raise ValueError
-        return count
+        return count_or_share(text, total, rounding="down")
     except ValueError:
         raise FloorOptionError(f"{option} {text!r}: expected a count (5) or a percentage (10%)") from None
 

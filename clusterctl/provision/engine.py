@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
+from clusterctl.counts import count_or_share
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError, StateError
 from clusterctl.provision.context import NodeContext, StageResult, Tuning
 from clusterctl.provision.images import ImageCheck
@@ -83,17 +83,8 @@ def failure_threshold(text: str | None, nodes: int) -> int | None:
     """`--max-failures 5` or `10%` -> the failure count that stops the run (None: never)."""
     if text is None or not text.strip():
         return None
-    raw = text.strip()
     try:
-        if raw.endswith("%"):
-            pct = float(raw[:-1])
-            if not 0 < pct <= 100:
-                raise ValueError
-            return max(1, math.ceil(nodes * pct / 100))
-        count = int(raw)
-        if count < 1:
-            raise ValueError
-        return count
+        return count_or_share(text, nodes, rounding="up")
     except ValueError:
         raise ProvisionOptionError(f"--max-failures {text!r}: expected a count (5) or a percentage (10%)") from None
 

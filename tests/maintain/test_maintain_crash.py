@@ -12,33 +12,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.lab import start_lab
 from support.maintain_lab import FAST, lab_changes, retarget_firmware, wait_running
-from support.slurm import SlurmCluster, available
+from support.slurm import SlurmCluster
 
 from clusterctl.maintain import ledger
 from clusterctl.state.store import Store
 
 NODES = ["gpu0001", "gpu0002", "gpu0003", "gpu0004"]
 RUNNER = "import sys\nfrom clusterctl.cli import main\nsys.exit(main.run(sys.argv[1:]))\n"
-
-
-@pytest.fixture
-def slurm(tmp_path: Path) -> Iterator[SlurmCluster]:
-    why = available()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    cluster = SlurmCluster(tmp_path / "slurm", NODES, partition="gpu")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def start(inventory: Path, slurm: SlurmCluster, out: Path) -> subprocess.Popen[bytes]:

@@ -10,33 +10,17 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.cli import CLI
 from support.lab import start_lab
 from support.maintain_lab import FAST, lab_changes, retarget_firmware, wait_running
-from support.slurm import SlurmCluster, available
+from support.slurm import SlurmCluster
 
 from clusterctl.state.store import Store
 
 NODES = ["gpu0001", "gpu0002", "gpu0003", "gpu0004", "gpu0005"]
 IN_SERVICE = {"idle", "mix", "alloc", "comp"}
-
-
-@pytest.fixture
-def slurm(tmp_path: Path) -> Iterator[SlurmCluster]:
-    why = available()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    cluster = SlurmCluster(tmp_path / "slurm", NODES, partition="gpu")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 class Sampler(threading.Thread):
