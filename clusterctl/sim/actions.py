@@ -225,7 +225,6 @@ def patch_bios(req: Request) -> Response:
             "The property Attributes is a required property and must be included in the request.",
             args=["Attributes"],
         )
-    req.bmc.set_bios_pending(attrs)
     apply_block = body.get("@Redfish.SettingsApplyTime") or {}
     if not isinstance(apply_block, dict):
         raise ActionError(
@@ -236,19 +235,22 @@ def patch_bios(req: Request) -> Response:
             args=["@Redfish.SettingsApplyTime"],
         )
     apply = apply_block.get("ApplyTime")
-    headers = {}
-    if apply in ("OnReset", "Immediate"):
-        job = req.bmc.create_bios_job()
-        headers["Location"] = f"{MGR}/Jobs/{job.id}"
-        if apply == "Immediate":
-            req.bmc.reset("ForceRestart" if req.bmc.power_state != "Off" else "On")
-    elif apply is not None:
+    if apply is not None and apply not in ("OnReset", "Immediate"):
         raise ActionError(
             400,
             "Base.1.12.PropertyValueNotInList",
             f"The value '{apply}' for the property ApplyTime is not in the list of acceptable values.",
             args=[str(apply), "ApplyTime"],
         )
+    if apply is not None:
+        req.bmc.require_lc()  # refused before anything is staged: a retried PATCH finds the same ETag
+    req.bmc.set_bios_pending(attrs)
+    headers = {}
+    if apply in ("OnReset", "Immediate"):
+        job = req.bmc.create_bios_job()
+        headers["Location"] = f"{MGR}/Jobs/{job.id}"
+        if apply == "Immediate":
+            req.bmc.reset("ForceRestart" if req.bmc.power_state != "Off" else "On")
     return Response(202 if headers else 200, R.bios_settings(req.bmc), headers)
 
 

@@ -21,6 +21,7 @@ e.g. `https://repo/fw/BIOS_1.6.2.EXE`.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -326,9 +327,14 @@ class BMC:
         return self.lc_ready_at is None or self.clock.now() >= self.lc_ready_at
 
     def require_lc(self) -> None:
+        """Refused with 503 and Retry-After, the DMTF way to say "later": a client that knows the LC
+        asks GetRemoteServicesAPIStatus first and is never refused (the test counts lc_refusals); a
+        generic Redfish client is refused and retries when told."""
         if not self.lc_ready():
             self.journal.lc_refusals += 1
-            raise ActionError(400, "IDRAC.2.8.LC060", LC_NOT_READY)
+            assert self.lc_ready_at is not None
+            wait = math.ceil(self.clock.real_seconds(self.lc_ready_at - self.clock.now()))
+            raise ActionError(503, "IDRAC.2.8.LC060", LC_NOT_READY, retry_after=max(1, wait))
 
     def _settle_job(self, job: Job, now: float) -> None:
         if job.outcome == "invalid":
