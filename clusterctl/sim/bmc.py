@@ -702,13 +702,7 @@ class BMC:
     def extended_reset(self, reset_type: str, final_power_state: str) -> None:
         """DellOemChassis.ExtendedReset: a virtual AC cycle that drains flea power, so firmware that waits
         for one (HGX baseboard, CPLD) takes effect; the server must be off first, as on iDRAC9 7.x."""
-        if reset_type != "PowerCycle":
-            raise ActionError(
-                400,
-                "Base.1.12.ActionParameterValueNotInList",
-                f"The value '{reset_type}' for the parameter ResetType is not in the list of acceptable values.",
-                args=[str(reset_type), "ResetType"],
-            )
+        _only_power_cycle(reset_type)
         if final_power_state not in ("On", "Off"):
             raise ActionError(
                 400,
@@ -726,9 +720,10 @@ class BMC:
             )
         self._ac_cycle(final_power_state)
 
-    def chassis_power_cycle(self) -> None:
+    def chassis_power_cycle(self, reset_type: str) -> None:
         """DMTF Chassis.Reset PowerCycle, which DMTF defines as a full power removal followed by a power
         restore: an AC cycle from whatever state the server is in, back on at the end."""
+        _only_power_cycle(reset_type)
         self.settle()
         self._set_power("Off", None)
         self._ac_cycle("On")
@@ -891,3 +886,14 @@ class BMC:
             "sel_entries": len(self.sel),
             "faults": [f.as_dict() for f in self.hw.faults],
         }
+
+
+def _only_power_cycle(reset_type: str) -> None:
+    """The chassis resets (DMTF's and Dell's ExtendedReset) take PowerCycle and nothing else."""
+    if reset_type != "PowerCycle":
+        raise ActionError(
+            400,
+            "Base.1.12.ActionParameterValueNotInList",
+            f"The value '{reset_type}' for the parameter ResetType is not in the list of acceptable values.",
+            args=[str(reset_type), "ResetType"],
+        )

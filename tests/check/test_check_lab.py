@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from support.cli import run_cli
-from support.lab import Lab, start_lab
+from support.lab import Lab, labs
 
 from clusterctl.sim import process as lab_process
 from clusterctl.state import schema
@@ -24,20 +24,10 @@ DAY = 86_400.0
 
 @pytest.fixture
 def lab_factory(tmp_path: Path) -> Iterator[Any]:
-    labs: list[Lab] = []
-
-    def make(nodes: int, faults: list[dict[str, Any]] | None = None) -> Lab:
-        # time scale 1: simulated time moves only when the test advances it (a round's few real
-        # seconds add a few simulated seconds), so the day of every round is known.
-        lab = start_lab(tmp_path / f"lab{len(labs)}", nodes, faults or [], time_scale=1.0)
-        labs.append(lab)
-        return lab
-
-    try:
+    # time scale 1: simulated time moves only when the test advances it (a round's few real
+    # seconds add a few simulated seconds), so the day of every round is known.
+    with labs(tmp_path, time_scale=1.0) as make:
         yield make
-    finally:
-        for lab in labs:
-            lab.stop()
 
 
 def advance(lab: Lab, seconds: float) -> float:

@@ -125,3 +125,21 @@ def lab_from_param(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[L
     nodes, faults = request.param
     with start_lab(tmp_path / "lab", nodes, faults, latency_ms=50.0) as running:
         yield running
+
+
+@contextlib.contextmanager
+def labs(directory: Path, **defaults: Any) -> Iterator[Callable[..., Lab]]:
+    """A factory of labs under `directory` (`make(nodes, faults, **start_lab options)`), every one
+    stopped at the end: for tests that need labs of several sizes or faults."""
+    started: list[Lab] = []
+
+    def make(nodes: int, faults: Sequence[dict[str, Any]] | None = None, **options: Any) -> Lab:
+        lab = start_lab(directory / f"lab{len(started)}", nodes, faults or [], **{**defaults, **options})
+        started.append(lab)
+        return lab
+
+    try:
+        yield make
+    finally:
+        for lab in started:
+            lab.stop()

@@ -19,25 +19,15 @@ from typing import Any
 
 import pytest
 from support.cli import run_cli, run_cli_process
-from support.lab import Lab, start_lab
+from support.lab import labs
 
 from clusterctl.sim.fleet import node_name
 
 
 @pytest.fixture
 def lab_factory(tmp_path: Path) -> Iterator[Any]:
-    labs: list[Lab] = []
-
-    def make(nodes: int, faults: list[dict[str, Any]] | None = None, latency_ms: float = 0.0) -> Lab:
-        lab = start_lab(tmp_path / f"lab{len(labs)}", nodes, faults or [], latency_ms=latency_ms)
-        labs.append(lab)
-        return lab
-
-    try:
+    with labs(tmp_path) as make:
         yield make
-    finally:
-        for lab in labs:
-            lab.stop()
 
 
 def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
