@@ -44,9 +44,7 @@ async def _our_queued_job(ctx: NodeContext) -> str | None:
     recorded = [str(n.payload["job"]) for n in ctx.journal.notes(ctx.name, STAGE) if n.payload.get("job")]
     if not ctx.idrac or not recorded:
         return None
-    in_flight = {j.id for j in await idrac.jobs(await ctx.bmc())
-                 if j.job_state in idrac.JOB_IN_FLIGHT and idrac.is_config_job(j)}
-    return recorded[-1] if recorded[-1] in in_flight else None
+    return recorded[-1] if recorded[-1] in await idrac.config_jobs_in_flight(await ctx.bmc()) else None
 
 
 def _via(ctx: NodeContext) -> str:

@@ -120,6 +120,11 @@ async def delete_job(client: RedfishClient, job_id: str) -> None:
     await client.post(DELETE_JOB_QUEUE, {"JobID": job_id})
 
 
+async def config_jobs_in_flight(client: RedfishClient) -> list[str]:
+    """The JIDs of unfinished BIOS, SCP-import and reboot jobs, in the iDRAC's order."""
+    return [j.id for j in await jobs(client) if j.id and j.job_state in JOB_IN_FLIGHT and is_config_job(j)]
+
+
 async def clear_stale_config_jobs(client: RedfishClient, keep: str | None = None) -> list[str]:
     """Delete the pending BIOS and reboot jobs other than `keep` (the one this run's journal recorded).
 
@@ -127,8 +132,7 @@ async def clear_stale_config_jobs(client: RedfishClient, keep: str | None = None
     apply its own attributes at the next reboot: adopting it would pass a node whose settings nobody
     chose. Its attributes are staged again instead, with a job this run owns.
     """
-    stale = [j.id for j in await jobs(client) if j.id and j.id != keep and j.job_state in JOB_IN_FLIGHT
-             and is_config_job(j)]
+    stale = [job_id for job_id in await config_jobs_in_flight(client) if job_id != keep]
     for job_id in stale:
         _log.info("%s: deleting stale job %s", client.name, job_id)
         await delete_job(client, job_id)
