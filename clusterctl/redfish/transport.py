@@ -14,7 +14,7 @@ can have reached the BMC (`ConnectError`/`ConnectTimeout`: it did not; `RemotePr
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import aiohttp
@@ -44,10 +44,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session = self._session or self._open()
         timeout = request.extensions.get("timeout", {})
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        data: bytes | AsyncIterator[bytes] | None
         try:
             data = request.content or None
-        except httpx.RequestNotRead:  # multipart (a firmware image, already in memory for retries)
-            data = await request.aread() or None
+        except httpx.RequestNotRead:  # a streamed body: a firmware image, read from disk as it is sent
+            # httpx has set Content-Length (the file's size is known), so aiohttp sends it as is,
+            # not chunked: BMCs' upload handlers are not all known to take chunked bodies.
+            data = _chunks(request.stream)
         with _mapped_errors(request):
             async with session.request(
                 request.method,
@@ -76,6 +79,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+async def _chunks(stream: httpx.AsyncByteStream | httpx.SyncByteStream) -> AsyncIterator[bytes]:
+    assert isinstance(stream, httpx.AsyncByteStream), "the async client renders async streams"
+    async for chunk in stream:
+        yield chunk
 
 
 @contextmanager

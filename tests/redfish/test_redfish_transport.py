@@ -50,6 +50,39 @@ def test_a_multipart_firmware_upload_arrives_whole(tmp_path: Any) -> None:
     assert b'"@Redfish.OperationApplyTime"' in req.body
 
 
+def test_a_firmware_upload_refused_with_503_is_sent_again_whole_from_the_file(tmp_path: Any) -> None:
+    """The image is streamed from disk, not held in memory: a retry must read it again from the start."""
+    image = tmp_path / "HGX_X.EXE"
+    image.write_bytes(bytes(range(256)) * 1024)  # 256 kB: several of httpx's 64 kB chunks
+    bmc = FakeBMC()
+    bmc.add("/redfish/v1/UpdateService", {"MultipartHttpPushUri": "/redfish/v1/UpdateService/upload"})
+    received: list[Req] = []
+
+    def busy_then_accept(req: Req) -> Resp:
+        received.append(req)
+        if len(received) == 1:
+            return Resp(503, {}, {"Retry-After": "0"})
+        return Resp(202, None, {"Location": "/redfish/v1/TaskService/Tasks/2"})
+
+    bmc.on("POST", "/redfish/v1/UpdateService/upload", busy_then_accept)
+
+    async def go() -> httpx.Response:
+        async with RedfishClient(target(server.url), retry=FAST) as client:
+            return await multipart_push(client, image)
+
+    with served(bmc) as server:
+        answer = asyncio.run(go())
+    assert answer.status_code == 202
+    first, second = received
+    for req in received:
+        assert "transfer-encoding" not in req.headers  # sized, not chunked
+        assert int(req.headers["content-length"]) == len(req.body)
+        assert image.read_bytes() in req.body
+    boundary = second.headers["content-type"].split("boundary=")[1]
+    assert first.body.replace(first.headers["content-type"].split("boundary=")[1].encode(), b"") == \
+        second.body.replace(boundary.encode(), b"")
+
+
 def test_a_read_timeout_repeats_a_get_but_never_a_post() -> None:
     bmc = FakeBMC()
 

@@ -96,7 +96,9 @@ async def multipart_push(
 ) -> httpx.Response:
     """Upload an image to MultipartHttpPushUri (DSP0266 §'Multipart HTTP push updates').
 
-    The file is read into memory so a retried POST (503 before the BMC accepted it) resends it whole.
+    The file is streamed from disk, never held whole: an HGX bundle is over a gigabyte and a wave
+    pushes to hundreds of BMCs at once. A retried POST (503 before the BMC took it) reads the file
+    again from its start (httpx seeks a file field back to 0 each time it renders the body).
     """
     service = await update_service(client)
     uri = service.get("MultipartHttpPushUri")
@@ -105,8 +107,9 @@ async def multipart_push(
     params: dict[str, Any] = {"@Redfish.OperationApplyTime": apply_time}
     if targets:
         params["Targets"] = targets
-    files = {
-        "UpdateParameters": (None, json.dumps(params), "application/json"),
-        "UpdateFile": (image.name, image.read_bytes(), "application/octet-stream"),
-    }
-    return await client.request("POST", str(uri), files=files)
+    with image.open("rb") as file:
+        files = {
+            "UpdateParameters": (None, json.dumps(params), "application/json"),
+            "UpdateFile": (image.name, file, "application/octet-stream"),
+        }
+        return await client.request("POST", str(uri), files=files)
