@@ -47,3 +47,31 @@ def test_reboots_are_admitted_per_rack_and_given_back() -> None:
         assert not gate.path.exists()
 
     asyncio.run(scenario())
+
+
+def test_a_killed_controllers_gate_directory_is_removed_and_a_live_one_kept(tmp_path: Path) -> None:
+    """SIGKILL skips the gate's cleanup; the next run removes what nobody listens on any more."""
+    import os
+    import socket
+
+    from clusterctl.provision.stages.os.gate import PREFIX, SOCKET_NAME, STALE_AFTER_S, remove_stale_gates
+
+    old = os.path.getmtime(tmp_path) - STALE_AFTER_S - 60
+    dead, live, young, foreign = (tmp_path / f"{PREFIX}{n}" for n in ("dead", "live", "young", "x"))
+    for d in (dead, live, young):
+        d.mkdir()
+    (tmp_path / "other-tool").mkdir()
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(str(dead / SOCKET_NAME))  # bound, then closed: nobody listens
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(live / SOCKET_NAME))
+    server.listen()
+    foreign.symlink_to(tmp_path / "other-tool")  # a link named like a gate is never followed
+    try:
+        for d in (dead, live, foreign):
+            os.utime(d, (old, old), follow_symlinks=False)
+        assert remove_stale_gates(tmp_path) == 1
+    finally:
+        server.close()
+    assert not dead.exists()
+    assert live.exists() and young.exists() and (tmp_path / "other-tool").exists()

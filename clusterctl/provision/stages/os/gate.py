@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import socket
+import stat
 import tempfile
+import time
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -30,6 +35,40 @@ if TYPE_CHECKING:
 
 _log = log.get("provision.os")
 SOCKET_NAME = "gate.sock"
+PREFIX = "clusterctl-gate-"
+STALE_AFTER_S = 600.0
+
+
+def remove_stale_gates(tmp: Path | None = None) -> int:
+    """Remove the gate directories of controllers that were killed (SIGKILL skips `__aexit__`).
+
+    A gate is stale when nothing listens on its socket any more; a live controller's gate answers
+    the connect, so two controllers on one host never remove each other's. One made in the last
+    minutes is left alone: another controller may be between creating it and listening on it.
+    Only our own are touched.
+    """
+    removed = 0
+    settled = time.time() - STALE_AFTER_S
+    for path in Path(tmp or tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mtime > settled:
+                continue
+            if _listening(path / SOCKET_NAME):
+                continue
+            shutil.rmtree(path)
+            removed += 1
+    return removed
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 class RebootGate:
@@ -41,7 +80,8 @@ class RebootGate:
         self.allowed = set(names)
         self.held: dict[str, AbstractAsyncContextManager[Any]] = {}
         self._server: asyncio.AbstractServer | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="clusterctl-gate-"))  # 0700; short, for sun_path
+        remove_stale_gates()
+        self._dir = Path(tempfile.mkdtemp(prefix=PREFIX))  # 0700; short, for sun_path
         self.path = self._dir / SOCKET_NAME
 
     async def __aenter__(self) -> RebootGate:
