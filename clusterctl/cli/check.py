@@ -52,7 +52,12 @@ def run(
     file: Path = typer.Argument(..., help="The inventory file.", show_default=False),
     limit: str = typer.Option(None, "--limit", "-l", help="Only these nodes, racks or groups (hostlists)."),
     suite: str = typer.Option("quick", "--suite", help="quick: validate's checks and BMC telemetry (≤ 1 min a node); "
-                              "standard: and all-reduce between neighbour pairs and one ring per rack."),
+                              "standard: and all-reduce between neighbour pairs and one ring per rack, and a short "
+                              "single-node burn-in (≤ 5 min); deep: a ring across racks, a longer burn-in and DCGM "
+                              "diagnostics level 3 (≤ 30 min)."),
+    burnin_minutes: float = typer.Option(None, "--burnin-minutes", min=0.001, max=600, help="The burn-in's length "
+                                         "\\[default: 3 for standard, 15 for deep]."),
+    burnin_model: str = typer.Option("transformer-big", "--burnin-model", help="The burn-in's model."),
     launcher: str = typer.Option("ssh", "--launcher", help="ssh (the nodes named; slurm and kubernetes are not "
                                  "built yet)."),
     rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
@@ -77,14 +82,17 @@ def run(
     """One check round on idle nodes: validate's checks and BMC telemetry; every figure stored per node and
     round; regressions against peers and each node's own history named; early-warning scores, worst first."""
     from clusterctl.check.judge import Policy
-    from clusterctl.check.round import SUITES, drain, run_round
+    from clusterctl.check.round import SUITES, Suite, drain, run_round
     from clusterctl.cli.validate import DEFAULT_CHECKS, _bmc_targets, _progress
     from clusterctl.inventory import load_inventory
     from clusterctl.validate import run as validation
 
     cfg = settings(ctx)
     if suite not in SUITES:
-        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} are built (deep is not yet)")
+        raise SelectionError(f"--suite {suite!r}: choose {', '.join(SUITES)}")
+    if burnin_model not in MODELS:
+        raise SelectionError(f"--burnin-model {burnin_model!r}: choose {', '.join(MODELS)}")
+    plan = Suite.named(suite, burnin_minutes=burnin_minutes, burnin_model=burnin_model)
     if launcher != "ssh":
         raise SelectionError(f"--launcher {launcher!r}: only ssh is built (slurm and kubernetes are not yet)")
     if drain_on not in (None, "fail", "regression"):
@@ -108,15 +116,15 @@ def run(
                 f"no idle node to check ({len(skipped)} busy or unknown to Slurm)", highlight=False, markup=False))
             return
     via = validation.quarantine_via(nodes, drain_via) if drain_on else None
-    categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if suite == "standard" else set())
+    categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if plan.ring != "none" else set())
     request = validation.Request(categories=categories, rules=rules, parallel=parallel,
-                                 connect_timeout=connect_timeout, timeout=timeout,
-                                 ring="rack" if suite == "standard" else "none")
+                                 connect_timeout=connect_timeout, timeout=timeout, ring=plan.ring)
     started = time.monotonic()
     with cfg.open_store() as store:
         result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, chosen),
-                           inventory_path=str(file), args={"limit": limit, "suite": suite},
-                           phase=lambda label, total: _progress(cfg, total, label))
+                           inventory_path=str(file), args={"limit": limit, "suite": suite,
+                                                           "burnin_minutes": plan.burnin_minutes},
+                           phase=lambda label, total: _progress(cfg, total, label), suite=plan)
         if via is not None and drain_on is not None:
             drain(store, result, drain_on, via, slurm_conf=str(slurm_conf) if slurm_conf else None,
                   kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
@@ -169,7 +177,8 @@ def _draw(console: Console, result: RoundResult, top: int) -> None:
         console.print(table)
 
 
-_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps", "fabric.busbw_gbs"}
+_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps", "fabric.busbw_gbs", "burnin.tokens_per_s"}
+MODELS = ("transformer-tiny", "transformer-small", "transformer-base", "transformer-big")
 SYSTEMD_USER_DIR = Path("~/.config/systemd/user")
 
 
@@ -198,7 +207,7 @@ def schedule(
 
     cfg = settings(ctx)
     if suite not in SUITES:
-        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} are built (deep is not yet)")
+        raise SelectionError(f"--suite {suite!r}: choose {', '.join(SUITES)}")
     if via not in sched.KINDS:
         raise SelectionError(f"--via {via!r}: choose from {', '.join(sched.KINDS)}")
     load_inventory(file)  # a schedule of an inventory that does not load would fail every round
