@@ -58,8 +58,11 @@ def run(
     burnin_minutes: float = typer.Option(None, "--burnin-minutes", min=0.001, max=600, help="The burn-in's length "
                                          "\\[default: 3 for standard, 15 for deep]."),
     burnin_model: str = typer.Option("transformer-big", "--burnin-model", help="The burn-in's model."),
-    launcher: str = typer.Option("ssh", "--launcher", help="ssh (the nodes named; slurm and kubernetes are not "
-                                 "built yet)."),
+    launcher: str = typer.Option("ssh", "--launcher", help="ssh: the nodes named; slurm: only nodes sinfo reports "
+                                 "idle, each held by a low-priority exclusive job while the round runs (a node that "
+                                 "got busy meanwhile is skipped)."),
+    hold_start_timeout: float = typer.Option(30.0, "--hold-start-timeout", min=1, help="slurm: seconds a hold job "
+                                             "may pend before its node counts as busy and is skipped."),
     rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
     window: str = typer.Option("7d", "--window", help="History a node is compared with (its rolling median)."),
     max_drop: float = typer.Option(0.05, "--max-drop", min=0.001, max=0.9, help="A level (clock, fan speed) this "
@@ -82,8 +85,8 @@ def run(
     """One check round on idle nodes: validate's checks and BMC telemetry; every figure stored per node and
     round; regressions against peers and each node's own history named; early-warning scores, worst first."""
     from clusterctl.check.judge import Policy
-    from clusterctl.check.round import SUITES, Suite, drain, run_round
-    from clusterctl.cli.validate import DEFAULT_CHECKS, _bmc_targets, _progress
+    from clusterctl.check.round import SUITES, Suite
+    from clusterctl.cli.validate import DEFAULT_CHECKS
     from clusterctl.inventory import load_inventory
     from clusterctl.validate import run as validation
 
@@ -93,8 +96,10 @@ def run(
     if burnin_model not in MODELS:
         raise SelectionError(f"--burnin-model {burnin_model!r}: choose {', '.join(MODELS)}")
     plan = Suite.named(suite, burnin_minutes=burnin_minutes, burnin_model=burnin_model)
-    if launcher != "ssh":
-        raise SelectionError(f"--launcher {launcher!r}: only ssh is built (slurm and kubernetes are not yet)")
+    if launcher not in ("ssh", "slurm"):
+        raise SelectionError(f"--launcher {launcher!r}: choose ssh or slurm (kubernetes is not built yet)")
+    if launcher == "slurm" and idle_from:
+        raise SelectionError("--launcher slurm already takes only idle nodes; drop --idle-from")
     if drain_on not in (None, "fail", "regression"):
         raise SelectionError(f"--drain-on {drain_on!r}: choose fail or regression")
     policy = Policy(window_days=parse_days(window, "--window"), max_drop=max_drop, max_rise_c=max_rise)
@@ -104,22 +109,54 @@ def run(
     nodes = inventory.select(limit)
     skipped: dict[str, str] = {}
     chosen = limit
-    if idle_from == "slurm":
+    via = validation.quarantine_via(nodes, drain_via) if drain_on else None
+    holds = None
+    if idle_from == "slurm" or launcher == "slurm":
+        from clusterctl.check import hold
         from clusterctl.check.idle import slurm_states, split_idle
 
         names = [n.name for n in nodes]
-        idle, skipped = split_idle(names, slurm_states(names, str(slurm_conf) if slurm_conf else None))
+        conf = str(slurm_conf) if slurm_conf else None
+        if launcher == "slurm":
+            minutes = 10 + plan.burnin_minutes + (45 if plan.dcgm else 0)
+            holds = hold.hold_idle(names, {n.name: n.scheduler.slurm.partition for n in nodes}, minutes=minutes,
+                                   slurm_conf=conf, start_timeout_s=hold_start_timeout)
+            idle, skipped = [n for n in names if n in holds.held], holds.skipped
+        else:
+            idle, skipped = split_idle(names, slurm_states(names, conf))
         nodes = [n for n in nodes if n.name in set(idle)]
         chosen = ",".join(idle)
         if not nodes:
             cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
                 f"no idle node to check ({len(skipped)} busy or unknown to Slurm)", highlight=False, markup=False))
             return
-    via = validation.quarantine_via(nodes, drain_via) if drain_on else None
     categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if plan.ring != "none" else set())
     request = validation.Request(categories=categories, rules=rules, parallel=parallel,
                                  connect_timeout=connect_timeout, timeout=timeout, ring=plan.ring)
     started = time.monotonic()
+    try:
+        result = _round(cfg, file, inventory, nodes, request, policy, plan, chosen, limit, suite, via, drain_on,
+                        slurm_conf, kubeconfig, context)
+    finally:
+        if holds is not None:
+            hold.release(holds, str(slurm_conf) if slurm_conf else None)
+    elapsed = time.monotonic() - started
+    data = result.as_dict(top)
+    data["seconds"]["total"] = round(elapsed, 2)
+    data["skipped"] = skipped
+    if holds is not None:
+        data["held"] = holds.held
+    cfg.emit(data, lambda console: _draw(console, result, top))
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _round(cfg: Any, file: Path, inventory: Any, nodes: Any, request: Any, policy: Any, plan: Any, chosen: str | None,
+           limit: str | None, suite: str, via: str | None, drain_on: str | None, slurm_conf: Path | None,
+           kubeconfig: Path | None, context: str | None) -> RoundResult:
+    from clusterctl.check.round import drain, run_round
+    from clusterctl.cli.validate import _bmc_targets, _progress
+
     with cfg.open_store() as store:
         result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, chosen),
                            inventory_path=str(file), args={"limit": limit, "suite": suite,
@@ -128,13 +165,7 @@ def run(
         if via is not None and drain_on is not None:
             drain(store, result, drain_on, via, slurm_conf=str(slurm_conf) if slurm_conf else None,
                   kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
-    elapsed = time.monotonic() - started
-    data = result.as_dict(top)
-    data["seconds"]["total"] = round(elapsed, 2)
-    data["skipped"] = skipped
-    cfg.emit(data, lambda console: _draw(console, result, top))
-    if result.failed:
-        raise typer.Exit(1)
+    return result
 
 
 def _draw(console: Console, result: RoundResult, top: int) -> None:

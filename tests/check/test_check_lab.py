@@ -71,7 +71,7 @@ def test_a_quick_round_stores_every_figure_per_node_and_round(
 
 
 def test_check_refuses_suites_and_launchers_not_built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args in (["--suite", "fast"], ["--burnin-model", "gpt5"], ["--launcher", "slurm"], ["--drain-on", "maybe"]):
+    for args in (["--suite", "fast"], ["--burnin-model", "gpt5"], ["--launcher", "pbs"], ["--drain-on", "maybe"]):
         result = run_cli(capsys, "check", str(tmp_path / "none.yaml"), *args)
         assert result.code == 2 and "Traceback" not in result.err, result.err
 
