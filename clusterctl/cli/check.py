@@ -64,11 +64,14 @@ def run(
     hold_start_timeout: float = typer.Option(30.0, "--hold-start-timeout", min=1, help="slurm: seconds a hold job "
                                              "may pend before its node counts as busy and is skipped."),
     rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
-    window: str = typer.Option("7d", "--window", help="History a node is compared with (its rolling median)."),
-    max_drop: float = typer.Option(0.05, "--max-drop", min=0.001, max=0.9, help="A level (clock, fan speed) this "
-                                   "share below its rolling median is a regression."),
-    max_rise: float = typer.Option(5.0, "--max-rise", min=0.1, help="A temperature this many °C over its rolling "
-                                   "median is a regression."),
+    limits: Path = typer.Option(None, "--limits", help="Limits of the peer and history judges per metric (YAML) "
+                                "\\[default: clusterctl/check/limits.yaml]."),
+    window: str = typer.Option(None, "--window", help="History a node is compared with (its rolling median) "
+                               "\\[default: 7d, from the limits file]."),
+    max_drop: float = typer.Option(None, "--max-drop", min=0.001, max=0.9, help="A level (clock, fan speed) this "
+                                   "share below its rolling median is a regression \\[default: 0.05]."),
+    max_rise: float = typer.Option(None, "--max-rise", min=0.1, help="A temperature this many °C over its rolling "
+                                   "median is a regression \\[default: 5]."),
     idle_from: str = typer.Option(None, "--idle-from", help="slurm: only the nodes Slurm reports idle (a node "
                                   "running a job is never touched); the others are listed as skipped."),
     drain_on: str = typer.Option(None, "--drain-on", help="fail or regression: drain (Slurm) or cordon (Kubernetes) "
@@ -84,7 +87,7 @@ def run(
 ) -> None:
     """One check round on idle nodes: validate's checks and BMC telemetry; every figure stored per node and
     round; regressions against peers and each node's own history named; early-warning scores, worst first."""
-    from clusterctl.check.judge import Policy
+    from clusterctl.check.limits import load as load_limits
     from clusterctl.check.round import SUITES, Suite
     from clusterctl.cli.validate import DEFAULT_CHECKS
     from clusterctl.inventory import load_inventory
@@ -102,7 +105,8 @@ def run(
         raise SelectionError("--launcher slurm already takes only idle nodes; drop --idle-from")
     if drain_on not in (None, "fail", "regression"):
         raise SelectionError(f"--drain-on {drain_on!r}: choose fail or regression")
-    policy = Policy(window_days=parse_days(window, "--window"), max_drop=max_drop, max_rise_c=max_rise)
+    policy = load_limits(limits, window_days=parse_days(window, "--window") if window else None,
+                         max_drop=max_drop, max_rise_c=max_rise)
     if idle_from not in (None, "slurm"):
         raise SelectionError(f"--idle-from {idle_from!r}: only slurm is built")
     inventory = load_inventory(file)
