@@ -233,9 +233,11 @@ def schedule(
     namespace: str = typer.Option("default", "--namespace", help="kubernetes: the CronJob's namespace."),
     priority_class: str = typer.Option(None, "--priority-class", help="kubernetes: a low PriorityClass, so rounds "
                                        "never preempt users' pods."),
+    slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm: slurm.conf for scrontab."),
 ) -> None:
-    """Run check rounds on a schedule: write a systemd timer and service, a Slurm scrontab entry or a
-    Kubernetes CronJob (--print: only print them). Enabling them is the operator's step, printed at the end."""
+    """Run check rounds on a schedule: write a systemd timer and service (into --out, by default the user's unit
+    directory), install a Slurm scrontab entry (replacing this suite's earlier one), or write a Kubernetes CronJob
+    (--print: only print them). Enabling the timer and applying the CronJob are printed at the end."""
     from clusterctl.check import schedule as sched
     from clusterctl.check.round import SUITES
     from clusterctl.inventory import load_inventory
@@ -254,7 +256,7 @@ def schedule(
         enable = f"systemctl --user daemon-reload && systemctl --user enable --now {job.name}.timer"
     elif via == "slurm":
         files = {f"{job.name}.scrontab": sched.scrontab(job)}
-        enable = f"(scrontab -l; cat {job.name}.scrontab) | scrontab -"
+        enable = "installed with scrontab (scrontab -l shows it)"
     else:
         if not image:
             raise SelectionError("--via kubernetes needs --image (an image with clusterctl as its entry point)")
@@ -269,6 +271,9 @@ def schedule(
         for name, text in files.items():
             (target / name).write_text(text, encoding="utf-8")
             written.append(str(target / name))
+        if via == "slurm":
+            sched.install_scrontab(files[f"{job.name}.scrontab"], job.name,
+                                   str(slurm_conf) if slurm_conf else None)
     data = {"via": via, "files": files, "written": written, "enable": enable}
 
     def draw(console: Console) -> None:
