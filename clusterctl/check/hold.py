@@ -33,6 +33,8 @@ class Holds:
     """node → the id of the job holding it."""
     skipped: dict[str, str] = field(default_factory=dict)
     """node → why the round leaves it alone (its Slurm state, or busy by the time its job would start)."""
+    namespaces: dict[str, str] = field(default_factory=dict)
+    """Kubernetes: node → the namespace of the Job holding it."""
 
 
 def _slurm(args: Sequence[str], slurm_conf: str | None) -> str:

@@ -60,8 +60,9 @@ def run(
     burnin_model: str = typer.Option("transformer-big", "--burnin-model", help="The burn-in's model."),
     launcher: str = typer.Option("ssh", "--launcher", help="ssh: the nodes named; slurm: only nodes sinfo reports "
                                  "idle, each held by a low-priority exclusive job while the round runs (a node that "
-                                 "got busy meanwhile is skipped)."),
-    hold_start_timeout: float = typer.Option(30.0, "--hold-start-timeout", min=1, help="slurm: seconds a hold job "
+                                 "got busy meanwhile is skipped); kubernetes: the same with a Job per node asking for "
+                                 "all its GPUs at a PriorityClass below users' that never preempts."),
+    hold_start_timeout: float = typer.Option(30.0, "--hold-start-timeout", min=1, help="seconds a hold job "
                                              "may pend before its node counts as busy and is skipped."),
     rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
     limits: Path = typer.Option(None, "--limits", help="Limits of the peer and history judges per metric (YAML) "
@@ -80,6 +81,7 @@ def run(
     slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm.conf for scontrol."),
     kubeconfig: Path = typer.Option(None, "--kubeconfig", help="kubeconfig [default: ~/.kube/config]."),
     context: str = typer.Option(None, "--context", help="kubeconfig context."),
+    namespace: str = typer.Option("default", "--namespace", help="kubernetes: the namespace of the hold Jobs."),
     parallel: int = typer.Option(32, "--parallel", min=1, max=1024, help="Nodes checked at once."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, help="Seconds to open SSH."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds the agent may run on a node."),
@@ -99,10 +101,10 @@ def run(
     if burnin_model not in MODELS:
         raise SelectionError(f"--burnin-model {burnin_model!r}: choose {', '.join(MODELS)}")
     plan = Suite.named(suite, burnin_minutes=burnin_minutes, burnin_model=burnin_model)
-    if launcher not in ("ssh", "slurm"):
-        raise SelectionError(f"--launcher {launcher!r}: choose ssh or slurm (kubernetes is not built yet)")
-    if launcher == "slurm" and idle_from:
-        raise SelectionError("--launcher slurm already takes only idle nodes; drop --idle-from")
+    if launcher not in ("ssh", "slurm", "kubernetes"):
+        raise SelectionError(f"--launcher {launcher!r}: choose ssh, slurm or kubernetes")
+    if launcher != "ssh" and idle_from:
+        raise SelectionError(f"--launcher {launcher} already takes only idle nodes; drop --idle-from")
     if drain_on not in (None, "fail", "regression"):
         raise SelectionError(f"--drain-on {drain_on!r}: choose fail or regression")
     policy = load_limits(limits, window_days=parse_days(window, "--window") if window else None,
@@ -115,25 +117,35 @@ def run(
     chosen = limit
     via = validation.quarantine_via(nodes, drain_via) if drain_on else None
     holds = None
-    if idle_from == "slurm" or launcher == "slurm":
+    hold_minutes = 10 + plan.burnin_minutes + (45 if plan.dcgm else 0)
+    if launcher == "kubernetes":
+        from clusterctl.burnin.launchers.kubernetes import api_client
+        from clusterctl.check import kube_hold
+
+        api = api_client(str(kubeconfig) if kubeconfig else None, context)
+        manifests = kube_hold.render(inventory, [n.name for n in nodes], namespace=namespace, minutes=hold_minutes)
+        holds = kube_hold.hold_nodes(api, manifests, start_timeout_s=hold_start_timeout)
+        skipped = holds.skipped
+        nodes = [n for n in nodes if n.name in holds.held]
+        chosen = ",".join(n.name for n in nodes)
+    elif idle_from == "slurm" or launcher == "slurm":
         from clusterctl.check import hold
         from clusterctl.check.idle import slurm_states, split_idle
 
         names = [n.name for n in nodes]
         conf = str(slurm_conf) if slurm_conf else None
         if launcher == "slurm":
-            minutes = 10 + plan.burnin_minutes + (45 if plan.dcgm else 0)
-            holds = hold.hold_idle(names, {n.name: n.scheduler.slurm.partition for n in nodes}, minutes=minutes,
+            holds = hold.hold_idle(names, {n.name: n.scheduler.slurm.partition for n in nodes}, minutes=hold_minutes,
                                    slurm_conf=conf, start_timeout_s=hold_start_timeout)
             idle, skipped = [n for n in names if n in holds.held], holds.skipped
         else:
             idle, skipped = split_idle(names, slurm_states(names, conf))
         nodes = [n for n in nodes if n.name in set(idle)]
         chosen = ",".join(idle)
-        if not nodes:
-            cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
-                f"no idle node to check ({len(skipped)} busy or unknown to Slurm)", highlight=False, markup=False))
-            return
+    if not nodes and (holds is not None or idle_from):
+        cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
+            f"no idle node to check ({len(skipped)} busy or unknown to the scheduler)", highlight=False, markup=False))
+        return
     categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if plan.ring != "none" else set())
     request = validation.Request(categories=categories, rules=rules, parallel=parallel,
                                  connect_timeout=connect_timeout, timeout=timeout, ring=plan.ring)
@@ -142,7 +154,9 @@ def run(
         result = _round(cfg, file, inventory, nodes, request, policy, plan, chosen, limit, suite, via, drain_on,
                         slurm_conf, kubeconfig, context)
     finally:
-        if holds is not None:
+        if holds is not None and launcher == "kubernetes":
+            kube_hold.release(api, holds)
+        elif holds is not None:
             hold.release(holds, str(slurm_conf) if slurm_conf else None)
     elapsed = time.monotonic() - started
     data = result.as_dict(top)
