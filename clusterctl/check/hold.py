@@ -75,9 +75,9 @@ def hold_idle(names: Sequence[str], partitions: dict[str, str | None], *, minute
         waiting = dict(jobs)
         while waiting:
             for job_id, state, where in _queue(waiting.values(), slurm_conf):
-                node = next((n for n, j in waiting.items() if j == job_id), None)
-                if node is not None and state == "RUNNING" and where == node:
-                    holds.held[node] = waiting.pop(node)
+                mine = next((n for n, j in waiting.items() if j == job_id), None)
+                if mine is not None and state == "RUNNING" and where == mine:
+                    holds.held[mine] = waiting.pop(mine)
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(POLL_S)

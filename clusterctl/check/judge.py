@@ -43,10 +43,12 @@ class Policy:
 
     def for_metric(self, name: str) -> Policy:
         """The policy one metric is judged by: the defaults with that metric's own settings over them."""
-        own = dict(self.metrics.get(name) or {})
+        own: dict[str, Any] = dict(self.metrics.get(name) or {})
         if not own:
             return self
         per_day = {**self.per_day, name: own.pop("per_day")} if "per_day" in own else self.per_day
+        if "min_history" in own:
+            own["min_history"] = int(own["min_history"])
         return replace(self, per_day=per_day, metrics={}, **own)
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,7 +106,7 @@ def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[s
             continue
         m = metric(name)
         assert m is not None
-        mine = policy.for_metric(name)
+        own = policy.for_metric(name)
         values = [f.value for f in figs]
         median = statistics.median(values)
         mad = statistics.median(abs(v - median) for v in values)
@@ -114,8 +116,8 @@ def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[s
             off = fig.value - median
             bad = -off if m.kind == "level" else off
             share = bad / abs(median)
-            if bad > mine.peer_mads * mad and share > mine.peer_share:
-                ratio = share / mine.peer_share
+            if bad > own.peer_mads * mad and share > own.peer_share:
+                ratio = share / own.peer_share
                 detail = (f"{m.words} {_fmt(fig.value, m.unit)}{_where(fig)} is {share:.1%} "
                           f"{'below' if m.kind == 'level' else 'above'} its {len(figs)} peers' median "
                           f"{_fmt(median, m.unit)}")

@@ -77,7 +77,7 @@ def hold_nodes(api: Any, manifests: list[dict[str, Any]], *, start_timeout_s: fl
     created: dict[str, str] = {}
     try:
         try:
-            client.SchedulingV1Api(api).create_priority_class(priority_class())
+            client.SchedulingV1Api(api).create_priority_class(priority_class())  # type: ignore[arg-type]
         except ApiException as exc:
             if exc.status != 409:  # already there: ours from an earlier round
                 raise ClusterctlError(f"--launcher kubernetes: cannot create PriorityClass {PRIORITY_CLASS}: "
@@ -85,7 +85,7 @@ def hold_nodes(api: Any, manifests: list[dict[str, Any]], *, start_timeout_s: fl
         for node, manifest in jobs.items():
             namespace = manifest["metadata"]["namespace"]
             try:
-                batch.create_namespaced_job(namespace, manifest)
+                batch.create_namespaced_job(namespace, manifest)  # type: ignore[arg-type]
                 created[node] = namespace
             except ApiException as exc:
                 holds.skipped[node] = f"its hold Job was refused: {exc.reason}"
@@ -94,7 +94,8 @@ def hold_nodes(api: Any, manifests: list[dict[str, Any]], *, start_timeout_s: fl
         while waiting:
             for node, namespace in list(waiting.items()):
                 pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL}={node}").items
-                if any(p.status.phase == "Running" and p.spec.node_name == node for p in pods):
+                if any(p.status is not None and p.spec is not None and p.status.phase == "Running"
+                       and p.spec.node_name == node for p in pods):
                     holds.held[node] = job_name(node)
                     waiting.pop(node)
             if not waiting or time.monotonic() >= deadline:
