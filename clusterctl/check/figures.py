@@ -68,6 +68,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     _m("fabric.busbw_gbs", "level", "GB/s", "all-reduce bus bandwidth (its faster pair)",
        "Check the node's InfiniBand ports and cables (symbol errors, rate) and its NVLink; rerun "
        "`clusterctl validate --checks bandwidth` on it with two healthy partners.", peers=True),
+    _m("fabric.ring_busbw_gbs", "info", "GB/s", "all-reduce bus bandwidth of the ring it was in", ""),
+    _m("burnin.tokens_per_s", "level", "tokens/s", "burn-in throughput of its slowest GPU",
+       "Compare clocks, power limit, PCIe and NVLink with a healthy node; run DCGM diagnostics "
+       "(dcgmi diag -r 3); reseat or RMA the GPU that is slow.", peers=True),
+    _m("burnin.loss", "info", "", "burn-in's last training loss", ""),
 ]}
 XID_PREFIX = "gpu.xid."  # gpu.xid.<code>: each XID's count, stored for the per-XID trends (info)
 
@@ -192,3 +197,9 @@ def bandwidth_figures(run: Any) -> dict[str, Figure]:
                 best[node] = (float(m.busbw_gbs), partner)
     return {node: Figure(node, "fabric.busbw_gbs", value, {"partner": partner})
             for node, (value, partner) in best.items()}
+
+
+def ring_figures(run: Any) -> dict[str, Figure]:
+    """Each ring member's ring bandwidth (the ring's, shared by all): stored, for the trend of a whole ring."""
+    return {node: Figure(node, "fabric.ring_busbw_gbs", float(m.busbw_gbs), {"ring": len(m.nodes)})
+            for m in run.rings if m.busbw_gbs is not None for node in m.nodes}

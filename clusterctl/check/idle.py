@@ -4,7 +4,7 @@
 down or reserved nodes are left out with their state as the reason. A node Slurm does not know is
 left out too: the round cannot tell whether it is busy. The quick suite only reads counters, so the
 moment between this look and the round is harmless; the standard suite's all-reduce loads the GPUs and
-would need the nodes held by a job (not built yet).
+needs the nodes held by a job: `--launcher slurm` (clusterctl/check/hold.py).
 """
 
 from __future__ import annotations

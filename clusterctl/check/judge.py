@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clusterctl.check.figures import Figure, Metric, metric
@@ -35,13 +35,27 @@ class Policy:
     peer_share: float = 0.10
     per_day: Mapping[str, float] = field(default_factory=dict)
     """Overrides of the counters' limits per day, by metric name."""
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per metric, any of the settings above (window_days, max_drop, ...): the limits file's `metrics:`."""
 
     def limit(self, m: Metric) -> float | None:
         return self.per_day.get(m.name, m.per_day)
 
+    def for_metric(self, name: str) -> Policy:
+        """The policy one metric is judged by: the defaults with that metric's own settings over them."""
+        own: dict[str, Any] = dict(self.metrics.get(name) or {})
+        if not own:
+            return self
+        per_day = {**self.per_day, name: own.pop("per_day")} if "per_day" in own else self.per_day
+        if "min_history" in own:
+            own["min_history"] = int(own["min_history"])
+        return replace(self, per_day=per_day, metrics={}, **own)
+
     def as_dict(self) -> dict[str, Any]:
         return {"window_days": self.window_days, "max_drop": self.max_drop, "max_rise_c": self.max_rise_c,
-                "rate_days": self.rate_days, "peer_mads": self.peer_mads, "peer_share": self.peer_share}
+                "rate_days": self.rate_days, "peer_mads": self.peer_mads, "peer_share": self.peer_share,
+                "min_history": self.min_history, "per_day": dict(self.per_day),
+                "metrics": {k: dict(v) for k, v in self.metrics.items()}}
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[s
             continue
         m = metric(name)
         assert m is not None
+        own = policy.for_metric(name)
         values = [f.value for f in figs]
         median = statistics.median(values)
         mad = statistics.median(abs(v - median) for v in values)
@@ -101,8 +116,8 @@ def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[s
             off = fig.value - median
             bad = -off if m.kind == "level" else off
             share = bad / abs(median)
-            if bad > policy.peer_mads * mad and share > policy.peer_share:
-                ratio = share / policy.peer_share
+            if bad > own.peer_mads * mad and share > own.peer_share:
+                ratio = share / own.peer_share
                 detail = (f"{m.words} {_fmt(fig.value, m.unit)}{_where(fig)} is {share:.1%} "
                           f"{'below' if m.kind == 'level' else 'above'} its {len(figs)} peers' median "
                           f"{_fmt(median, m.unit)}")
@@ -118,6 +133,7 @@ def against_history(fig: Figure, ts: float, past: Series, policy: Policy) -> Fin
     m = metric(fig.metric)
     if m is None or m.kind == "info":
         return None
+    policy = policy.for_metric(fig.metric)
     if m.kind == "counter":
         return _counter(fig, ts, past, m, policy)
     window = [(t, v) for t, v in past if ts - policy.window_days * DAY_S <= t < ts]

@@ -36,13 +36,14 @@ class Risk:
 
 
 def node_risk(node: str, figures: Mapping[str, Figure], ts: float, history: Mapping[str, Series],
-              policy: Policy) -> Risk:
+              base: Policy) -> Risk:
     parts: list[tuple[float, str]] = []
     for fig in figures.values():
         m = metric(fig.metric)
         if m is None:
             continue
         past = history.get(fig.metric, ())
+        policy = base.for_metric(fig.metric)
         if m.name == "gpu.remap_pending" and fig.value > 0:
             parts.append((fig.value, f"{fig.value:.0f} GPU(s) with a row remap pending (reset to apply it)"))
         elif m.kind == "counter":

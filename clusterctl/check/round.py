@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterctl.check import history as stored
-from clusterctl.check.figures import METRICS, Figure, bandwidth_figures, node_figures
+from clusterctl.check.figures import METRICS, Figure, bandwidth_figures, node_figures, ring_figures
 from clusterctl.check.judge import DAY_S, Finding, Policy, against_history, against_peers
 from clusterctl.check.risk import Risk, node_risk, worst_first
 from clusterctl.verdict import CheckResult, NodeVerdict, summarize
@@ -30,9 +30,32 @@ if TYPE_CHECKING:
 STAGE = "check"
 JUDGED = sorted(m.name for m in METRICS.values() if m.kind != "info")
 """The metrics whose history a round reads: the others are only stored."""
-SUITES = ("quick", "standard")
+SUITES = ("quick", "standard", "deep")
 """quick: validate's checks and BMC telemetry. standard: and all-reduce between ring-neighbour pairs and one
-ring per rack (validate's bandwidth check). The short burn-in of standard, and deep, are not built yet."""
+ring per rack (validate's bandwidth check), and a short single-node burn-in. deep: one ring across every rack
+instead, a longer burn-in, and DCGM diagnostics level 3 where dcgmi exists."""
+BURNIN_MINUTES = {"quick": 0.0, "standard": 3.0, "deep": 15.0}
+"""Within the issue's budgets per node: standard 5 minutes, deep 30 (DCGM level 3 takes 10-15 of them)."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What a round runs beyond validate's collection (which `Request` holds)."""
+
+    name: str = "quick"
+    burnin_minutes: float = 0.0
+    burnin_model: str = "transformer-big"
+    dcgm: bool = False
+
+    @classmethod
+    def named(cls, name: str, *, burnin_minutes: float | None = None, burnin_model: str = "transformer-big"
+              ) -> Suite:
+        minutes = BURNIN_MINUTES[name] if burnin_minutes is None else burnin_minutes
+        return cls(name, minutes if name != "quick" else 0.0, burnin_model, dcgm=name == "deep")
+
+    @property
+    def ring(self) -> str:
+        return {"quick": "none", "standard": "rack", "deep": "all"}[self.name]
 
 
 @dataclass
@@ -82,9 +105,51 @@ def collect_figures(report: FleetReport) -> dict[str, dict[str, Figure]]:
         bmc = (report.telemetry or {}).get(verdict.node, (None, None))[0]
         out[verdict.node] = {f.metric: f for f in node_figures(verdict.node, agent, bmc)}
     if report.bandwidth is not None:
-        for node, fig in bandwidth_figures(report.bandwidth).items():
+        for node, fig in [*bandwidth_figures(report.bandwidth).items(), *ring_figures(report.bandwidth).items()]:
             out.setdefault(node, {})[fig.metric] = fig
     return out
+
+
+def reached(report: FleetReport) -> list[str]:
+    """The nodes whose agent answered: only they are worth a burn-in or diagnostics."""
+    return [v.node for v in report.verdicts
+            if (o := (report.reports or {}).get(v.node)) is not None and o.ok]
+
+
+def node_side_suite(inventory: Inventory, report: FleetReport, figures: dict[str, dict[str, Figure]],
+                    suite: Suite, request: Request, clock: list[float]) -> None:
+    """standard and deep: each reached node's burn-in, then (deep) its DCGM diagnostics, merged into its verdict
+    and figures. In that order: both load the GPUs, and a burn-in's figures must not include the other's load."""
+    from clusterctl.burnin.verdict import CHECKS
+    from clusterctl.check import dcgm
+    from clusterctl.check.burnin import BurninPlan, burn_in_nodes, burnin_figures
+
+    names = reached(report)
+    by_node = {v.node: v for v in report.verdicts}
+    if suite.burnin_minutes > 0:
+        plan = BurninPlan(suite.burnin_minutes * 60, suite.burnin_model, request.parallel, request.connect_timeout)
+        burns = burn_in_nodes(inventory, names, plan)
+        for node, figs in burnin_figures(burns).items():
+            figures.setdefault(node, {}).update({f.metric: f for f in figs})
+        for node, burn in burns.items():
+            _merge(by_node[node], burn, CHECKS, "burnin")
+        clock.append(time.monotonic())
+    if suite.dcgm:
+        for node, diag in dcgm.diagnose_nodes(inventory, names, parallel=request.parallel,
+                                              connect_timeout=request.connect_timeout).items():
+            _merge(by_node[node], diag, () if "dcgm" in diag.metrics and isinstance(diag.metrics["dcgm"], str)
+                   else (dcgm.CHECK,), "dcgm")
+        clock.append(time.monotonic())
+
+
+def _merge(verdict: NodeVerdict, other: NodeVerdict, checks: Sequence[str], key: str) -> None:
+    """Another judge's checks into the node's verdict; a check it ran and found nothing in is a pass, so the
+    node's page shows its latest word and a pass clears an earlier failure."""
+    verdict.checks.extend(other.checks)
+    verdict.checks.extend(CheckResult(name, "pass", "", rule=name) for name in checks
+                          if not any(c.name == name for c in other.checks))
+    if other.metrics:
+        verdict.metrics[key] = other.metrics.get(key, other.metrics)
 
 
 def judge_round(figures: Mapping[str, Mapping[str, Figure]], ts: float, models: Mapping[str, str | None],
@@ -105,15 +170,19 @@ def judge_round(figures: Mapping[str, Mapping[str, Figure]], ts: float, models: 
 
 def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request: Request, policy: Policy, *,
               bmc_targets: Sequence[BMCTarget] | None, inventory_path: str | None, args: Any,
-              phase: Phase | None = None) -> RoundResult:
+              phase: Phase | None = None, suite: Suite = Suite()) -> RoundResult:
     from clusterctl.validate.run import validate_nodes
 
     kwargs = {"phase": phase} if phase is not None else {}
     clock = [time.monotonic()]
     report = validate_nodes(inventory, nodes, request, bmc_targets=bmc_targets, **kwargs)
     clock.append(time.monotonic())
+    parts = ["collect"]
     ts = round_time(report)
     figures = collect_figures(report)
+    if suite.burnin_minutes > 0 or suite.dcgm:
+        node_side_suite(inventory, report, figures, suite, request, clock)
+        parts += ["burnin"] * (suite.burnin_minutes > 0) + ["dcgm"] * suite.dcgm
     lookback = max(policy.window_days, policy.rate_days * 2) * DAY_S
     past = stored.history(store, [n.name for n in nodes], ts - lookback, ts, JUDGED)
     models = {n.name: n.hardware.gpu.model if n.hardware.gpu else None for n in nodes}
@@ -127,7 +196,7 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
     run_id = record(store, report.verdicts, ts, figures, findings, risks, inventory=inventory_path,
                     args={**(args or {}), "policy": policy.as_dict()})
     clock.append(time.monotonic())
-    seconds = dict(zip(("collect", "judge", "record"), (b - a for a, b in zip(clock, clock[1:], strict=False)),
+    seconds = dict(zip([*parts, "judge", "record"], (b - a for a, b in zip(clock, clock[1:], strict=False)),
                        strict=True))
     return RoundResult(run_id, ts, report.verdicts, figures, findings, risks, seconds=seconds)
 

@@ -146,3 +146,49 @@ def cronjob(job: Job, *, image: str, namespace: str, priority_class: str | None 
         },
     }
     return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def merge_scrontab(current: str, entry: str, name: str) -> str:
+    """The user's scrontab with this job's entry in place of its earlier one (or added); other entries kept.
+
+    An entry is its `#SCRON` option lines and the cron line after them; ours is the one naming our job."""
+    kept: list[str] = []
+    block: list[str] = []
+    for line in current.splitlines():
+        block.append(line)
+        if line.startswith("#SCRON"):
+            continue
+        if not any(opt.strip() == f"#SCRON --job-name={name}" for opt in block):
+            kept += block
+        block = []
+    kept += [line for line in block if line.strip() != f"#SCRON --job-name={name}"]
+    return "\n".join([*kept, *entry.rstrip("\n").splitlines()]) + "\n"
+
+
+def install_scrontab(entry: str, name: str, slurm_conf: str | None = None) -> None:
+    """Install through `scrontab FILE` (scrontab replaces the user's whole table, so it is read and merged first)."""
+    import os
+    import subprocess
+    import tempfile
+
+    env = {**os.environ, **({"SLURM_CONF": slurm_conf} if slurm_conf else {})}
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(["scrontab", *args], env=env, capture_output=True, text=True,  # noqa: S603,S607
+                                  timeout=30, check=False)
+        except FileNotFoundError:
+            raise ClusterctlError("scrontab is not installed on this machine (Slurm 20.11 or later ships it); "
+                                  "install the entry on a Slurm login node, or use --print") from None
+
+    listed = call("-l")
+    # No table yet is not an error: scrontab says so and exits non-zero.
+    current = listed.stdout if listed.returncode == 0 else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".scrontab", delete=False, encoding="utf-8") as handle:
+        handle.write(merge_scrontab(current, entry, name))
+    try:
+        done = call(handle.name)
+    finally:
+        os.unlink(handle.name)
+    if done.returncode:
+        raise ClusterctlError(f"scrontab refused the entry: {(done.stderr or done.stdout).strip()[-300:]}")

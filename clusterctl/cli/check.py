@@ -52,15 +52,27 @@ def run(
     file: Path = typer.Argument(..., help="The inventory file.", show_default=False),
     limit: str = typer.Option(None, "--limit", "-l", help="Only these nodes, racks or groups (hostlists)."),
     suite: str = typer.Option("quick", "--suite", help="quick: validate's checks and BMC telemetry (≤ 1 min a node); "
-                              "standard: and all-reduce between neighbour pairs and one ring per rack."),
-    launcher: str = typer.Option("ssh", "--launcher", help="ssh (the nodes named; slurm and kubernetes are not "
-                                 "built yet)."),
+                              "standard: and all-reduce between neighbour pairs and one ring per rack, and a short "
+                              "single-node burn-in (≤ 5 min); deep: a ring across racks, a longer burn-in and DCGM "
+                              "diagnostics level 3 (≤ 30 min)."),
+    burnin_minutes: float = typer.Option(None, "--burnin-minutes", min=0.001, max=600, help="The burn-in's length "
+                                         "\\[default: 3 for standard, 15 for deep]."),
+    burnin_model: str = typer.Option("transformer-big", "--burnin-model", help="The burn-in's model."),
+    launcher: str = typer.Option("ssh", "--launcher", help="ssh: the nodes named; slurm: only nodes sinfo reports "
+                                 "idle, each held by a low-priority exclusive job while the round runs (a node that "
+                                 "got busy meanwhile is skipped); kubernetes: the same with a Job per node asking for "
+                                 "all its GPUs at a PriorityClass below users' that never preempts."),
+    hold_start_timeout: float = typer.Option(30.0, "--hold-start-timeout", min=1, help="seconds a hold job "
+                                             "may pend before its node counts as busy and is skipped."),
     rules: Path = typer.Option(None, "--rules", help="Site rules file, applied over the built-in ruleset."),
-    window: str = typer.Option("7d", "--window", help="History a node is compared with (its rolling median)."),
-    max_drop: float = typer.Option(0.05, "--max-drop", min=0.001, max=0.9, help="A level (clock, fan speed) this "
-                                   "share below its rolling median is a regression."),
-    max_rise: float = typer.Option(5.0, "--max-rise", min=0.1, help="A temperature this many °C over its rolling "
-                                   "median is a regression."),
+    limits: Path = typer.Option(None, "--limits", help="Limits of the peer and history judges per metric (YAML) "
+                                "\\[default: clusterctl/check/limits.yaml]."),
+    window: str = typer.Option(None, "--window", help="History a node is compared with (its rolling median) "
+                               "\\[default: 7d, from the limits file]."),
+    max_drop: float = typer.Option(None, "--max-drop", min=0.001, max=0.9, help="A level (clock, fan speed) this "
+                                   "share below its rolling median is a regression \\[default: 0.05]."),
+    max_rise: float = typer.Option(None, "--max-rise", min=0.1, help="A temperature this many °C over its rolling "
+                                   "median is a regression \\[default: 5]."),
     idle_from: str = typer.Option(None, "--idle-from", help="slurm: only the nodes Slurm reports idle (a node "
                                   "running a job is never touched); the others are listed as skipped."),
     drain_on: str = typer.Option(None, "--drain-on", help="fail or regression: drain (Slurm) or cordon (Kubernetes) "
@@ -69,6 +81,7 @@ def run(
     slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm.conf for scontrol."),
     kubeconfig: Path = typer.Option(None, "--kubeconfig", help="kubeconfig [default: ~/.kube/config]."),
     context: str = typer.Option(None, "--context", help="kubeconfig context."),
+    namespace: str = typer.Option("default", "--namespace", help="kubernetes: the namespace of the hold Jobs."),
     parallel: int = typer.Option(32, "--parallel", min=1, max=1024, help="Nodes checked at once."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, help="Seconds to open SSH."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds the agent may run on a node."),
@@ -76,57 +89,101 @@ def run(
 ) -> None:
     """One check round on idle nodes: validate's checks and BMC telemetry; every figure stored per node and
     round; regressions against peers and each node's own history named; early-warning scores, worst first."""
-    from clusterctl.check.judge import Policy
-    from clusterctl.check.round import SUITES, drain, run_round
-    from clusterctl.cli.validate import DEFAULT_CHECKS, _bmc_targets, _progress
+    from clusterctl.check.limits import load as load_limits
+    from clusterctl.check.round import SUITES, Suite
+    from clusterctl.cli.validate import DEFAULT_CHECKS
     from clusterctl.inventory import load_inventory
     from clusterctl.validate import run as validation
 
     cfg = settings(ctx)
     if suite not in SUITES:
-        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} are built (deep is not yet)")
-    if launcher != "ssh":
-        raise SelectionError(f"--launcher {launcher!r}: only ssh is built (slurm and kubernetes are not yet)")
+        raise SelectionError(f"--suite {suite!r}: choose {', '.join(SUITES)}")
+    if burnin_model not in MODELS:
+        raise SelectionError(f"--burnin-model {burnin_model!r}: choose {', '.join(MODELS)}")
+    plan = Suite.named(suite, burnin_minutes=burnin_minutes, burnin_model=burnin_model)
+    if launcher not in ("ssh", "slurm", "kubernetes"):
+        raise SelectionError(f"--launcher {launcher!r}: choose ssh, slurm or kubernetes")
+    if launcher != "ssh" and idle_from:
+        raise SelectionError(f"--launcher {launcher} already takes only idle nodes; drop --idle-from")
     if drain_on not in (None, "fail", "regression"):
         raise SelectionError(f"--drain-on {drain_on!r}: choose fail or regression")
-    policy = Policy(window_days=parse_days(window, "--window"), max_drop=max_drop, max_rise_c=max_rise)
+    policy = load_limits(limits, window_days=parse_days(window, "--window") if window else None,
+                         max_drop=max_drop, max_rise_c=max_rise)
     if idle_from not in (None, "slurm"):
         raise SelectionError(f"--idle-from {idle_from!r}: only slurm is built")
     inventory = load_inventory(file)
     nodes = inventory.select(limit)
     skipped: dict[str, str] = {}
     chosen = limit
-    if idle_from == "slurm":
+    via = validation.quarantine_via(nodes, drain_via) if drain_on else None
+    holds = None
+    hold_minutes = 10 + plan.burnin_minutes + (45 if plan.dcgm else 0)
+    if launcher == "kubernetes":
+        from clusterctl.burnin.launchers.kubernetes import api_client
+        from clusterctl.check import kube_hold
+
+        api = api_client(str(kubeconfig) if kubeconfig else None, context)
+        manifests = kube_hold.render(inventory, [n.name for n in nodes], namespace=namespace, minutes=hold_minutes)
+        holds = kube_hold.hold_nodes(api, manifests, start_timeout_s=hold_start_timeout)
+        skipped = holds.skipped
+        nodes = [n for n in nodes if n.name in holds.held]
+        chosen = ",".join(n.name for n in nodes)
+    elif idle_from == "slurm" or launcher == "slurm":
+        from clusterctl.check import hold
         from clusterctl.check.idle import slurm_states, split_idle
 
         names = [n.name for n in nodes]
-        idle, skipped = split_idle(names, slurm_states(names, str(slurm_conf) if slurm_conf else None))
+        conf = str(slurm_conf) if slurm_conf else None
+        if launcher == "slurm":
+            holds = hold.hold_idle(names, {n.name: n.scheduler.slurm.partition for n in nodes}, minutes=hold_minutes,
+                                   slurm_conf=conf, start_timeout_s=hold_start_timeout)
+            idle, skipped = [n for n in names if n in holds.held], holds.skipped
+        else:
+            idle, skipped = split_idle(names, slurm_states(names, conf))
         nodes = [n for n in nodes if n.name in set(idle)]
         chosen = ",".join(idle)
-        if not nodes:
-            cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
-                f"no idle node to check ({len(skipped)} busy or unknown to Slurm)", highlight=False, markup=False))
-            return
-    via = validation.quarantine_via(nodes, drain_via) if drain_on else None
-    categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if suite == "standard" else set())
+    if not nodes and (holds is not None or idle_from):
+        cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
+            f"no idle node to check ({len(skipped)} busy or unknown to the scheduler)", highlight=False, markup=False))
+        return
+    categories = set(DEFAULT_CHECKS) | ({"bandwidth"} if plan.ring != "none" else set())
     request = validation.Request(categories=categories, rules=rules, parallel=parallel,
-                                 connect_timeout=connect_timeout, timeout=timeout,
-                                 ring="rack" if suite == "standard" else "none")
+                                 connect_timeout=connect_timeout, timeout=timeout, ring=plan.ring)
     started = time.monotonic()
-    with cfg.open_store() as store:
-        result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, chosen),
-                           inventory_path=str(file), args={"limit": limit, "suite": suite},
-                           phase=lambda label, total: _progress(cfg, total, label))
-        if via is not None and drain_on is not None:
-            drain(store, result, drain_on, via, slurm_conf=str(slurm_conf) if slurm_conf else None,
-                  kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
+    try:
+        result = _round(cfg, file, inventory, nodes, request, policy, plan, chosen, limit, suite, via, drain_on,
+                        slurm_conf, kubeconfig, context)
+    finally:
+        if holds is not None and launcher == "kubernetes":
+            kube_hold.release(api, holds)
+        elif holds is not None:
+            hold.release(holds, str(slurm_conf) if slurm_conf else None)
     elapsed = time.monotonic() - started
     data = result.as_dict(top)
     data["seconds"]["total"] = round(elapsed, 2)
     data["skipped"] = skipped
+    if holds is not None:
+        data["held"] = holds.held
     cfg.emit(data, lambda console: _draw(console, result, top))
     if result.failed:
         raise typer.Exit(1)
+
+
+def _round(cfg: Any, file: Path, inventory: Any, nodes: Any, request: Any, policy: Any, plan: Any, chosen: str | None,
+           limit: str | None, suite: str, via: str | None, drain_on: str | None, slurm_conf: Path | None,
+           kubeconfig: Path | None, context: str | None) -> RoundResult:
+    from clusterctl.check.round import drain, run_round
+    from clusterctl.cli.validate import _bmc_targets, _progress
+
+    with cfg.open_store() as store:
+        result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, chosen),
+                           inventory_path=str(file), args={"limit": limit, "suite": suite,
+                                                           "burnin_minutes": plan.burnin_minutes},
+                           phase=lambda label, total: _progress(cfg, total, label), suite=plan)
+        if via is not None and drain_on is not None:
+            drain(store, result, drain_on, via, slurm_conf=str(slurm_conf) if slurm_conf else None,
+                  kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
+    return result
 
 
 def _draw(console: Console, result: RoundResult, top: int) -> None:
@@ -169,7 +226,8 @@ def _draw(console: Console, result: RoundResult, top: int) -> None:
         console.print(table)
 
 
-_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps", "fabric.busbw_gbs"}
+_LEVELS = {"gpu.sm_clock_mhz", "bmc.fan_rpm", "ib.rate_gbps", "fabric.busbw_gbs", "burnin.tokens_per_s"}
+MODELS = ("transformer-tiny", "transformer-small", "transformer-base", "transformer-big")
 SYSTEMD_USER_DIR = Path("~/.config/systemd/user")
 
 
@@ -189,16 +247,18 @@ def schedule(
     namespace: str = typer.Option("default", "--namespace", help="kubernetes: the CronJob's namespace."),
     priority_class: str = typer.Option(None, "--priority-class", help="kubernetes: a low PriorityClass, so rounds "
                                        "never preempt users' pods."),
+    slurm_conf: Path = typer.Option(None, "--slurm-conf", envvar="SLURM_CONF", help="slurm: slurm.conf for scrontab."),
 ) -> None:
-    """Run check rounds on a schedule: write a systemd timer and service, a Slurm scrontab entry or a
-    Kubernetes CronJob (--print: only print them). Enabling them is the operator's step, printed at the end."""
+    """Run check rounds on a schedule: write a systemd timer and service (into --out, by default the user's unit
+    directory), install a Slurm scrontab entry (replacing this suite's earlier one), or write a Kubernetes CronJob
+    (--print: only print them). Enabling the timer and applying the CronJob are printed at the end."""
     from clusterctl.check import schedule as sched
     from clusterctl.check.round import SUITES
     from clusterctl.inventory import load_inventory
 
     cfg = settings(ctx)
     if suite not in SUITES:
-        raise SelectionError(f"--suite {suite!r}: only {', '.join(SUITES)} are built (deep is not yet)")
+        raise SelectionError(f"--suite {suite!r}: choose {', '.join(SUITES)}")
     if via not in sched.KINDS:
         raise SelectionError(f"--via {via!r}: choose from {', '.join(sched.KINDS)}")
     load_inventory(file)  # a schedule of an inventory that does not load would fail every round
@@ -210,7 +270,7 @@ def schedule(
         enable = f"systemctl --user daemon-reload && systemctl --user enable --now {job.name}.timer"
     elif via == "slurm":
         files = {f"{job.name}.scrontab": sched.scrontab(job)}
-        enable = f"(scrontab -l; cat {job.name}.scrontab) | scrontab -"
+        enable = "installed with scrontab (scrontab -l shows it)"
     else:
         if not image:
             raise SelectionError("--via kubernetes needs --image (an image with clusterctl as its entry point)")
@@ -225,6 +285,9 @@ def schedule(
         for name, text in files.items():
             (target / name).write_text(text, encoding="utf-8")
             written.append(str(target / name))
+        if via == "slurm":
+            sched.install_scrontab(files[f"{job.name}.scrontab"], job.name,
+                                   str(slurm_conf) if slurm_conf else None)
     data = {"via": via, "files": files, "written": written, "enable": enable}
 
     def draw(console: Console) -> None:

@@ -71,7 +71,7 @@ def test_a_quick_round_stores_every_figure_per_node_and_round(
 
 
 def test_check_refuses_suites_and_launchers_not_built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args in (["--suite", "deep"], ["--suite", "fast"], ["--launcher", "slurm"], ["--drain-on", "maybe"]):
+    for args in (["--suite", "fast"], ["--burnin-model", "gpt5"], ["--launcher", "pbs"], ["--drain-on", "maybe"]):
         result = run_cli(capsys, "check", str(tmp_path / "none.yaml"), *args)
         assert result.code == 2 and "Traceback" not in result.err, result.err
 
@@ -119,7 +119,8 @@ def test_the_standard_suite_names_a_link_losing_bandwidth(
     for r in range(6):
         if r:
             advance(lab, DAY / 2)
-        code, doc = check(capsys, str(inventory), "--suite", "standard")
+        code, doc = check(capsys, str(inventory), "--suite", "standard", "--burnin-minutes", "0.02",
+                          "--burnin-model", "transformer-tiny")
         for f in doc["regressions"]:
             named.setdefault((f["node"], f["metric"]), r)
         assert {f["node"] for f in doc["regressions"]} <= {"gpu0005"}, doc["regressions"]

@@ -89,3 +89,28 @@ def test_bad_values_never_reach_a_schedule(tmp_path: Path, capsys: pytest.Captur
     spaced.write_text(LAB.read_text())
     with pytest.raises(Exception, match="only letters, digits"):
         Job(spaced, "quick", parse_every("6h")).argv()
+
+
+def test_the_scrontab_entry_is_installed_in_place_of_its_earlier_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Debian's slurm-client has no scrontab: a stand-in at that boundary keeps the user's table in a file,
+    # as scrontab does (`-l` prints it; `scrontab FILE` replaces it whole).
+    bin_dir, table = tmp_path / "bin", tmp_path / "table"
+    bin_dir.mkdir()
+    table.write_text("#SCRON --job-name=backup\n0 3 * * * /usr/local/bin/backup\n"
+                     "#SCRON --job-name=clusterctl-check-quick\n#SCRON --time=06:00:00\n0 */6 * * * old-command\n")
+    (bin_dir / "scrontab").write_text(f'#!/bin/sh\nif [ "$1" = -l ]; then cat {table}; else cp "$1" {table}; fi\n')
+    (bin_dir / "scrontab").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    doc = schedule(capsys, "--via", "slurm", "--every", "2h", "--out", str(tmp_path))
+    installed = table.read_text().splitlines()
+    assert installed[:2] == ["#SCRON --job-name=backup", "0 3 * * * /usr/local/bin/backup"]  # the user's own, kept
+    assert "old-command" not in table.read_text() and installed.count("#SCRON --job-name=clusterctl-check-quick") == 1
+    assert installed[2:] == (tmp_path / "clusterctl-check-quick.scrontab").read_text().splitlines()
+    assert doc["written"] == [str(tmp_path / "clusterctl-check-quick.scrontab")]
+    schedule(capsys, "--via", "slurm", "--every", "2h", "--out", str(tmp_path))  # again: still one entry
+    assert table.read_text().count("clusterctl-check-quick") == 1
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = run_cli(capsys, "check", "schedule", str(LAB), "--via", "slurm", "--out", str(tmp_path))
+    assert result.code == 2 and "scrontab is not installed" in result.err and "Traceback" not in result.err
