@@ -40,6 +40,33 @@ def gpus_per_node(inventory: Inventory | None, nodes: list[str]) -> int | None:
     return counts.pop() or None
 
 
+def rdma_nodes(inventory: Inventory | None, nodes: list[str]) -> list[str]:
+    """The nodes whose inventory lists InfiniBand HCAs: their NCCL must use the fabric, not TCP."""
+    if inventory is None:
+        return []
+    return [n for n in nodes if (ib := inventory.nodes[n].hardware.infiniband) is not None and ib.present]
+
+
+def fabric_env(inventory: Inventory | None, nodes: list[str]) -> dict[str, str]:
+    """NCCL_IB_HCA, NCCL_SOCKET_IFNAME and NCCL_NET_GDR_LEVEL from the nodes' `hardware.infiniband`.
+
+    A job has one environment, so the chosen nodes must agree; `=` makes NCCL match the HCA names
+    exactly (mlx5_1 would otherwise also select mlx5_10).
+    """
+    found: dict[str, set[str]] = {}
+    for name in rdma_nodes(inventory, nodes):
+        ib = inventory.nodes[name].hardware.infiniband  # type: ignore[union-attr]
+        assert ib is not None
+        for key, value in (("NCCL_IB_HCA", "=" + ",".join(ib.devices) if ib.devices else None),
+                           ("NCCL_SOCKET_IFNAME", ib.socket_ifname), ("NCCL_NET_GDR_LEVEL", ib.gdr_level)):
+            found.setdefault(key, set()).add(value or "")
+    mixed = sorted(key for key, values in found.items() if len(values) > 1)
+    if mixed:
+        raise ClusterctlError(f"--nodes mixes nodes whose hardware.infiniband gives different {', '.join(mixed)}; "
+                              "burn them in separately")
+    return {key: values.pop() for key, values in found.items() if values != {""}}
+
+
 def launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str], *, slurm_conf: Path | None,
                      partition: str | None, gpus: int | None, kubeconfig: Path | None, context: str | None,
                      namespace: str, image: str | None, kube_workload: str = "auto") -> dict[str, Any]:

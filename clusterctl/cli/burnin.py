@@ -131,7 +131,7 @@ def run(
         run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
         duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
         checksum_every=checksum_every, fault=fault, python=python or BurninSpec.python,
-        workdir=workdir or BurninSpec.workdir, workdir_out=outdir,
+        workdir=workdir or BurninSpec.workdir, workdir_out=outdir, extra_env=selection.fabric_env(inventory, chosen),
         stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
     options = selection.launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
                                          gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace,
@@ -147,7 +147,8 @@ def run(
         report, actions = burn_in(store, job, spec, expected_nodes=job.expected_nodes(spec),
                                   world_size=job.world_size(spec), rules=Rules(straggler_ratio=straggler_ratio),
                                   inventory=str(file) if file else None, quarantine_via=via if quarantine else None,
-                                  schedulers=reach, announce=cfg.note)
+                                  schedulers=reach, announce=cfg.note,
+                                  rdma_nodes=selection.rdma_nodes(inventory, chosen))
     data = {**report.as_dict(), "quarantine": [a.as_dict() for a in actions]}
     cfg.emit(data, lambda console: _draw_report(console, data))
     if report.failed:
