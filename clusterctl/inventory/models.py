@@ -90,7 +90,7 @@ _IB_DEVICE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}(:[0-9]{1,2})?$")
 _IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 # A container image reference: registry/name:tag or @digest; enroot/pyxis writes the registry as `registry#name`,
 # and a pyxis site may also name a squashfs file by its absolute path.
-_IMAGE_REF = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._/:@#+-]{0,254}$")
+IMAGE_REF = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._/:@#+-]{0,254}$")
 # Kubernetes extended resource name (domain/name), e.g. rdma/rdma_shared_device_a or nvidia.com/hostdev.
 _RESOURCE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _KUBE_VERSION = re.compile(r"^1\.[0-9]{1,3}(\.[0-9]{1,3})?$")
@@ -213,7 +213,7 @@ RepoUrl = Annotated[
 IBDevice = Annotated[str, _pattern(_IB_DEVICE, "ib_device", "expected an HCA name such as mlx5_0 or mlx5_0:1")]
 IfName = Annotated[str, _pattern(_IFNAME, "ifname", "expected a network interface name such as ens1f0 (at most 15 "
                                  "of letters, digits, . _ -)")]
-ImageRef = Annotated[str, _pattern(_IMAGE_REF, "image_ref", "expected a container image such as "
+ImageRef = Annotated[str, _pattern(IMAGE_REF, "image_ref", "expected a container image such as "
                                    "nvcr.io/site/clusterctl-burnin:0.1.0 (letters, digits and . _ / : @ # + -)")]
 ResourceName = Annotated[str, _pattern(_RESOURCE, "resource_name", "expected a Kubernetes extended resource "
                                        "DOMAIN/NAME such as rdma/rdma_shared_device_a or nvidia.com/hostdev")]
