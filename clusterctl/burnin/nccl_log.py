@@ -65,12 +65,12 @@ def transports(lines: Iterable[str], records: Iterable[Mapping[str, Any]]) -> di
         match = _INFO.search(line)
         if not match:
             continue
-        node = rank_of.get((_short(match["host"]), int(match["pid"])))
-        if node is None:
+        owner = rank_of.get((_short(match["host"]), int(match["pid"])))
+        if owner is None:
             continue
         text = match["text"].strip()
         if network := _NETWORK.match(text):
-            found[node].networks.add(network["name"])
+            found[owner].networks.add(network["name"])
         elif devices := _IB_DEVICES.match(text):
-            found[node].ib_devices.update(t for t in devices["devices"].split() if _DEVICE.match(t))
+            found[owner].ib_devices.update(t for t in devices["devices"].split() if _DEVICE.match(t))
     return found

@@ -54,9 +54,12 @@ def fabric_env(inventory: Inventory | None, nodes: list[str]) -> dict[str, str]:
     exactly (mlx5_1 would otherwise also select mlx5_10).
     """
     found: dict[str, set[str]] = {}
+    if inventory is None:
+        return {}
     for name in rdma_nodes(inventory, nodes):
-        ib = inventory.nodes[name].hardware.infiniband  # type: ignore[union-attr]
-        assert ib is not None
+        ib = inventory.nodes[name].hardware.infiniband
+        if ib is None:
+            continue
         for key, value in (("NCCL_IB_HCA", "=" + ",".join(ib.devices) if ib.devices else None),
                            ("NCCL_SOCKET_IFNAME", ib.socket_ifname), ("NCCL_NET_GDR_LEVEL", ib.gdr_level)):
             found.setdefault(key, set()).add(value or "")
