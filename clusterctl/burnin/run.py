@@ -16,8 +16,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
+from clusterctl.burnin import nccl_log
 from clusterctl.burnin.launchers.protocol import BurninSpec, Launcher, Outcome
-from clusterctl.burnin.verdict import COMPLETION, LAUNCH, REMEDIATION, Rules, fail_check, hung_outside_collective, judge
+from clusterctl.burnin.verdict import (
+    COMPLETION,
+    LAUNCH,
+    REMEDIATION,
+    Rules,
+    fail_check,
+    hung_outside_collective,
+    judge,
+    judge_fabric,
+)
 from clusterctl.verdict import CheckResult, NodeVerdict
 
 if TYPE_CHECKING:
@@ -94,8 +104,10 @@ def samples(records: Iterable[Mapping[str, Any]], run_id: int | None) -> list[An
 
 
 def execute(launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], world_size: int,
-            rules: Rules = Rules(), store: Store | None = None, run_id: int | None = None) -> BurninReport:
-    """Run the job to its end or its timeout and judge it; results land in `store` under `run_id`."""
+            rules: Rules = Rules(), store: Store | None = None, run_id: int | None = None,
+            rdma_nodes: Iterable[str] = ()) -> BurninReport:
+    """Run the job to its end or its timeout and judge it; results land in `store` under `run_id`.
+    `rdma_nodes` have InfiniBand in the inventory: NCCL must not have fallen back to sockets on them."""
     submission = launcher.submit(spec)
     _log.info("burn-in %s submitted through %s as %s", spec.run_id, launcher.name, submission.ref)
     if store is not None and run_id is not None:
@@ -106,11 +118,13 @@ def execute(launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], 
         if outcome.state == "timeout":
             _log.warning("burn-in %s passed its timeout of %ss; cancelling", spec.run_id, spec.timeout_s)
         # Collected before cancelling: cancelling may take the output with it (Kubernetes pods and their logs).
-        records = parse_records(launcher.collect(submission))
+        lines = launcher.collect(submission)
+        records = parse_records(lines)
     finally:
         # Cancelling a finished job is a no-op; an interrupted or timed-out one must not keep the nodes.
         launcher.cancel(submission)
     verdicts = judge(records, expected_nodes, world_size=world_size, rules=rules)
+    judge_fabric(verdicts, nccl_log.transports(lines, records), rdma_nodes)
     blame_unstarted(verdicts, submission.detail.get("launch_errors") or {})
     blame(verdicts, records, outcome.root_causes)
     if outcome.state == "timeout":
@@ -153,7 +167,8 @@ def blame(verdicts: list[NodeVerdict], records: list[dict[str, Any]], root_cause
 
 def burn_in(store: Store, launcher: Launcher, spec: BurninSpec, *, expected_nodes: list[str], world_size: int,
             rules: Rules = Rules(), inventory: str | None = None, quarantine_via: str | None = None,
-            schedulers: Any = None, announce: Callable[[str], None] = _log.info) -> tuple[BurninReport, list[Any]]:
+            schedulers: Any = None, announce: Callable[[str], None] = _log.info,
+            rdma_nodes: Iterable[str] = ()) -> tuple[BurninReport, list[Any]]:
     """A burn-in as one recorded run: the run row, the job and its verdicts, the quarantine of the
     nodes found at fault (through `quarantine_via`, when given), and the run's end state. An
     exception or Ctrl-C still closes the run, as interrupted or failed, before it propagates."""
@@ -167,7 +182,7 @@ def burn_in(store: Store, launcher: Launcher, spec: BurninSpec, *, expected_node
              f"through {launcher.name}")
     try:
         report = execute(launcher, spec, expected_nodes=expected_nodes, world_size=world_size, rules=rules,
-                         store=store, run_id=run_id)
+                         store=store, run_id=run_id, rdma_nodes=rdma_nodes)
     except BaseException as exc:
         store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                          {"error": str(exc)[:300]})

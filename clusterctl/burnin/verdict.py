@@ -22,12 +22,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterctl.burnin.nccl_log import Transport
 from clusterctl.validate import clock_events
 from clusterctl.verdict import NodeVerdict
 
 # The checks a burn-in verdict names, and what an operator does about each.
-LAUNCH, COMPLETION, LOSS, CHECKSUM, SPEED, CLOCKS = CHECKS = (
-    "burnin.launch", "burnin.completion", "burnin.loss", "burnin.checksum", "burnin.speed", "burnin.clocks")
+LAUNCH, COMPLETION, LOSS, CHECKSUM, SPEED, CLOCKS, FABRIC = CHECKS = (
+    "burnin.launch", "burnin.completion", "burnin.loss", "burnin.checksum", "burnin.speed", "burnin.clocks",
+    "burnin.fabric")
 REMEDIATION = {
     LAUNCH: "Check SSH access, the host key and the scheduler's view of the node, then burn in again.",
     COMPLETION: "Read the rank's output (crash, OOM, hang); check the node's GPUs, driver and fabric; burn in again.",
@@ -35,6 +37,9 @@ REMEDIATION = {
     CHECKSUM: "Silent data corruption suspected: drain the node and run DCGM diagnostics; RMA the GPU if it repeats.",
     SPEED: "Compare clocks, power limit, PCIe and NVLink with a healthy node; run DCGM diagnostics.",
     CLOCKS: "Check cooling, fans, inlet temperature and PSUs; reseat the GPU's heatsink if only one GPU slows down.",
+    FABRIC: "Check the node's HCAs (ibstat: State Active, LinkUp), the OFED and nvidia-peermem modules, that the job "
+            "sees /dev/infiniband (Kubernetes: the RDMA resource and IPC_LOCK; containers: the devices mounted) and "
+            "that NCCL_IB_HCA names this node's HCAs; then burn in again.",
 }
 
 
@@ -231,3 +236,30 @@ def _judge_throttle(by_node: dict[str, list[_Rank]], verdicts: dict[str, NodeVer
                 if names:
                     fail_check(verdicts[node], CLOCKS,
                                f"rank {r.rank}: GPU clocks throttled during the run ({', '.join(names)})", level)
+
+
+def judge_fabric(verdicts: Iterable[NodeVerdict], transports: Mapping[str, Transport],
+                 rdma_nodes: Iterable[str]) -> None:
+    """Record each node's transport; a node with InfiniBand whose NCCL fell back to TCP sockets fails.
+
+    Only a job of more than one node crosses the fabric; a gloo run (CPU) has no NCCL, so its
+    transport is recorded as gloo and nothing is judged.
+    """
+    verdicts = list(verdicts)
+    rdma = set(rdma_nodes)
+    multi_node = len(verdicts) > 1
+    for verdict in verdicts:
+        transport = transports.get(verdict.node)
+        if transport is None:
+            continue
+        verdict.metrics["transport"] = transport.name
+        if transport.ib_devices:
+            verdict.metrics["nccl_ib_devices"] = sorted(transport.ib_devices)
+        if not multi_node or verdict.node not in rdma or transport.backend != "nccl":
+            continue
+        if transport.fell_back_to_sockets:
+            fail_check(verdict, FABRIC, "NCCL used TCP sockets (\"Using network Socket\"), not InfiniBand: the "
+                       "all-reduce bypassed the fabric this node's inventory lists")
+        elif not transport.networks:
+            fail_check(verdict, FABRIC, "NCCL did not log its network (NCCL_DEBUG=INFO overridden?): the fabric "
+                       "this node's inventory lists is unverified", status="warn")

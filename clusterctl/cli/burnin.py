@@ -29,6 +29,8 @@ RUN_EPILOG = (
     "  clusterctl burnin inventories/site.yaml --launcher slurm --nodes 'gpu[0001-0064]' --duration 30m "
     "--quarantine\n\n"
     "  clusterctl burnin site.yaml --launcher kubernetes --image registry/clusterctl-burnin:1 --nodes rack-a01\n\n"
+    "  clusterctl burnin image build --tag registry/clusterctl-burnin:0.1.0 && clusterctl burnin image push "
+    "--tag registry/clusterctl-burnin:0.1.0\n\n"
     "Exit code 1 when any node failed the burn-in."
 )
 
@@ -44,6 +46,11 @@ class _RunByDefault(TyperGroup):
 
 app = typer.Typer(cls=_RunByDefault, help="Burn in nodes with a real training job; judge and quarantine them.",
                   no_args_is_help=False, rich_markup_mode="rich")
+
+
+image_app = typer.Typer(help="The burn-in container image: build it from this release's workload, push it.",
+                        no_args_is_help=True)
+app.add_typer(image_app, name="image")
 
 
 def register(root: typer.Typer) -> None:
@@ -95,7 +102,9 @@ def run(
                                     "in-cluster]."),
     context: str = typer.Option(None, "--context", help="kubeconfig context."),
     namespace: str = typer.Option("default", "--namespace", help="Kubernetes namespace for the Job."),
-    image: str = typer.Option(None, "--image", help="Container image with torch and the workload (kubernetes)."),
+    image: str = typer.Option(None, "--image", help="Container image with torch and the workload (burnin image "
+                              "build): kubernetes, or slurm through pyxis \\[default: the inventory's "
+                              "scheduler.*.image]."),
     kube_workload: str = typer.Option("auto", "--kube-workload", help="job, jobset, or auto: a JobSet when "
                                       "the cluster serves the JobSet API, else an Indexed Job."),
     python: str = typer.Option(None, "--python", help="Python on the nodes \\[default: this interpreter]."),
@@ -106,6 +115,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job files and stop."),
 ) -> None:
     """Run the burn-in, judge every node (pass/fail with reasons), store it, and print a summary."""
+    from clusterctl.burnin import image as burnin_image
     from clusterctl.burnin import launchers, selection
     from clusterctl.burnin.launchers.protocol import BurninSpec
     from clusterctl.burnin.quarantine import Schedulers
@@ -127,15 +137,19 @@ def run(
     if quarantine and via not in ("slurm", "kubernetes"):
         raise ClusterctlError("--quarantine: the local launcher has no scheduler; add --quarantine-via "
                               "slurm|kubernetes")
-    spec = BurninSpec(
-        run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
-        duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
-        checksum_every=checksum_every, fault=fault, python=python or BurninSpec.python,
-        workdir=workdir or BurninSpec.workdir, workdir_out=outdir,
-        stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
     options = selection.launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
                                          gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace,
                                          image=image, kube_workload=kube_workload)
+    # In a container (pyxis) the workload is the image's, where `burnin image build` put it.
+    in_image = bool(options.get("container_image"))
+    spec = BurninSpec(
+        run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
+        duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
+        checksum_every=checksum_every, fault=fault,
+        python=python or (burnin_image.PYTHON if in_image else BurninSpec.python),
+        workdir=workdir or (Path(burnin_image.WORKDIR) if in_image else BurninSpec.workdir), workdir_out=outdir,
+        extra_env=selection.fabric_env(inventory, chosen),
+        stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
     job = launchers.create(launcher, **options)
     if dry_run:
         files = job.render(spec)
@@ -147,7 +161,8 @@ def run(
         report, actions = burn_in(store, job, spec, expected_nodes=job.expected_nodes(spec),
                                   world_size=job.world_size(spec), rules=Rules(straggler_ratio=straggler_ratio),
                                   inventory=str(file) if file else None, quarantine_via=via if quarantine else None,
-                                  schedulers=reach, announce=cfg.note)
+                                  schedulers=reach, announce=cfg.note,
+                                  rdma_nodes=selection.rdma_nodes(inventory, chosen))
     data = {**report.as_dict(), "quarantine": [a.as_dict() for a in actions]}
     cfg.emit(data, lambda console: _draw_report(console, data))
     if report.failed:
@@ -210,3 +225,53 @@ def release(
     with cfg.open_store() as store:
         action = do_release(node, store=store, schedulers=reach, via=via)
     cfg.emit(action.as_dict(), lambda console: console.print(f"{node}: released via {action.via}"))
+
+
+@image_app.command("build")
+def image_build(
+    ctx: typer.Context,
+    tag: str = typer.Option(None, "--tag", help="Image tag \\[default: clusterctl-burnin:VERSION]."),
+    base: str = typer.Option(None, "--base", help="Base image with PyTorch \\[default: the recipe's NVIDIA PyTorch "
+                             "image]."),
+    engine: str = typer.Option("docker", "--engine", help="docker, podman or apptainer (a .sif for Slurm sites)."),
+    context_dir: Path = typer.Option(None, "--context", help="Write the build context here and keep it \\[default: a "
+                                     "temporary directory]."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write the context, print the build command, build "
+                                 "nothing."),
+) -> None:
+    """Build the burn-in image: the recipe plus the installed workloads/ package, checked by checksum."""
+    import tempfile
+
+    from clusterctl.burnin import image as burnin_image
+
+    cfg = settings(ctx)
+    tag = tag or burnin_image.DEFAULT_TAG
+    with tempfile.TemporaryDirectory(prefix="clusterctl-image-") as scratch:
+        where = (context_dir or Path(scratch)).absolute()
+        command = burnin_image.build_command(engine, where, tag, base)
+        files = burnin_image.write_context(where)
+        data = {"context": str(where) if context_dir else None, "files": files, "command": command.argv,
+                "cwd": str(command.cwd), "tag": tag, "built": not dry_run}
+        if not dry_run:
+            burnin_image.run(command)
+    cfg.emit(data, lambda console: console.print(
+        f"{'built' if not dry_run else 'would build'} {tag} with {len(files)} files: {' '.join(command.argv)}",
+        highlight=False, markup=False))
+
+
+@image_app.command("push")
+def image_push(
+    ctx: typer.Context,
+    tag: str = typer.Option(None, "--tag", help="Image tag \\[default: clusterctl-burnin:VERSION]."),
+    engine: str = typer.Option("docker", "--engine", help="docker or podman."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the push command only."),
+) -> None:
+    """Push the burn-in image to its registry (the tag names it: registry.example/clusterctl-burnin:0.1.0)."""
+    from clusterctl.burnin import image as burnin_image
+
+    cfg = settings(ctx)
+    command = burnin_image.push_command(engine, tag or burnin_image.DEFAULT_TAG)
+    if not dry_run:
+        burnin_image.run(command)
+    cfg.emit({"command": command.argv, "pushed": not dry_run},
+             lambda console: console.print(" ".join(command.argv), highlight=False, markup=False))

@@ -27,14 +27,17 @@ Node settings (defaults, group, rack `defaults`, overrides; merged in that order
           not together with ca_file)
     ssh:  address* or address_pool*, port (22), user*, key (secret reference to a private key
           file), known_hosts
-    hardware: model, gpu {model*, count*, nvlink}, infiniband {hcas*, rate_gbps*}, psus, max_power_w
+    hardware: model, gpu {model*, count*, nvlink}, infiniband {hcas*, rate_gbps*, devices (NCCL_IB_HCA),
+          socket_ifname (NCCL_SOCKET_IFNAME), gdr_level (NCCL_NET_GDR_LEVEL: LOC|PIX|PXB|PHB|SYS)}, psus,
+          max_power_w
     firmware: COMPONENT: {version*, image* (https:// or file:PATH), sha256* (64 hex),
           insecure_image_transfer (only `true` allows an http:// image; give it beside the image)},
           or COMPONENT: null to drop a component a lower layer named. The controller downloads
           each image once per run, checks its sha256 and pushes that copy to the BMCs
     bios_profile: a name from bios_profiles; bios: {Attribute: value} applied on top of it
     software: driver, cuda, nccl, ofed, fabricmanager, dcgm, os (version strings)
-    scheduler: slurm {partition, features}, kubernetes {labels, taints}
+    scheduler: slurm {partition, features, container_image (pyxis)}, kubernetes {labels, taints, version,
+          image, rdma_resources ({resource: count}, required with InfiniBand), networks (Multus), host_network}
 
 Repositories (site.repositories), each {url, key}: cuda (NVIDIA's CUDA repository: driver, Fabric Manager,
 CUDA, NCCL, DCGM), doca (DOCA-OFED), epel (EL only), pypi (a simple index holding nvidia-ml-py), node_exporter
@@ -81,6 +84,16 @@ _ENV_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]*_$")
 _LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"^([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
 _LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+# NCCL_IB_HCA entries (an HCA, optionally `:port`) and NCCL_SOCKET_IFNAME (a Linux interface name or prefix,
+# at most 15 characters): https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html
+_IB_DEVICE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}(:[0-9]{1,2})?$")
+_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+# A container image reference: registry/name:tag or @digest; enroot/pyxis writes the registry as `registry#name`,
+# and a pyxis site may also name a squashfs file by its absolute path.
+IMAGE_REF = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._/:@#+-]{0,254}$")
+# Kubernetes extended resource name (domain/name), e.g. rdma/rdma_shared_device_a or nvidia.com/hostdev.
+_RESOURCE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_KUBE_VERSION = re.compile(r"^1\.[0-9]{1,3}(\.[0-9]{1,3})?$")
 _TAINT = re.compile(r"^(?P<key>[^=:]+)(=(?P<value>[^:]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)$")
 
 
@@ -197,6 +210,14 @@ RepoUrl = Annotated[
     str,
     _pattern(_REPO_URL, "repo_url", "expected an http://, https:// or file:/// URL without spaces or quotes"),
 ]
+IBDevice = Annotated[str, _pattern(_IB_DEVICE, "ib_device", "expected an HCA name such as mlx5_0 or mlx5_0:1")]
+IfName = Annotated[str, _pattern(_IFNAME, "ifname", "expected a network interface name such as ens1f0 (at most 15 "
+                                 "of letters, digits, . _ -)")]
+ImageRef = Annotated[str, _pattern(IMAGE_REF, "image_ref", "expected a container image such as "
+                                   "nvcr.io/site/clusterctl-burnin:0.1.0 (letters, digits and . _ / : @ # + -)")]
+ResourceName = Annotated[str, _pattern(_RESOURCE, "resource_name", "expected a Kubernetes extended resource "
+                                       "DOMAIN/NAME such as rdma/rdma_shared_device_a or nvidia.com/hostdev")]
+KubeVersion = Annotated[str, _pattern(_KUBE_VERSION, "kube_version", "expected a Kubernetes version such as 1.30")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Scalar = StrictBool | int | float | str
 
@@ -254,6 +275,16 @@ class GPU(Model):
 class InfiniBand(Model):
     hcas: int = Field(ge=0)
     rate_gbps: int = Field(gt=0)
+    devices: list[IBDevice] = Field(default_factory=list)
+    """The HCAs NCCL may use (NCCL_IB_HCA, matched exactly), e.g. [mlx5_0, mlx5_1:1]; empty: NCCL picks."""
+    socket_ifname: IfName | None = None
+    """The Ethernet interface NCCL bootstraps over (NCCL_SOCKET_IFNAME), e.g. ens1f0 or a prefix such as eth."""
+    gdr_level: Literal["LOC", "PIX", "PXB", "PHB", "SYS"] | None = None
+    """GPUDirect RDMA: the farthest GPU-NIC distance at which NCCL still uses it (NCCL_NET_GDR_LEVEL)."""
+
+    @property
+    def present(self) -> bool:
+        return self.hcas > 0
 
 
 class Hardware(Model):
@@ -296,11 +327,31 @@ class Software(Model):
 class Slurm(Model):
     partition: Name | None = None
     features: list[Name] = Field(default_factory=list)
+    container_image: ImageRef | None = None
+    """Run the burn-in in this image through pyxis (srun --container-image); unset: the node's runtime."""
 
 
 class Kubernetes(Model):
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     taints: list[Annotated[str, AfterValidator(_taint)]] = Field(default_factory=list)
+    version: KubeVersion | None = None
+    """The cluster's Kubernetes version (1.30): what rendered manifests are checked against."""
+    image: ImageRef | None = None
+    """The burn-in image (clusterctl burnin image build); --image overrides it."""
+    rdma_resources: dict[ResourceName, Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=dict)
+    """What the site's network operator exposes per pod for RDMA, e.g. {rdma/rdma_shared_device_a: 1} or
+    {nvidia.com/hostdev: 8}. Required on nodes with InfiniBand: without it NCCL falls back to TCP."""
+    networks: list[Name] = Field(default_factory=list)
+    """Multus NetworkAttachmentDefinitions for the pod's secondary (RDMA) interfaces."""
+    host_network: StrictBool = False
+    """The pod uses the node's network namespace (sites without Multus)."""
+
+    @model_validator(mode="after")
+    def _one_network_mode(self) -> Kubernetes:
+        if self.host_network and self.networks:
+            raise PydanticCustomError(
+                "network_mode", "host_network: true and networks (Multus) contradict each other; keep one")
+        return self
 
 
 class Scheduler(Model):

@@ -30,10 +30,17 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"
 BURNIN_TAINT = {"key": "clusterctl.io/burnin", "value": "failed", "effect": "NoSchedule"}
 
 
-def _rank_log(rank: int, node: str, speed: float) -> str:
-    """What a rank pod prints: torchrun chatter around the workload's JSON lines."""
+def _rank_log(rank: int, node: str, speed: float, network: str = "IB") -> str:
+    """What a rank pod prints: torchrun chatter and NCCL's INFO lines (its real format) around the workload's
+    JSON lines."""
     base = {"clusterctl": "burnin/v1", "node": node, "rank": rank, "world_size": len(NODES), "run": "t"}
-    lines = ["INFO:torch.distributed.run:Using nproc_per_node=1", json.dumps({**base, "event": "start"})]
+    pod, pid = f"clusterctl-burnin-x-{rank}-abcde", 100 + rank
+    lines = ["INFO:torch.distributed.run:Using nproc_per_node=1",
+             json.dumps({**base, "event": "start", "host": pod, "pid": pid, "backend": "nccl"})]
+    if network == "IB":
+        lines.append(f"{pod}:{pid}:{pid + 7} [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/IB ; OOB "
+                     "net1:192.168.50.2<0>")
+    lines.append(f"{pod}:{pid}:{pid + 7} [0] NCCL INFO Using network {network}")
     for i in range(6):
         lines.append(json.dumps({**base, "event": "step", "step": i * 3 + 1, "loss": 6.0 - 0.2 * i,
                                  "local_tokens_per_s": speed * (1 + 0.01 * (i % 2)), "time": 1.7e9 + i}))
@@ -46,8 +53,9 @@ class FakeKubeAPI:
     """A Kubernetes API server double: just enough of core/v1 and batch/v1, every request recorded."""
 
     def __init__(self, *, finish_after_polls: int | None = 1, slow_node: str | None = "gpu2",
-                 jobset: bool = False) -> None:
+                 jobset: bool = False, socket_node: str | None = None) -> None:
         self.jobset = jobset
+        self.socket_node = socket_node
         self.requests: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
@@ -118,9 +126,10 @@ class FakeKubeAPI:
         if m := re.fullmatch(r"/api/v1/namespaces/\w+/pods/([\w-]+)-(\d+)-abcde/log", path):
             rank = int(m.group(2))
             node = NODES[rank]
-            text = _rank_log(rank, node, 300.0 if node == self.slow_node else 1000.0)
+            text = _rank_log(rank, node, 300.0 if node == self.slow_node else 1000.0,
+                             "Socket" if node == self.socket_node else "IB")
             if self.finish_after_polls is None:  # a Job that never finishes: its ranks stopped mid-run
-                text = "\n".join(text.splitlines()[:4]) + "\n"
+                text = "\n".join(text.splitlines()[:6]) + "\n"
             return 200, text
         if m := re.fullmatch(r"/api/v1/nodes/([\w-]+)", path):
             node = self.nodes[m.group(1)]
@@ -233,7 +242,8 @@ def test_burnin_through_the_api_then_quarantine_and_release(cli, inventory, kube
     assert "--nproc-per-node=1" in container["command"]
     assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == NODES
-    assert pod["nodeSelector"] == {"clusterctl.io/pool": "burnin", "node.kubernetes.io/instance-type": "xe9680"}
+    assert pod["nodeSelector"] == {"clusterctl.io/pool": "burnin", "node.kubernetes.io/instance-type": "xe9680",
+                                   "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}  # set by GPU Feature Discovery
     assert len(kube_api.calls("GET", r"/api/v1/namespaces/default/pods/.*/log")) == 3
     assert kube_api.calls("DELETE", r"/api/v1/namespaces/default/services/.*")
     assert not kube_api.calls("DELETE", r"/apis/batch/v1/.*")  # a finished Job stays, with its logs
@@ -325,3 +335,110 @@ def test_jobset_is_used_when_the_cluster_serves_it(cli, inventory, kubeconfig, k
     assert not kube_api.calls("POST", r"/api/v1/namespaces/default/services")  # JobSet makes its own
     assert not kube_api.calls("POST", r"/apis/batch/v1/.*")
     assert len(kube_api.calls("GET", r"/api/v1/namespaces/default/pods/.*/log")) == 3
+
+
+RDMA_SITE = """\
+version: 1
+site: {name: rdma}
+defaults:
+  bmc: {vendor: redfish, address_pool: 10.0.1.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}
+  ssh: {address: "{name}.mgmt.example", user: ops}
+  hardware:
+    gpu: {model: H100-SXM5-80GB, count: 8}
+    infiniband: {hcas: 8, rate_gbps: 400, devices: [mlx5_0, mlx5_1], socket_ifname: net1, gdr_level: PHB}
+  scheduler:
+    kubernetes:
+      version: "1.30"
+      image: registry.example/clusterctl-burnin:0.1.0
+      labels: {clusterctl.io/pool: burnin}
+      taints: ["nvidia.com/gpu=present:NoSchedule", "rdma:NoExecute"]
+%(network)s
+halls:
+  - name: H1
+    rows:
+      - name: R1
+        racks:
+          - {name: r1}
+groups:
+  - name: gpu
+    nodes: gpu[1-3]
+    rack: r1
+"""
+MULTUS = """\
+      rdma_resources: {rdma/rdma_shared_device_a: 1}
+      networks: [rdma-net-a, rdma-net-b]"""
+
+
+def _site(tmp_path: Path, network: str) -> Path:
+    path = tmp_path / "rdma.yaml"
+    path.write_text(RDMA_SITE % {"network": network})
+    return path
+
+
+def test_rdma_site_manifests_request_the_fabric_and_validate_against_the_sites_kubernetes(cli, tmp_path) -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for network in (MULTUS, "      rdma_resources: {nvidia.com/hostdev: 8}\n      host_network: true"):
+        result = cli("burnin", _site(tmp_path, network), "--launcher", "kubernetes", "--kube-workload", "job",
+                     "--dry-run", "-o", "json")
+        assert result.code == 0, result.err
+        docs = {name: yaml.safe_load(text) for name, text in result.json()["files"].items()}
+        for doc in docs.values():  # the version the inventory names, strict: no unknown field anywhere
+            kubernetes_validate.validate(doc, desired_version="1.30.0", strict=True)
+        pod = docs["job.yaml"]["spec"]["template"]
+        spec, container = pod["spec"], pod["spec"]["containers"][0]
+        assert container["image"] == "registry.example/clusterctl-burnin:0.1.0"
+        assert container["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
+        # GPU Feature Discovery's label for the inventory's GPU, beside the inventory's own labels.
+        assert spec["nodeSelector"] == {"clusterctl.io/pool": "burnin",
+                                        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+        assert spec["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"},
+            {"key": "rdma", "operator": "Exists", "effect": "NoExecute"}]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["NCCL_IB_HCA"] == "=mlx5_0,mlx5_1" and env["NCCL_SOCKET_IFNAME"] == "net1"
+        assert env["NCCL_NET_GDR_LEVEL"] == "PHB" and env["NCCL_DEBUG"] == "INFO"
+        if network == MULTUS:
+            assert container["resources"]["limits"] == {"nvidia.com/gpu": "8", "rdma/rdma_shared_device_a": "1"}
+            assert pod["metadata"]["annotations"] == {"k8s.v1.cni.cncf.io/networks": "rdma-net-a,rdma-net-b"}
+            assert "hostNetwork" not in spec
+        else:
+            assert container["resources"]["requests"] == {"nvidia.com/gpu": "8", "nvidia.com/hostdev": "8"}
+            assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+            assert "annotations" not in pod["metadata"]
+
+
+def test_an_infiniband_site_without_rdma_resources_is_refused(cli, tmp_path) -> None:
+    result = cli("burnin", _site(tmp_path, "      host_network: true"), "--launcher", "kubernetes", "--dry-run")
+    assert result.code == 2
+    assert "gpu[1-3] have InfiniBand" in result.err and "scheduler.kubernetes.rdma_resources" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_bad_fabric_values_in_the_inventory_are_clear_errors(cli, tmp_path) -> None:
+    bad = (RDMA_SITE % {"network": MULTUS}).replace("devices: [mlx5_0, mlx5_1]", "devices: ['mlx5_0;reboot']")
+    bad = bad.replace("rdma/rdma_shared_device_a", "rdma shared").replace("registry.example/clusterctl", "-registry")
+    both = RDMA_SITE % {"network": MULTUS + "\n      host_network: true"}
+    for text, expected in ((bad, [":8:", "devices[0]: expected an HCA name such as mlx5_0", ":12:",
+                                  "image: expected a container image", ":15:",
+                                  "rdma_resources.rdma shared: expected a Kubernetes extended resource"]),
+                           (both, ["host_network: true and networks (Multus) contradict each other"])):
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        result = cli("burnin", path, "--launcher", "kubernetes", "--dry-run")
+        assert result.code == 2 and "Traceback" not in result.err
+        for part in expected:
+            assert part in result.err, result.err
+
+
+def test_a_socket_fallback_on_an_infiniband_node_fails_it_through_the_api(cli, tmp_path, kubeconfig, kube_api):
+    kube_api.slow_node, kube_api.socket_node = None, "gpu3"
+    result = cli("burnin", _site(tmp_path, MULTUS), "--launcher", "kubernetes", "--kubeconfig", kubeconfig,
+                 "--model", "transformer-tiny", "--steps", "16", "--nproc", "1", "-o", "json")
+    assert result.code == 1, result.err
+    nodes = {n["node"]: n for n in result.json()["nodes"]}
+    assert {name: n["status"] for name, n in nodes.items()} == {"gpu1": "pass", "gpu2": "pass", "gpu3": "fail"}
+    assert nodes["gpu1"]["metrics"]["transport"] == "IB"
+    assert nodes["gpu1"]["metrics"]["nccl_ib_devices"] == ["[0]mlx5_0:1/IB", "[1]mlx5_1:1/IB"]
+    assert nodes["gpu3"]["metrics"]["transport"] == "Socket"
+    [check] = [c for c in nodes["gpu3"]["checks"] if c["name"] == "burnin.fabric"]
+    assert "TCP sockets" in check["detail"] and check["remediation"]

@@ -34,6 +34,8 @@ def test_healthy_run_passes_and_lands_in_the_store(cli, tiny: list[str], outdir:
     data = result.json()
     assert [(n["node"], n["status"]) for n in data["nodes"]] == [("gpu1", "pass"), ("gpu2", "pass")]
     assert data["job_state"] == "completed" and data["records"] > 0
+    # gloo on CPU: no NCCL log to read, the transport is recorded as gloo (real workload, real torchrun).
+    assert [n["metrics"]["transport"] for n in data["nodes"]] == ["gloo", "gloo"]
     with _store() as store:
         run = store.run(data["run"])
         assert run is not None and run.kind == "burnin" and run.status == "succeeded"

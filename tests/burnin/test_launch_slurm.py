@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from clusterctl.burnin.launchers.protocol import BurninSpec
-from clusterctl.burnin.launchers.slurm import SlurmLauncher, _exit_code
+from clusterctl.burnin.launchers.slurm import SlurmLauncher, _exit_code, filesystem_of
 from clusterctl.errors import ClusterctlError
 from clusterctl.state.store import Store
 
@@ -84,14 +86,20 @@ def test_slurm_exit_codes() -> None:
 
 @pytest.fixture
 def sbatch(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The launcher's Slurm commands, answered here (sbatch hands out job 42): no Slurm needed."""
+    """The launcher's Slurm commands, answered here (sbatch hands out job 42, the nodes run on this host):
+    no Slurm needed."""
     calls: list[list[str]] = []
 
     def answer(_launcher: SlurmLauncher, args: list[str]) -> str:
         calls.append(args)
         return "42\n"
 
+    def scontrol(_launcher: SlurmLauncher, args: list[str]) -> subprocess.CompletedProcess[str]:
+        line = f"NodeName=node1 NodeAddr=127.0.0.1 NodeHostName={socket.gethostname()} State=IDLE"
+        return subprocess.CompletedProcess(args, 0, line + "\n", "")
+
     monkeypatch.setattr(SlurmLauncher, "_run", answer)
+    monkeypatch.setattr(SlurmLauncher, "_call", scontrol)
     return calls
 
 
@@ -143,3 +151,88 @@ def test_a_symlink_planted_where_a_script_goes_is_replaced_not_followed(tmp_path
     SlurmLauncher().submit(_spec(outdir))
     assert victim.read_text() == "untouched\n"
     assert not (outdir / "task.sh").is_symlink() and "torch.distributed.run" in (outdir / "task.sh").read_text()
+
+
+PYXIS_SITE = """\
+version: 1
+site: {name: pyxis}
+defaults:
+  bmc: {vendor: redfish, address_pool: 10.0.1.0/24, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}
+  ssh: {address: "{name}.mgmt.example", user: ops}
+  hardware:
+    gpu: {model: H100-SXM5-80GB, count: 8}
+    infiniband: {hcas: 8, rate_gbps: 400, devices: [mlx5_0, "mlx5_1:1"], socket_ifname: ens1f0, gdr_level: SYS}
+  scheduler:
+    slurm: {partition: gpu, container_image: "nvcr.io#site/clusterctl-burnin:0.1.0"}
+halls:
+  - name: H1
+    rows:
+      - name: R1
+        racks:
+          - {name: r1}
+groups:
+  - name: gpu
+    nodes: gpu[01-02]
+    rack: r1
+"""
+
+
+def test_pyxis_image_and_fabric_env_come_from_the_inventory_into_a_valid_script(cli, tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(PYXIS_SITE)
+    outdir = "/shared/burnin"
+    result = cli("burnin", site, "--launcher", "slurm", "--outdir", outdir, "--dry-run", "-o", "json")
+    assert result.code == 0, result.err
+    files = result.json()["files"]
+    script, task = files["burnin.sbatch"], files["task.sh"]
+    assert "--container-image='nvcr.io#site/clusterctl-burnin:0.1.0'" in script
+    assert "--container-mounts=/shared/burnin:/shared/burnin" in script
+    assert "#SBATCH --partition=gpu" in script and "#SBATCH --gpus-per-node=8" in script
+    # In the image: its Python, and the workload where `burnin image build` put it.
+    assert "cd /opt/clusterctl\n" in task and "exec python -m torch.distributed.run" in task
+    for line in ("export NCCL_IB_HCA==mlx5_0,mlx5_1:1", "export NCCL_SOCKET_IFNAME=ens1f0",
+                 "export NCCL_NET_GDR_LEVEL=SYS", "export NCCL_DEBUG=INFO"):
+        assert line + "\n" in task
+    for name, text in files.items():  # bash itself parses what Slurm will run
+        path = tmp_path / name
+        path.write_text(text)
+        check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+    # --image on the command line wins over the inventory's.
+    other = cli("burnin", site, "--launcher", "slurm", "--image", "/shared/images/burnin.sqsh", "--dry-run",
+                "-o", "json")
+    assert "--container-image=/shared/images/burnin.sqsh" in other.json()["files"]["burnin.sbatch"]
+
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 253:1 / / rw,relatime - ext4 /dev/vda rw
+31 27 0:45 / /shared rw,relatime - nfs4 filer:/export rw,vers=4.2
+32 31 0:46 / /shared/scratch\\040space rw,relatime - lustre 10.0.0.1@o2ib:/fs rw
+"""
+
+
+def test_the_filesystem_of_a_path_is_its_deepest_mount(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(MOUNTINFO)
+    assert filesystem_of(Path("/shared/runs/r1"), str(info)) == ("/shared", "nfs4")
+    assert filesystem_of(Path("/shared/scratch space/x"), str(info)) == ("/shared/scratch space", "lustre")
+    assert filesystem_of(Path("/sharedother"), str(info)) == ("/", "ext4")
+
+
+def test_an_outdir_the_nodes_cannot_see_is_refused_before_submitting(tmp_path: Path, sbatch, monkeypatch) -> None:
+    asked: list[list[str]] = []
+
+    def scontrol(_launcher: SlurmLauncher, args: list[str]) -> subprocess.CompletedProcess[str]:
+        asked.append(args)  # `scontrol show node -o` as Slurm 22.05 prints it, the node on another host
+        line = ("NodeName=node1 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 NodeAddr=10.1.0.7 NodeHostName=gpu-host-7 "
+                "Version=22.05.8 OS=Linux State=IDLE Partitions=debug")
+        return subprocess.CompletedProcess(args, 0, line + "\n", "")
+
+    monkeypatch.setattr(SlurmLauncher, "_call", scontrol)
+    outdir = tmp_path / "local"
+    with pytest.raises(ClusterctlError, match=r"node1 run elsewhere \(node1 on gpu-host-7\).*--outdir on a "
+                                              r"filesystem the nodes share"):
+        SlurmLauncher().submit(_spec(outdir))
+    assert asked == [["scontrol", "show", "node", "-o", "node1"]] and sbatch == []
+    assert list(outdir.iterdir()) == []  # no script written for a job that cannot run

@@ -28,6 +28,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clusterctl.burnin import selection
 from clusterctl.burnin.launchers.kubernetes import KubernetesLauncher
 from clusterctl.burnin.launchers.protocol import BurninSpec
 from clusterctl.burnin.launchers.slurm import SlurmLauncher
@@ -51,13 +52,17 @@ BASE: dict[str, Any] = {
         "bmc": {"vendor": "redfish", "address_pool": "127.77.0.0/24", "port": 9, "user": "admin",
                 "password": "env:CLUSTERCTL_CAMPAIGN_PASSWORD", "insecure": True},
         "ssh": {"address": "127.78.0.{n}", "user": "ops", "key": "file:id_ed25519", "known_hosts": "known_hosts"},
-        "hardware": {"model": "PowerEdge XE9680", "gpu": {"model": "H100-SXM5-80GB", "count": 8}},
+        "hardware": {"model": "PowerEdge XE9680", "gpu": {"model": "H100-SXM5-80GB", "count": 8},
+                     "infiniband": {"hcas": 8, "rate_gbps": 400, "devices": ["mlx5_0", "mlx5_1:1"],
+                                    "socket_ifname": "ens1f0", "gdr_level": "PHB"}},
         "firmware": {"BMC": {"version": "1.2.3", "image": "file:fw.bin", "sha256": "0" * 64}},
         "bios_profile": "fast",
         "bios": {"LogicalProc": "Disabled"},
         "software": {"driver": "550.90.07", "cuda": "12.4", "os": "Ubuntu 22.04"},
-        "scheduler": {"slurm": {"partition": "gpu", "features": ["h100"]},
-                      "kubernetes": {"labels": {"nvidia.com/gpu.product": "H100"}, "taints": ["gpu=true:NoSchedule"]}},
+        "scheduler": {"slurm": {"partition": "gpu", "features": ["h100"], "container_image": "nvcr.io#site/burnin:1"},
+                      "kubernetes": {"labels": {"nvidia.com/gpu.product": "H100"}, "taints": ["gpu=true:NoSchedule"],
+                                     "image": "registry.example/burnin:1", "version": "1.30",
+                                     "rdma_resources": {"rdma/rdma_shared_device_a": 1}, "networks": ["rdma-a"]}},
     },
     "bios_profiles": {"fast": {"description": "fast", "attributes": {"SysProfile": "PerfOptimized"}}},
     "halls": [{"name": "H1", "rows": [{"name": "R1", "racks": [{"name": "r[1-2]", "power_budget_w": 20000}]}]}],
@@ -172,20 +177,32 @@ class Campaign:
         inventory = load_inventory(path)
         nodes = tuple(inventory.nodes)
         node = next(iter(inventory.nodes.values()))
-        spec = BurninSpec(run_id="c1", nodes=nodes)
+        options = {"slurm_conf": None, "partition": None, "gpus": 8, "kubeconfig": None, "context": None,
+                   "namespace": "default", "image": None, "kube_workload": "job"}
         try:
-            script = SlurmLauncher(partition=node.scheduler.slurm.partition).render(spec, self.tmp)["burnin.sbatch"]
-            directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
-            assert len(directives) == 8 and all(len(line.split()) == 2 for line in directives), directives
+            spec = BurninSpec(run_id="c1", nodes=nodes, extra_env=selection.fabric_env(inventory, list(nodes)))
+        except ClusterctlError:
+            spec = BurninSpec(run_id="c1", nodes=nodes)
+        try:
+            slurm = SlurmLauncher(**selection.launcher_options("slurm", inventory, list(nodes), **options))
+            files = slurm.render(spec, self.tmp)
+            directives = [line for line in files["burnin.sbatch"].splitlines() if line.startswith("#SBATCH")]
+            assert len(directives) == 9 and all(len(line.split()) == 2 for line in directives), directives
+            exports = [shlex.split(line) for line in files["task.sh"].splitlines() if line.startswith("export ")]
+            assert all(len(words) == 2 for words in exports), exports  # one word each: nothing more to run
+            srun = shlex.split(files["burnin.sbatch"].split("\nsrun ", 1)[1].replace("\\\n", " "))
+            assert f"--container-image={node.scheduler.slurm.container_image}" in srun, srun
         except ClusterctlError:
             pass
-        labels = dict(node.scheduler.kubernetes.labels)
-        launcher = KubernetesLauncher(api=object(), namespace="default", image="img", workload="job",
-                                      node_labels=labels)
         try:
+            kube = selection.launcher_options("kubernetes", inventory, list(nodes), **options)
+            launcher = KubernetesLauncher(api=object(), **{k: v for k, v in kube.items() if k not in
+                                                           ("kubeconfig", "context")})
             manifests = {name: yaml.safe_load(text) for name, text in launcher.render(spec).items()}
             pod = manifests["job.yaml"]["spec"]["template"]["spec"]
-            assert pod.get("nodeSelector", {}) == labels
+            assert pod.get("nodeSelector", {}) == kube["node_labels"]
+            limits = pod["containers"][0]["resources"]["limits"]
+            assert all(limits[k] == str(v) for k, v in node.scheduler.kubernetes.rdma_resources.items())
         except ClusterctlError:
             pass
         values = [node.name, node.ssh.user, *node.software.model_dump(exclude_none=True).values()]

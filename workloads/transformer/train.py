@@ -249,9 +249,12 @@ def train(args: argparse.Namespace) -> int:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     accum = max(1, args.accum)
 
+    # host and pid tie NCCL's own log lines ("HOST:PID:TID [DEV] NCCL INFO ...") to this rank, so the verdict can
+    # tell which network its all-reduce used; backend says whether there is an NCCL log to look for at all.
     report.emit("start", model=args.model, params=n_params, device=str(device), dtype="bf16" if use_bf16 else "fp32",
                 accum=accum, tokens_per_micro_batch=cfg.tokens_per_step, seq_len=cfg.seq_len, fault=fault.kind
-                if fault else None)
+                if fault else None, host=socket.gethostname(), pid=os.getpid(),
+                backend=str(dist.get_backend()) if world > 1 else None)
     deadline = time.monotonic() + args.duration if args.duration else None
     watchdog = StallWatchdog(report, args.stall_timeout, world > 1)
     watchdog.start()

@@ -2,12 +2,16 @@
 
 Manifests are rendered from templates (what `--dry-run` prints is what is created), pods
 are pinned to the inventory's nodes by hostname affinity plus the labels all of them
-share, one pod per node by anti-affinity, and each asks for the node's GPUs as
-`nvidia.com/gpu`. Rank output is read from the pod logs. The API is asked which workload
-CRDs it serves: with JobSet installed the same Indexed Job runs as a JobSet (which owns
-its Service and restarts); otherwise a plain Job and Service, which need nothing
-installed. Kubeflow's PyTorchJob is detected and reported but not used. The `kubernetes`
-package is imported only here, when this launcher is chosen.
+share (with the `nvidia.com/gpu.product` that GPU Feature Discovery sets), tolerate the
+nodes' taints, run one per node by anti-affinity, and each asks for the node's GPUs as
+`nvidia.com/gpu` and for the RDMA devices the site's network operator exposes (with
+IPC_LOCK to register memory, and host networking or Multus networks as the site has them).
+Nodes with InfiniBand and no RDMA resource are refused: NCCL would fall back to TCP over the
+pod network, and the burn-in would pass without testing the fabric. Rank output is read
+from the pod logs. The API is asked which workload CRDs it serves: with JobSet installed the
+same Indexed Job runs as a JobSet (which owns its Service and restarts); otherwise a plain
+Job and Service, which need nothing installed. Kubeflow's PyTorchJob is detected and reported
+but not used. The `kubernetes` package is imported only here, when this launcher is chosen.
 """
 
 from __future__ import annotations
@@ -49,13 +53,25 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any
         raise KubernetesError(f"cannot configure the Kubernetes client: {exc}") from None
 
 
+def toleration(taint: str) -> dict[str, str]:
+    """The toleration of an inventory taint `KEY[=VALUE]:EFFECT` (validated by the inventory model)."""
+    key_value, _, effect = taint.rpartition(":")
+    key, has_value, value = key_value.partition("=")
+    if has_value:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
+
+
 class KubernetesLauncher:
     name = "kubernetes"
 
     def __init__(self, api: Any = None, *, kubeconfig: str | None = None, context: str | None = None,
                  namespace: str = "default", image: str = "", gpus_per_node: int | None = None,
                  node_labels: dict[str, str] | None = None, python: str = "python",
-                 container_workdir: str | None = None, workload: str = "auto", poll_s: float = POLL_S) -> None:
+                 container_workdir: str | None = None, workload: str = "auto", poll_s: float = POLL_S,
+                 tolerations: list[str] | None = None, rdma_resources: dict[str, int] | None = None,
+                 networks: list[str] | None = None, host_network: bool = False,
+                 infiniband: list[str] | None = None) -> None:
         if workload not in WORKLOADS:
             raise ClusterctlError(f"unknown Kubernetes workload {workload!r}; choose one of {', '.join(WORKLOADS)}")
         self.workload = workload
@@ -68,6 +84,11 @@ class KubernetesLauncher:
         self.python = python
         self.container_workdir = container_workdir
         self.poll_s = poll_s
+        self.tolerations = [toleration(t) for t in tolerations or []]
+        self.rdma_resources = dict(rdma_resources or {})
+        self.networks = list(networks or [])
+        self.host_network = host_network
+        self.infiniband = list(infiniband or [])
 
     @property
     def api(self) -> Any:
@@ -98,8 +119,22 @@ class KubernetesLauncher:
                 return "job"
         return self.workload
 
+    def resources(self) -> dict[str, dict[str, str]]:
+        """Requests = limits (extended resources allow nothing else); quantities are strings to the API."""
+        wanted = {**({"nvidia.com/gpu": self.gpus_per_node} if self.gpus_per_node else {}), **self.rdma_resources}
+        quantities = {name: str(count) for name, count in sorted(wanted.items())}
+        return {"requests": quantities, "limits": dict(quantities)} if quantities else {}
+
     def render(self, spec: BurninSpec) -> dict[str, str]:
         nodes = self.expected_nodes(spec)
+        if self.infiniband and not self.rdma_resources:
+            from clusterctl.inventory.hostlist import fold
+
+            raise ClusterctlError(
+                f"{fold(self.infiniband)} have InfiniBand (hardware.infiniband) but the burn-in pods would request no "
+                "RDMA device: NCCL would fall back to TCP over the pod network and the burn-in would not test the "
+                "fabric. Set scheduler.kubernetes.rdma_resources in the inventory to what the site's network "
+                "operator exposes, e.g. {rdma/rdma_shared_device_a: 1} or {nvidia.com/hostdev: 8}")
         name = self.job_name(spec)
         jobset = self.kind() == "jobset"
         head = f"{name}-ranks-0-0.{name}" if jobset else f"{name}-0.{name}"
@@ -111,7 +146,10 @@ class KubernetesLauncher:
         values = {"name": name, "namespace": self.namespace, "run_id": spec.run_id, "nodes": nodes,
                   "node_labels": self.node_labels, "image": self.image, "workdir": self.container_workdir,
                   "command": command, "env": spec.env(), "gpus_per_node": self.gpus_per_node,
-                  "rdzv_port": RDZV_PORT, "deadline_s": max(60, int(spec.timeout_s))}
+                  "rdzv_port": RDZV_PORT, "deadline_s": max(60, int(spec.timeout_s)),
+                  "resources": self.resources(), "tolerations": self.tolerations,
+                  "ipc_lock": bool(self.rdma_resources), "host_network": self.host_network,
+                  "networks": ",".join(self.networks)}
         if jobset:
             return {"jobset.yaml": render("jobset.yaml.j2", **values)}
         return {"service.yaml": render("service.yaml.j2", **values), "job.yaml": render("job.yaml.j2", **values)}

@@ -66,7 +66,9 @@ class BurninSpec:
         return shlex.join(self.workload_args())
 
     def env(self) -> dict[str, str]:
-        env = {"CLUSTERCTL_RUN": self.run_id, **self.extra_env}
+        # NCCL logs its chosen network at INFO (INIT) and its IB devices (NET); the verdict reads both from the
+        # ranks' output to catch a fall-back to sockets. The two subsystems keep the log to a few lines per rank.
+        env = {"CLUSTERCTL_RUN": self.run_id, "NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", **self.extra_env}
         if self.fault:
             env["CLUSTERCTL_BURNIN_FAULT"] = self.fault
         if self.threads:

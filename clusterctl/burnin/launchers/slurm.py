@@ -7,7 +7,13 @@ cluster other than its default. Polling is bounded by the run's deadline.
 
 The job runs the scripts written into the output directory, so that directory must be the
 user's and writable by no one else, and the scripts are written so that nothing planted there
-beforehand (a symlink, say) can redirect them.
+beforehand (a symlink, say) can redirect them. Every node reads the scripts there and writes
+its ranks' output there, which this machine then reads: so the directory must be on a filesystem
+the nodes share (checked before submitting), unless the nodes run on this machine.
+
+With a container image (sites with NVIDIA's pyxis plugin) each task runs inside it:
+`srun --container-image`, the output directory mounted at the same path, and the image's Python
+and workload (`clusterctl burnin image build`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
+import socket
 import stat
 import subprocess
 import tempfile
@@ -31,6 +39,10 @@ from clusterctl.errors import ClusterctlError
 POLL_S = 1.0
 SCRIPT_MODES = {"burnin.sbatch": 0o600, "task.sh": 0o700}
 COMMAND_TIMEOUT_S = 30
+# Filesystems every node of a cluster can mount at one path (network and parallel filesystems).
+SHARED_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "lustre", "gpfs", "beegfs", "cephfs", "ceph", "fuse.ceph", "glusterfs", "fuse.glusterfs",
+    "cifs", "smb3", "panfs", "wekafs", "fuse.weka", "pvfs2", "orangefs", "fuse.juicefs", "virtiofs"})
 RUNNING = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
            "STAGE_OUT"}
 
@@ -43,11 +55,13 @@ class SlurmLauncher:
     name = "slurm"
 
     def __init__(self, slurm_conf: str | None = None, partition: str | None = None,
-                 gpus_per_node: int | None = None, rdzv_port: int | None = None) -> None:
+                 gpus_per_node: int | None = None, rdzv_port: int | None = None,
+                 container_image: str | None = None) -> None:
         self.slurm_conf = slurm_conf
         self.partition = partition
         self.gpus_per_node = gpus_per_node
         self.rdzv_port = rdzv_port
+        self.container_image = container_image
 
     def expected_nodes(self, spec: BurninSpec) -> list[str]:
         if not spec.nodes:
@@ -70,6 +84,7 @@ class SlurmLauncher:
             "gpus_per_node": self.gpus_per_node, "time_limit": limit_min, "outdir": str(outdir),
             "rdzv_port": self.rdzv_port, "env": spec.env(), "workdir": str(spec.workdir),
             "python": spec.python, "nproc": spec.nproc, "workload": spec.workload_command(),
+            "container_image": self.container_image,
         }
         return {"burnin.sbatch": render("sbatch.sh.j2", **values), "task.sh": render("task.sh.j2", **values)}
 
@@ -78,6 +93,7 @@ class SlurmLauncher:
             outdir = Path(tempfile.mkdtemp(prefix=f"clusterctl-burnin-{spec.run_id}-"))  # 0700
         else:
             outdir = _private_outdir(spec.workdir_out)
+        self.check_shared(outdir, self.expected_nodes(spec))
         files = {}
         for name, text in self.render(spec, outdir).items():
             files[name] = outdir / name
@@ -119,6 +135,37 @@ class SlurmLauncher:
             deadline = time.monotonic() + COMMAND_TIMEOUT_S
             while self.state(submission.ref)[0] in RUNNING and time.monotonic() < deadline:
                 time.sleep(POLL_S)
+
+    def check_shared(self, outdir: Path, nodes: list[str]) -> None:
+        """Refuse an output directory on a filesystem of this machine alone when a node runs elsewhere:
+        the job would find no scripts there, and this machine no rank output."""
+        mount, fstype = filesystem_of(outdir)
+        if fstype in SHARED_FILESYSTEMS:
+            return
+        here = {_short(socket.gethostname()), _short(socket.getfqdn()), "localhost"}
+        hosts = self.node_hosts(nodes)
+        away = [n for n in nodes if _short(hosts.get(n, "?")) not in here]
+        if away:
+            from clusterctl.inventory.hostlist import fold
+
+            where = hosts.get(away[0]) or "a host Slurm does not name"
+            raise SlurmError(
+                f"the burn-in output directory {outdir} is on {fstype} ({mount}), a filesystem of this machine, "
+                f"but {fold(away)} run elsewhere ({away[0]} on {where}): every node reads the job's scripts and "
+                "writes its ranks' output there. Give --outdir on a filesystem the nodes share at the same path "
+                "(NFS, Lustre, GPFS, BeeGFS, CephFS...)")
+
+    def node_hosts(self, nodes: list[str]) -> dict[str, str]:
+        """Slurm node name → the host its slurmd runs on (NodeHostName)."""
+        from clusterctl.inventory.hostlist import fold
+
+        proc = self._call(["scontrol", "show", "node", "-o", fold(nodes)])
+        hosts = {}
+        for line in proc.stdout.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if "NodeName" in fields:
+                hosts[fields["NodeName"]] = fields.get("NodeHostName") or fields.get("NodeAddr") or ""
+        return hosts
 
     # -- Slurm commands ----------------------------------------------------------------------------------
 
@@ -199,6 +246,31 @@ def _write_script(path: Path, text: str, mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _short(host: str) -> str:
+    return host.split(".", 1)[0]
+
+
+def filesystem_of(path: Path, mountinfo: str = "/proc/self/mountinfo") -> tuple[str, str]:
+    """(mount point, filesystem type) of the mount holding `path`: the longest mount point above it."""
+    target = os.path.realpath(path)
+    best = ("/", "unknown")
+    try:
+        text = Path(mountinfo).read_text()
+    except OSError:
+        return best
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        # Spaces and other odd characters in mount points are written as octal escapes (\040).
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best[0]):
+            best = (mount, right.split()[0])
+    return best
 
 
 def _exit_code(text: str) -> int | None:
