@@ -138,7 +138,8 @@ def main() -> int:
                 series = sum(1 for line in scraped.text.splitlines() if line and not line.startswith("#"))
                 scrape = statistics.median(metrics_times)
                 print(f"/metrics, {args.nodes} nodes: {series} series ({series / args.nodes:.1f} a node), "
-                      f"{len(scraped.content) / 1024:.0f} KiB; median {scrape * 1000:.0f} ms over {args.loads} scrapes; "
+                      f"{len(scraped.content) / 1024:.0f} KiB; median {scrape * 1000:.0f} ms over {args.loads} "
+                      "scrapes; "
                       f"goal < {METRICS_GOAL_S * 1000:.0f} ms -> {'PASS' if scrape < METRICS_GOAL_S else 'FAIL'}",
                       flush=True)
             with sync_playwright() as pw:
