@@ -119,6 +119,8 @@ def main() -> int:
     p.add_argument("--time-scale", type=float, default=60.0)
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--stages", default="check,telemetry,provision,validate,burnin,dashboard")
+    p.add_argument("--provision-stages", default="discover,firmware,bios",
+                   help="the BMC stages by default; the os stage runs ansible-runner over every node (see README)")
     p.add_argument("--stage-timeout", type=float, default=1800.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--dashboard-child", nargs=3, metavar=("STATE", "INVENTORY", "LOADS"), help=argparse.SUPPRESS)
@@ -130,6 +132,7 @@ def main() -> int:
     from clusterctl.sim.fleet import HALL_NODES
 
     wanted = args.stages.split(",")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the labs are stopped on the way out
     with tempfile.TemporaryDirectory(prefix="site-scale-") as tmp:
         root = Path(tmp) / "lab"
         state = f"sqlite:///{Path(tmp) / 'state.db'}"
@@ -146,6 +149,7 @@ def main() -> int:
             "check": [*cli, "inventory", "check", str(inventory)],
             "telemetry": [*cli, "bmc", "telemetry", str(inventory)],
             "provision": [*cli, "provision", str(inventory), "--yes", "--poll-interval", "2",
+                          "--stages", args.provision_stages,
                           "--concurrency", str(args.nodes)],
             "validate": [*cli, "validate", str(inventory)],
             "burnin": [*cli, "burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny",
