@@ -4,9 +4,10 @@ The lab is one process per hall (clusterctl.sim.halls: two sockets a node do not
 12,500 nodes), named per hall (`h1-gpu0001`..), with one site inventory. Each stage is the CLI as an
 operator runs it, in its own process, so its CPU (user + system) and peak RSS are that process's
 alone (`os.wait4`): inventory check, bmc telemetry, provision, validate, burnin --launcher ssh
-(transformer-tiny, over the lab's SSH), and the dashboard (a process that serves the app on
-loopback and answers /api/v1/fleet, the fleet page's one query, and /metrics). The labs' CPU in each
-stage is shown beside it: on a 2-core machine the simulator competes with the controller.
+(transformer-tiny, over the lab's SSH), one monitor sweep (the telemetry /metrics exposes), and the
+dashboard (a process that serves the app on loopback and answers /api/v1/fleet, the fleet page's
+one query, and /metrics). The labs' CPU in each stage is shown beside it: on a 2-core machine the
+simulator competes with the controller.
 
     .venv/bin/python benchmarks/site_scale.py --nodes 2000
     .venv/bin/python benchmarks/site_scale.py --nodes 12500 --time-scale 120
@@ -118,7 +119,7 @@ def main() -> int:
     p.add_argument("--per-hall", type=int, default=None, help="nodes per lab process (default: the lab's halls)")
     p.add_argument("--time-scale", type=float, default=60.0)
     p.add_argument("--latency-ms", type=float, default=50.0)
-    p.add_argument("--stages", default="check,telemetry,provision,validate,burnin,dashboard")
+    p.add_argument("--stages", default="check,telemetry,provision,validate,burnin,monitor,dashboard")
     p.add_argument("--provision-stages", default="discover,firmware,bios",
                    help="the BMC stages by default; the os stage runs ansible-runner over every node (see README)")
     p.add_argument("--stage-timeout", type=float, default=1800.0)
@@ -154,6 +155,7 @@ def main() -> int:
             "validate": [*cli, "validate", str(inventory)],
             "burnin": [*cli, "burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny",
                        "--steps", "20", "--log-every", "10", "--timeout", "10m"],
+            "monitor": [*cli, "monitor", str(inventory), "--once"],  # the telemetry /metrics exposes
             "dashboard": [sys.executable, str(Path(__file__).resolve()), "--dashboard-child", state, str(inventory),
                           "3"],
         }
