@@ -145,7 +145,9 @@ def main() -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
-                page.goto(f"{base}/login?token={TOKEN}")  # sets the cookie; this first load warms everything
+                page.goto(f"{base}/login")  # the token goes in the form body, never a URL; sets the cookie
+                page.fill("input[name=token]", TOKEN)
+                page.click("form button[type=submit]")  # and this first load warms everything
                 page.wait_for_selector("body[data-ready='1']", timeout=180_000)
                 loads, drawn, fetch_ms, render_ms, painted_ms = [], [], [], [], []
                 for _ in range(args.loads):
