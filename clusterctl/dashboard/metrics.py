@@ -68,10 +68,13 @@ class Family:
         self.documentation = documentation
         self.labels = tuple(labels)
         self.lines: list[str] = []
+        pairs = ",".join(f'{k}="{{}}"' for k in self.labels)
+        self._line = f"{self.name}{{{{{pairs}}}}} {{}}\n" if pairs else f"{self.name} {{}}\n"
 
-    def add_metric(self, values: Sequence[str], value: float) -> None:
-        pairs = ",".join(f'{k}="{_escape(str(v))}"' for k, v in zip(self.labels, values, strict=True))
-        self.lines.append(f"{self.name}{{{pairs}}} {_number(value)}\n" if pairs else f"{self.name} {_number(value)}\n")
+    def add_metric(self, values: Sequence[Any], value: float) -> None:
+        if len(values) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(values)} label values for {len(self.labels)} labels")
+        self.lines.append(self._line.format(*[_escape(str(v)) for v in values], _number(value)))
 
     def text(self) -> str:
         doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
