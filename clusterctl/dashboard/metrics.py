@@ -108,11 +108,11 @@ def _number(value: float) -> str:
 class StoreCollector:
     def __init__(self, model: ReadModel) -> None:
         self.model = model
+        inv = model.inventory
+        self._racks = {name: node.rack or "" for name, node in inv.nodes.items()} if inv is not None else {}
 
     def _rack(self, node: str) -> str:
-        inv = self.model.inventory
-        found = inv.nodes.get(node) if inv is not None else None
-        return found.rack if found else ""
+        return self._racks.get(node, "")
 
     def collect(self) -> Iterator[Family]:
         yield from self._states()
