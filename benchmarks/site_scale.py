@@ -169,7 +169,8 @@ def main() -> int:
                 if row["code"] not in (0, 1) or row["timed_out"]:
                     row["error"] = (row["stderr"].strip().splitlines() or ["?"])[-1][:200]
                 rows.append(row)
-                print(f"  {row['wall_s']} s, code {row['code']}", file=sys.stderr, flush=True)
+                print(f"  {row['wall_s']} s, code {row['code']}, CPU {row['cpu_s']} s, peak RSS {row['rss_mb']} MiB, "
+                      f"labs' CPU {row['lab_cpu_s']} s", file=sys.stderr, flush=True)
             lab_rss = [round(rss_mb(p)) for p in labs]
         finally:
             halls.down(root)
