@@ -1,4 +1,4 @@
-"""Goal (issue 8): the fleet page of 12,500 nodes renders in under 1 s, end to end.
+"""Goals (issues 8, 18): the fleet page of 12,500 nodes renders in under 1 s, end to end; /metrics in under 2 s.
 
 A state store is filled in bulk through the store API (stages for every node, failures, checks,
 quarantines, two telemetry readings per node) with an inventory of 12,500 nodes in 2 halls of
@@ -6,7 +6,8 @@ quarantines, two telemetry readings per node) with an inventory of 12,500 nodes 
 the fleet page. The figure is the wall time from navigation to the heatmap drawn (every one of the
 12,500 squares on the canvas, `body[data-ready]`): server HTML, scripts, the /api/v1/fleet query and
 JSON, and the client render. Shown beside it: the browser's own clock for "painted", the load event,
-and the server's /api/v1/fleet time alone.
+and the server's /api/v1/fleet time alone. `/metrics` is timed as Prometheus scrapes it: one GET, the
+whole text exposition (series counted, so a cardinality jump shows).
 
     .venv/bin/python benchmarks/dashboard_render.py            # 12,500 nodes, median of 5 loads
     .venv/bin/python benchmarks/dashboard_render.py --nodes 2000 --loads 3
@@ -29,6 +30,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 GOAL_S = 1.0
+METRICS_GOAL_S = 2.0
 PER_RACK = 10
 HALLS = 2
 CHROMIUM = "/usr/bin/chromium"
@@ -128,11 +130,25 @@ def main() -> int:
                     api_times.append(time.perf_counter() - t0)
                 assert body.json()["total"] == args.nodes
                 size_kb = len(body.content) / 1024
+                metrics_times = []
+                for _ in range(args.loads):
+                    t0 = time.perf_counter()
+                    scraped = http.get("/metrics")
+                    metrics_times.append(time.perf_counter() - t0)
+                series = sum(1 for line in scraped.text.splitlines() if line and not line.startswith("#"))
+                scrape = statistics.median(metrics_times)
+                print(f"/metrics, {args.nodes} nodes: {series} series ({series / args.nodes:.1f} a node), "
+                      f"{len(scraped.content) / 1024:.0f} KiB; median {scrape * 1000:.0f} ms over {args.loads} "
+                      "scrapes; "
+                      f"goal < {METRICS_GOAL_S * 1000:.0f} ms -> {'PASS' if scrape < METRICS_GOAL_S else 'FAIL'}",
+                      flush=True)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
-                page.goto(f"{base}/login?token={TOKEN}")  # sets the cookie; this first load warms everything
-                page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+                page.goto(f"{base}/login")  # the token goes in the form body, never a URL; sets the cookie
+                page.fill("input[name=token]", TOKEN)
+                page.click("form button[type=submit]")  # and this first load warms everything
+                page.wait_for_selector("body[data-ready='1']", timeout=180_000)
                 loads, drawn, fetch_ms, render_ms, painted_ms = [], [], [], [], []
                 for _ in range(args.loads):
                     t0 = time.perf_counter()
@@ -164,7 +180,7 @@ def main() -> int:
     print(f"fleet page drawn, {args.nodes} nodes: median {figure * 1000:.0f} ms over {args.loads} loads "
           f"(min {min(drawn) * 1000:.0f}, max {max(drawn) * 1000:.0f}); goal < {GOAL_S * 1000:.0f} ms: "
           f"{figure / GOAL_S:.2f} of the budget -> {'PASS' if figure < GOAL_S else 'FAIL'}")
-    return 0 if figure < GOAL_S else 1
+    return 0 if figure < GOAL_S and scrape < METRICS_GOAL_S else 1
 
 
 if __name__ == "__main__":

@@ -99,9 +99,14 @@ def monitor(
     timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="Seconds allowed per BMC per sweep."),
     raw_hours: float = typer.Option(24.0, "--raw-hours", min=0.0, help="Keep raw samples this long, then "
                                     "5-minute averages."),
+    event_days: float = typer.Option(90.0, "--event-days", min=0.0, help="Keep each node's events this long, "
+                                     "then only their counts per kind (hourly)."),
+    events_per_node: int = typer.Option(1000, "--events-per-node", min=0, help="Keep at most this many "
+                                        "events per node, then only their counts per kind."),
 ) -> None:
     """Sweep every BMC's power, inlet/exhaust temperatures, fans, PSUs and GPU temperatures into telemetry."""
     from clusterctl.monitor import CompactionPolicy, watch
+    from clusterctl.state.retention import EventRetention
 
     s = settings(ctx)
     targets = _targets(file, limit)
@@ -117,7 +122,8 @@ def monitor(
     with s.open_store() as store:
         stop = threading.Event()
         watch(store, targets, interval=interval, stop=stop, max_sweeps=1 if once else None, parallel=parallel,
-              per_bmc_timeout=timeout, policy=policy, on_sweep=report)
+              per_bmc_timeout=timeout, policy=policy, on_sweep=report,
+              events=EventRetention(keep_days=event_days, keep_per_node=events_per_node))
     if once:
         if not summaries:
             raise DashboardError(f"the sweep could not be written to the state store {s.state_url}")

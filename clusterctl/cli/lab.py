@@ -30,7 +30,10 @@ def _lab_dir() -> Path:
 @app.command()
 def up(
     ctx: typer.Context,
-    nodes: int = typer.Option(DEFAULT_NODES, "--nodes", "-n", help="How many servers to simulate (1-9999)."),
+    nodes: int = typer.Option(DEFAULT_NODES, "--nodes", "-n", help="How many servers to simulate (1-20000)."),
+    names: str = typer.Option(None, "--names", help="Their names as a hostlist, e.g. a site's own "
+                              "'gpu[0001-2048],login[01-04]' (default gpu0001..; above 9,999 per hall, "
+                              "h1-gpu0001..)."),
     faults: Path = FAULTS_FILE,
     time_scale: float = typer.Option(60.0, "--time-scale", help="Simulated seconds per real second."),
     latency_ms: float = typer.Option(50.0, "--latency-ms", help="Added latency of every BMC answer."),
@@ -44,7 +47,7 @@ def up(
     lab_dir = _lab_dir()
     cfg.note(f"lab: {nodes} servers, started unless already running ...")
     result, already = process.up(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms,
-                                 port=port, ssh_port=ssh_port)
+                                 port=port, ssh_port=ssh_port, names=names)
     if already:
         cfg.note(f"lab already running (pid {result['pid']})")
 

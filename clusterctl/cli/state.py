@@ -79,11 +79,23 @@ def events(
     follow_timeout: float = typer.Option(
         None, "--follow-timeout", min=0, help="Stop following after this many seconds (implies --follow)."
     ),
+    compact: bool = typer.Option(False, "--compact", help="Apply the retention policy now: each node keeps its "
+                                 "newest --keep-per-node events younger than --keep-days; older ones become counts."),
+    keep_days: float = typer.Option(90.0, "--keep-days", min=0, help="With --compact."),
+    keep_per_node: int = typer.Option(1000, "--keep-per-node", min=0, help="With --compact."),
 ) -> None:
     """The event log, oldest first; --follow then prints new events as they come (-o json: JSON lines)."""
     from clusterctl.state.events import follow as follow_events
 
     cfg = settings(ctx)
+    if compact:
+        from clusterctl.state.retention import EventRetention, compact_events
+
+        with cfg.open_store() as store:
+            done = compact_events(store, EventRetention(keep_days=keep_days, keep_per_node=keep_per_node)).as_dict()
+        cfg.emit(done, lambda console: console.print(f"compacted {done['deleted']} event(s) of {done['nodes']} "
+                                                     "node(s) into counts"))
+        return
     nodes = _expand(node) if node else None
     following = follow or follow_timeout is not None
     with cfg.open_store() as store:

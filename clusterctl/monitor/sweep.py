@@ -23,6 +23,7 @@ from clusterctl.state.records import Sample
 if TYPE_CHECKING:
     from clusterctl.redfish import BMCTarget
     from clusterctl.redfish.resources.telemetry import Telemetry
+    from clusterctl.state.retention import EventRetention
     from clusterctl.state.store import Store
 
 _log = log.get("monitor")
@@ -111,18 +112,27 @@ def watch(
     per_bmc_timeout: float = 30.0,
     policy: CompactionPolicy | None = None,
     on_sweep: Callable[[SweepResult], None] | None = None,
+    events: EventRetention | None = None,
 ) -> int:
     """Sweep every `interval` seconds until `stop` is set (or `max_sweeps` ran); returns sweeps done.
 
-    Compaction runs after each sweep: it is cheap when there is nothing old to fold.
+    Compaction runs after each sweep: it is cheap when there is nothing old to fold. Event
+    retention (clusterctl.state.retention) follows, at most once per `events.every_s`.
     """
+    from clusterctl.state.retention import EventRetention, compact_events
+
     policy = policy or CompactionPolicy()
+    events = events or EventRetention()
     done = 0
+    events_due = 0.0
     while not stop.is_set() and (max_sweeps is None or done < max_sweeps):
         began = time.monotonic()
         try:
             summary = sweep(store, targets, parallel=parallel, per_bmc_timeout=min(per_bmc_timeout, interval))
             compact(store, policy)
+            if time.monotonic() >= events_due:
+                compact_events(store, events)
+                events_due = time.monotonic() + events.every_s
         except Exception as exc:  # noqa: BLE001 - a store hiccup skips one sweep, it does not end monitoring
             _log.warning("monitor sweep failed: %s", exc)
         else:

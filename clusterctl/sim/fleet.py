@@ -34,12 +34,39 @@ from clusterctl.sim.node import NodeHardware
 
 DEFAULT_BASE = "127.1.0.0"
 DEFAULT_PORT = 8443
-MAX_NODES = 9999  # names are gpu0001..gpu9999
+MAX_NODES = 20_000  # 127.1.0.0/16 holds them; the file-descriptor limit decides how many one process serves
+FLAT_NAMES = 9999  # gpu0001..gpu9999; a larger lab is named per hall, as sites number their nodes
+HALL_NODES = 6250  # h1-gpu0001..h1-gpu6250, h2-gpu0001..: 12,500 nodes are two halls
 NODES_PER_RACK = 8
 
 
 def node_name(i: int) -> str:
+    """The default name of lab node i in a lab of at most FLAT_NAMES nodes."""
     return f"gpu{i + 1:04d}"
+
+
+def default_names(nodes: int) -> str:
+    """The default names of a lab of `nodes` as a hostlist: gpu0001.. up to 9,999, else per hall."""
+    if nodes <= FLAT_NAMES:
+        return f"gpu[0001-{nodes:04d}]" if nodes > 1 else "gpu0001"
+    halls = []
+    for hall, start in enumerate(range(0, nodes, HALL_NODES), 1):
+        halls.append(f"h{hall}-gpu[0001-{min(HALL_NODES, nodes - start):04d}]")
+    return ",".join(halls)
+
+
+def lab_names(nodes: int, names: str | None = None) -> list[str]:
+    """The lab's node names in node order: `names` (a hostlist, e.g. a site's own) or the default.
+
+    A site's naming (`gpu[0001-2048],login[01-04]`) is servable as long as it names exactly `nodes`
+    valid inventory names: node i is still the i-th address, as the inventory's address pools count.
+    """
+    from clusterctl.inventory.hostlist import expand
+
+    expanded = expand(names or default_names(nodes))
+    if len(expanded) != nodes:
+        raise ValueError(f"--names names {len(expanded)} nodes, not {nodes}")
+    return expanded
 
 
 def rack_name(i: int) -> str:
@@ -61,12 +88,14 @@ class SimulatedFleet:
         *,
         base_address: str = DEFAULT_BASE,
         port: int = DEFAULT_PORT,
+        names: list[str] | None = None,
     ) -> None:
         self.clock = clock
         self.port = port
         self.bmcs: list[BMC] = []
+        names = names or lab_names(nodes)
         for i in range(nodes):
-            hw = NodeHardware(name=node_name(i), index=i, clock=clock)
+            hw = NodeHardware(name=names[i], index=i, clock=clock)
             self.bmcs.append(BMC(hw, clock, address=bmc_address(i, base_address), password=password))
         self.by_address = {b.address: b for b in self.bmcs}
         self.by_name = {b.hw.name: b for b in self.bmcs}
@@ -191,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m clusterctl.sim", description="Serve the clusterctl lab.")
     p.add_argument("--lab-dir", type=Path, default=None)
     p.add_argument("--nodes", type=int, default=16)
+    p.add_argument("--names", default=None, help="the nodes' names as a hostlist (default: gpu0001.., per hall "
+                   "above 9,999)")
     p.add_argument("--time-scale", type=float, default=60.0)
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--faults", type=Path, default=None)
@@ -220,11 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     lab_dir = labdir.ensure_lab_dir(args.lab_dir or labdir.default_lab_dir())
     if not 1 <= args.nodes <= MAX_NODES:
         raise SystemExit(f"--nodes must be between 1 and {MAX_NODES}")
-    _raise_fd_limit(args.nodes + 512)
+    try:
+        names = lab_names(args.nodes, args.names)
+    except ValueError as exc:
+        raise SystemExit(f"--names: {exc}") from None
+    _raise_fd_limit(args.nodes * (2 if args.ssh_port else 1) + 512)
     password = labdir.ensure_secret(lab_dir / labdir.PASSWORD_FILE)
     token = labdir.ensure_secret(lab_dir / labdir.TOKEN_FILE, 24)
     clock = SimClock(args.time_scale)
-    fleet = SimulatedFleet(args.nodes, password, clock, base_address=args.base_address, port=args.port)
+    fleet = SimulatedFleet(args.nodes, password, clock, base_address=args.base_address, port=args.port,
+                           names=names)
     if args.faults:
         for fault in load_fault_file(args.faults, fleet.names):
             fleet.add_fault(fault)
@@ -237,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "pid": os.getpid(),
         "control": control_url,
         "nodes": args.nodes,
+        "names": args.names or default_names(args.nodes),
         "time_scale": args.time_scale,
         "latency_ms": args.latency_ms,
         "port": args.port,

@@ -68,13 +68,19 @@ def _rack_names(racks: int) -> str:
     return f"lab-r[01-99],lab-r[100-{racks}]"
 
 
-def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int = 8443, ssh_port: int = 2222) -> str:
-    """The inventory YAML for a lab of `nodes` nodes whose state lives in `lab_dir`."""
-    if not 1 <= nodes <= 9999:
-        raise ValueError("the lab has between 1 and 9999 nodes")
+def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int = 8443, ssh_port: int = 2222,
+                         names: str | None = None) -> str:
+    """The inventory YAML for a lab of `nodes` nodes (named by the hostlist `names`, else the
+    lab's default) whose state lives in `lab_dir`."""
+    from clusterctl.sim.fleet import MAX_NODES, default_names, lab_names
+
+    if not 1 <= nodes <= MAX_NODES:
+        raise ValueError(f"the lab has between 1 and {MAX_NODES} nodes")
+    if names is not None:
+        lab_names(nodes, names)  # refuses a hostlist that names another count or an invalid name
     racks = math.ceil(nodes / RACK_SIZE)
     rack_names = _rack_names(racks)
-    node_names = f"gpu[0001-{nodes:04d}]" if nodes > 1 else "gpu0001"
+    node_names = names or default_names(nodes)
     software = "\n".join(f'    {component}: "{version}"' for component, version in _pinned_software().items())
     firmware = "\n".join(
         f"    {component}:\n"

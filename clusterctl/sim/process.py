@@ -38,7 +38,8 @@ def require_running(lab_dir: Path) -> dict[str, Any]:
 
 
 def up(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, latency_ms: float, port: int,
-       ssh_port: int) -> tuple[dict[str, Any], bool]:
+       ssh_port: int, names: str | None = None, base_address: str | None = None,
+       ssh_base_address: str | None = None) -> tuple[dict[str, Any], bool]:
     """The lab running as asked, its summary with the inventory written, and whether it already ran.
 
     Arguments are checked before anything starts: a fault file naming a node the lab will not have
@@ -46,23 +47,28 @@ def up(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, lat
     its inventory and state would no longer match.
     """
     from clusterctl.sim.faults import load_fault_file
-    from clusterctl.sim.fleet import MAX_NODES, node_name
+    from clusterctl.sim.fleet import MAX_NODES, lab_names
     from clusterctl.sim.inventory import write_firmware_images
 
     if not 1 <= nodes <= MAX_NODES:
         raise LabError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
+    try:
+        served = lab_names(nodes, names)
+    except ValueError as exc:
+        raise LabError(f"--names: {exc}") from None
     if time_scale <= 0 or latency_ms < 0:
         raise LabError("--time-scale must be positive and --latency-ms not negative")
     if faults is not None:
-        load_fault_file(faults, {node_name(i) for i in range(nodes)})
+        load_fault_file(faults, set(served))
     info = running(lab_dir)
-    if info and info.get("nodes") != nodes:
+    if info and (info.get("nodes") != nodes or (names is not None and info.get("names") != names)):
         raise LabError(f"a lab with {info.get('nodes')} nodes already runs (pid {info['pid']}); "
                        "run `clusterctl lab down` first")
     already = info is not None
     if info is None:
         info = start(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms, port=port,
-                     ssh_port=ssh_port)
+                     ssh_port=ssh_port, names=names, base_address=base_address,
+                     ssh_base_address=ssh_base_address)
     result = summary(lab_dir, info)
     result["inventory"] = str(write_inventory(info, lab_dir))
     write_firmware_images(lab_dir)
@@ -98,7 +104,8 @@ def control(lab_dir: Path, info: dict[str, Any], method: str, path: str, **kwarg
 
 
 def start(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, latency_ms: float, port: int,
-          ssh_port: int) -> dict[str, Any]:
+          ssh_port: int, names: str | None = None, base_address: str | None = None,
+          ssh_base_address: str | None = None) -> dict[str, Any]:
     """Start the lab process in the background with fresh secrets and return its info once it answers."""
     from clusterctl.sim.certs import ensure_ca
 
@@ -126,6 +133,10 @@ def start(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, 
     ]
     if faults is not None:
         cmd += ["--faults", str(faults.resolve())]
+    for flag, value in (("--names", names), ("--base-address", base_address),
+                        ("--ssh-base-address", ssh_base_address)):
+        if value is not None:
+            cmd += [flag, value]
     with open(lab_dir / labdir.LOG_FILE, "ab") as log_file:
         proc = subprocess.Popen(
             cmd,
@@ -202,6 +213,7 @@ def inventory_path(info: dict[str, Any], lab_dir: Path) -> Path:
     default_dir = Path.home() / ".local" / "state" / "clusterctl" / "lab"
     default = (int(info["nodes"]), info.get("port"), info.get("ssh_port")) in ((DEFAULT_NODES, 8443, 2222),
                                                                                (DEFAULT_NODES, 8443, None))
+    default = default and info.get("names") in (None, "gpu[0001-0016]")
     if default and lab_dir.resolve() == default_dir.resolve() == labdir.default_lab_dir().resolve():
         return _repo_inventory()
     return lab_dir / "inventory.yaml"
@@ -212,7 +224,7 @@ def write_inventory(info: dict[str, Any], lab_dir: Path) -> Path:
     path = inventory_path(info, lab_dir)
     if path.parent == lab_dir:
         path.write_text(render_lab_inventory(int(info["nodes"]), lab_dir, bmc_port=int(info.get("port") or 8443),
-                                             ssh_port=int(info.get("ssh_port") or 2222)))
+                                             ssh_port=int(info.get("ssh_port") or 2222), names=info.get("names")))
     return path
 
 
