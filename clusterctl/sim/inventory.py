@@ -41,6 +41,10 @@ SOFTWARE = {
     "dcgm": "3.3.7",
 }
 
+# The installer ISO the lab inventory names, on the lab's image share (clusterctl.sim.bmc.OS_IMAGES).
+LAB_OS = "Debian 12"
+LAB_OS_IMAGE = "http://images.lab.internal/os/debian-12-lab.iso"
+
 
 def lab_firmware_image(component: str, version: str) -> bytes:
     """The content of a lab firmware image: small, deterministic, distinct per component and version."""
@@ -68,14 +72,21 @@ def _rack_names(racks: int) -> str:
     return f"lab-r[01-99],lab-r[100-{racks}]"
 
 
-def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int = 8443, ssh_port: int = 2222) -> str:
-    """The inventory YAML for a lab of `nodes` nodes whose state lives in `lab_dir`."""
+def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int = 8443, ssh_port: int = 2222,
+                         os_image: bool = False) -> str:
+    """The inventory YAML for a lab of `nodes` nodes whose state lives in `lab_dir`.
+
+    `os_image` names the OS and its installer ISO on the lab's image share, so the boot stage installs it
+    where none answers (`lab up --bare`); `lab up` and inventories/lab.yaml name it. Tests leave it out
+    where their inventory points SSH at a port nothing serves, which would read as a node to install.
+    """
     if not 1 <= nodes <= 9999:
         raise ValueError("the lab has between 1 and 9999 nodes")
     racks = math.ceil(nodes / RACK_SIZE)
     rack_names = _rack_names(racks)
     node_names = f"gpu[0001-{nodes:04d}]" if nodes > 1 else "gpu0001"
-    software = "\n".join(f'    {component}: "{version}"' for component, version in _pinned_software().items())
+    pinned = _pinned_software() | ({"os": LAB_OS, "os_image": LAB_OS_IMAGE} if os_image else {})
+    software = "\n".join(f'    {component}: "{version}"' for component, version in pinned.items())
     firmware = "\n".join(
         f"    {component}:\n"
         f'      version: "{version}"\n'
