@@ -4,7 +4,8 @@ An SSH server sends its identification line (`SSH-2.0-...`, RFC 4253 section 4.2
 connects, before any key exchange: reading it is as cheap as a TCP connect (no authentication, nothing
 logged on the node beyond a dropped connection) and tells an sshd from a port that only accepts
 connections (a load balancer, an installer's stub, a host closing connections while it shuts down).
-The `boot` stage polls it while an install runs; the `os` and `validate` stages read it once, so a node without SSH is reported skipped, never passed.
+The `boot` stage polls it while an install runs; the `os` and `validate` stages read it once, so a
+node without SSH is reported skipped, never passed.
 """
 
 from __future__ import annotations
