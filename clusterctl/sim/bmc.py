@@ -505,8 +505,10 @@ class BMC:
             reset_type = "GracefulShutdown" if on else "On"
         if reset_type == "On" and on or reset_type in ("ForceOff", "GracefulShutdown") and not on:
             state = "ON" if on else "OFF"
+            # iDRAC answers 409 with PSU501 "Server is already powered ON." (dell/dellemc-openmanage-ansible-modules
+            # issues 115 and 132); the OFF twin (PSU502) follows Dell's numbering, not a published capture.
             raise ActionError(
-                409, "IDRAC.2.8.RAC0508" if on else "IDRAC.2.8.RAC0509", f"Server is already powered {state}."
+                409, "IDRAC.2.8.PSU501" if on else "IDRAC.2.8.PSU502", f"Server is already powered {state}."
             )
         self.journal.resets[reset_type] += 1
         self.add_sel(f"Server power action {reset_type} requested.", "SYS1001", "OK", at=now)
