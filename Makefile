@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# The main job on the embedded lab: BMCs over Redfish, provisioning (firmware, BIOS, Ansible),
+# The main job on the embedded lab: BMCs over Redfish, provisioning (firmware, BIOS, the OS from
+# virtual media onto bare servers, Ansible),
 # validation over SSH, a Transformer burn-in whose verdict names a node slowed on purpose, a day-2
 # check round, and the real Transformer trained once by torchrun on this machine.
 demo: setup
 	$(CLI) lab down --quiet >/dev/null 2>&1 || true
-	$(CLI) lab up
+	$(CLI) lab up --bare
 	$(CLI) inventory check inventories/lab.yaml
 	$(CLI) bmc telemetry inventories/lab.yaml
 	$(CLI) provision inventories/lab.yaml --yes

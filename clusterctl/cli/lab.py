@@ -39,6 +39,8 @@ def up(
     latency_ms: float = typer.Option(50.0, "--latency-ms", help="Added latency of every BMC answer."),
     port: int = typer.Option(8443, "--port", help="BMC HTTPS port on every lab address."),
     ssh_port: int = typer.Option(2222, "--ssh-port", help="SSH port of every lab node (0: no SSH)."),
+    bare: bool = typer.Option(False, "--bare", help="Servers without an OS, as racked: `provision` installs one "
+                              "from the inventory's software.os_image over virtual media."),
 ) -> None:
     """Start the lab in the background and wait until it answers. Example: clusterctl lab up --nodes 64"""
     from clusterctl.sim import process
@@ -47,7 +49,7 @@ def up(
     lab_dir = _lab_dir()
     cfg.note(f"lab: {nodes} servers, started unless already running ...")
     result, already = process.up(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms,
-                                 port=port, ssh_port=ssh_port, names=names)
+                                 port=port, ssh_port=ssh_port, names=names, bare=bare)
     if already:
         cfg.note(f"lab already running (pid {result['pid']})")
 

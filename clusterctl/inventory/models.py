@@ -35,7 +35,9 @@ Node settings (defaults, group, rack `defaults`, overrides; merged in that order
           or COMPONENT: null to drop a component a lower layer named. The controller downloads
           each image once per run, checks its sha256 and pushes that copy to the BMCs
     bios_profile: a name from bios_profiles; bios: {Attribute: value} applied on top of it
-    software: driver, cuda, nccl, ofed, fabricmanager, dcgm, os (version strings)
+    software: driver, cuda, nccl, ofed, fabricmanager, dcgm, os (version strings), os_image (an
+          http:// or https:// installer ISO the BMC mounts as virtual media: the boot stage installs
+          software.os from it; without it the boot stage uses --boot-via, PXE by default)
     scheduler: slurm {partition, features, container_image (pyxis)}, kubernetes {labels, taints, version,
           image, rdma_resources ({resource: count}, required with InfiniBand), networks (Multus), host_network}
 
@@ -79,6 +81,7 @@ _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()/-]{0,63}$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 # A repository URL reaches apt/dnf source files and pip/git command lines: no quotes, spaces or shell characters.
 _REPO_URL = re.compile(r"^(https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?|file://)(/[A-Za-z0-9._~%+=@/-]*)?$")
+_OS_IMAGE_URL = re.compile(r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?/[A-Za-z0-9._~%+=@/-]*\.(iso|ISO)$")
 _ENV_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]*_$")
 # Kubernetes label syntax: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set
 _LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
@@ -206,6 +209,11 @@ LabelKey = Annotated[str, _pattern(_LABEL_KEY, "label_key", "expected a Kubernet
 LabelValue = Annotated[
     str, _pattern(_LABEL_VALUE, "label_value", "expected a Kubernetes label value (at most 63 of A-Z a-z 0-9 - _ .)")
 ]
+# The BMC fetches it, not clusterctl: http:// is allowed (most virtual media shares are), and the node
+# is trusted only once its OS answers SSH with the site's host key.
+OsImageUrl = Annotated[
+    str, _pattern(_OS_IMAGE_URL, "os_image", "expected an http:// or https:// URL of an ISO, without spaces or quotes")
+]
 RepoUrl = Annotated[
     str,
     _pattern(_REPO_URL, "repo_url", "expected an http://, https:// or file:/// URL without spaces or quotes"),
@@ -322,6 +330,7 @@ class Software(Model):
     fabricmanager: Version | None = None
     dcgm: Version | None = None
     os: HardwareModel | None = None  # "Ubuntu 22.04"
+    os_image: OsImageUrl | None = None
 
 
 class Slurm(Model):

@@ -31,6 +31,7 @@ from typing import Any
 
 from clusterctl.sim.accounts import Accounts
 from clusterctl.sim.clock import SimClock
+from clusterctl.sim.inventory import LAB_OS, LAB_OS_IMAGE
 from clusterctl.sim.node import GPU_COUNT, IB_PORTS, PSU_COUNT, NodeHardware
 from clusterctl.sim.refusal import ActionError
 
@@ -50,6 +51,15 @@ LC_SETTLE_S = 300.0  # after the iDRAC restarts, its Lifecycle Controller collec
 LC_SETTLE_REAL_S = 2.0
 LC_NOT_READY = "Lifecycle controller is currently not ready to take provisioning requests."
 HANG_PERCENT = 42
+INSTALL_S = 300.0  # an unattended install from the ISO (a short one: the demo runs it on 16 servers)
+# The lab's image share, as a site's HTTP server holding installer ISOs: image URL -> the OS it installs.
+# The share is modelled inside the lab (nothing listens at its host): a BMC resolves a virtual media URL
+# against it as an iDRAC's Remote File Share connects to the server on InsertMedia, and refuses an image
+# it cannot reach with RAC0720, the message racadm gives for a wrong path or an unreachable share
+# (dell/iDRAC-Redfish-Scripting issue 265).
+OS_IMAGES = {LAB_OS_IMAGE: LAB_OS}
+RAC0720 = ("Unable to locate the ISO or IMG image file or folder in the network share location because the file "
+           "path or the user credentials entered may be incorrect.")
 # Dell's reboot jobs (RID_...), by the RebootJobType a configuration job was created with, and the
 # ComputerSystem.Reset each one performs.
 REBOOT_JOBS = {
@@ -260,12 +270,14 @@ class Journal:
     lc_refusals: int = 0  # updates and jobs sent while the Lifecycle Controller was not ready
     scp_exports: int = 0
     scp_imports: int = 0
+    os_installs: list[str] = field(default_factory=list)  # OSes installed from virtual media
 
 
 class BMC:
     """One iDRAC and the server behind it."""
 
-    def __init__(self, hw: NodeHardware, clock: SimClock, *, address: str, password: str, user: str = "root") -> None:
+    def __init__(self, hw: NodeHardware, clock: SimClock, *, address: str, password: str, user: str = "root",
+                 os_name: str | None = LAB_OS) -> None:
         self.hw = hw
         self.clock = clock
         self.address = address
@@ -291,6 +303,10 @@ class BMC:
             "CD": {"image": None, "inserted": False},
             "RemovableDisk": {"image": None, "inserted": False},
         }
+        # The OS on the server's disk (None: a bare server, nothing boots and SSH never answers), and the one
+        # an installer booted from virtual media is writing, with the simulated time its node answers again.
+        self.os_name = os_name
+        self.installing: tuple[str, float] | None = None
         self.unreachable_until: float | None = None  # iDRAC resetting after its own update
         self.lc_ready_at: float | None = None  # the LC's inventory collection after that restart
         self.journal = Journal()
@@ -314,6 +330,10 @@ class BMC:
         for job in self.jobs.values():
             if not job.settled:
                 self._settle_job(job, now)
+        if self.installing is not None and now >= self.installing[1] and self.power_state == "On":
+            self.os_name = self.installing[0]
+            self.installing = None
+            self.journal.os_installs.append(self.os_name)
         if self.unreachable_until is not None and now >= self.unreachable_until:
             # At least LC_SETTLE_REAL_S real seconds whatever the time scale: a compressed lab would
             # otherwise close the window before a client that never asks could be caught in it.
@@ -485,8 +505,10 @@ class BMC:
             reset_type = "GracefulShutdown" if on else "On"
         if reset_type == "On" and on or reset_type in ("ForceOff", "GracefulShutdown") and not on:
             state = "ON" if on else "OFF"
+            # iDRAC answers 409 with PSU501 "Server is already powered ON." (dell/dellemc-openmanage-ansible-modules
+            # issues 115 and 132); the OFF twin (PSU502) follows Dell's numbering, not a published capture.
             raise ActionError(
-                409, "IDRAC.2.8.RAC0508" if on else "IDRAC.2.8.RAC0509", f"Server is already powered {state}."
+                409, "IDRAC.2.8.PSU501" if on else "IDRAC.2.8.PSU502", f"Server is already powered {state}."
             )
         self.journal.resets[reset_type] += 1
         self.add_sel(f"Server power action {reset_type} requested.", "SYS1001", "OK", at=now)
@@ -517,11 +539,29 @@ class BMC:
             duration = BIOS_JOB_S if job.job_type in CONFIG_JOBS else COMPONENTS[job.component][3]
             job.done_at = t + duration
             t = job.done_at
+        self._boot_media(t)
         if self.boot["enabled"] == "Once":
             self.journal.boot_overrides.append({"target": self.boot["target"], "consumed": "Once"})
             self.boot["enabled"], self.boot["target"] = "Disabled", "None"
         self._set_power("PoweringOn", t + POST_S, then="On")
         self.boot_progress = "SystemHardwareInitializationComplete"
+
+    def _boot_media(self, start: float) -> None:
+        """A boot overridden to the virtual CD with an installer ISO in it runs the installer: it writes the OS
+        to disk and reboots into it, and only then does the node answer SSH (the installer itself runs no
+        SSH server the site's key opens). Any other boot ends an unfinished install: the disk stays as it was."""
+        self.installing = None
+        cd = self.media["CD"]
+        if self.boot["enabled"] == "Disabled" or self.boot["target"] != "Cd" or not cd["inserted"]:
+            return
+        name = OS_IMAGES.get(str(cd["image"]))
+        if name is not None:
+            self.installing = (name, start + POST_S + INSTALL_S + POST_S)
+
+    def os_answers(self) -> bool:
+        """Whether the node's OS is up: powered, an OS on disk, and no installer running."""
+        self.settle()
+        return self.hw.powered and self.os_name is not None and self.installing is None
 
     # --- firmware ----------------------------------------------------------------------------
     def _new_job_id(self) -> str:
@@ -806,6 +846,8 @@ class BMC:
         slot = self.media[device]
         if slot["inserted"]:
             raise ActionError(400, "IDRAC.2.8.VRM0012", "The Virtual Media image server is already connected.")
+        if image not in OS_IMAGES:
+            raise ActionError(400, "IDRAC.2.8.RAC0720", RAC0720)
         slot["image"], slot["inserted"] = image, True
         self.journal.virtual_media.append(image)
 
@@ -873,6 +915,9 @@ class BMC:
             "boot_override": dict(self.boot),
             "boot_overrides": list(j.boot_overrides),
             "virtual_media": list(j.virtual_media),
+            "media_inserted": {d: m["image"] for d, m in self.media.items() if m["inserted"]},
+            "os": self.os_name,
+            "os_installs": list(j.os_installs),
             "images_pushed": list(j.images_pushed),
             "jobs": {jid: job.state(self.clock.now())[0] for jid, job in self.jobs.items()},
             "sessions": len(self.sessions),

@@ -30,6 +30,7 @@ from clusterctl.sim.bmc import BMC
 from clusterctl.sim.clock import SimClock
 from clusterctl.sim.errors import FaultError
 from clusterctl.sim.faults import Fault, load_fault_file
+from clusterctl.sim.inventory import LAB_OS
 from clusterctl.sim.node import NodeHardware
 
 DEFAULT_BASE = "127.1.0.0"
@@ -89,6 +90,7 @@ class SimulatedFleet:
         base_address: str = DEFAULT_BASE,
         port: int = DEFAULT_PORT,
         names: list[str] | None = None,
+        bare: bool = False,
     ) -> None:
         self.clock = clock
         self.port = port
@@ -96,7 +98,8 @@ class SimulatedFleet:
         names = names or lab_names(nodes)
         for i in range(nodes):
             hw = NodeHardware(name=names[i], index=i, clock=clock)
-            self.bmcs.append(BMC(hw, clock, address=bmc_address(i, base_address), password=password))
+            self.bmcs.append(BMC(hw, clock, address=bmc_address(i, base_address), password=password,
+                                 os_name=None if bare else LAB_OS))
         self.by_address = {b.address: b for b in self.bmcs}
         self.by_name = {b.hw.name: b for b in self.bmcs}
         self.activity = 0  # requests and fault changes so far; the journal flush skips idle periods
@@ -229,6 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--base-address", default=DEFAULT_BASE)
     p.add_argument("--ssh-port", type=int, default=2222, help="SSH port of every node; 0: no SSH")
     p.add_argument("--ssh-base-address", default="127.2.0.0")
+    p.add_argument("--bare", action="store_true",
+                   help="servers with no OS on their disks, as racked: SSH answers once one is installed")
     p.add_argument("--ssh-host-keys", choices=["shared", "per-node"], default="shared",
                    help="one lab host key for every node (known_hosts: one line), or one key per node")
     p.add_argument(
@@ -260,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     token = labdir.ensure_secret(lab_dir / labdir.TOKEN_FILE, 24)
     clock = SimClock(args.time_scale)
     fleet = SimulatedFleet(args.nodes, password, clock, base_address=args.base_address, port=args.port,
-                           names=names)
+                           names=names, bare=args.bare)
     if args.faults:
         for fault in load_fault_file(args.faults, fleet.names):
             fleet.add_fault(fault)
@@ -278,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms": args.latency_ms,
         "port": args.port,
         "base_address": args.base_address,
+        "bare": args.bare,
         "lab_dir": str(lab_dir),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

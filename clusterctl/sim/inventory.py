@@ -41,6 +41,10 @@ SOFTWARE = {
     "dcgm": "3.3.7",
 }
 
+# The installer ISO the lab inventory names, on the lab's image share (clusterctl.sim.bmc.OS_IMAGES).
+LAB_OS = "Debian 12"
+LAB_OS_IMAGE = "http://images.lab.internal/os/debian-12-lab.iso"
+
 
 def lab_firmware_image(component: str, version: str) -> bytes:
     """The content of a lab firmware image: small, deterministic, distinct per component and version."""
@@ -69,9 +73,14 @@ def _rack_names(racks: int) -> str:
 
 
 def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int = 8443, ssh_port: int = 2222,
-                         names: str | None = None) -> str:
+                         names: str | None = None, os_image: bool = False) -> str:
     """The inventory YAML for a lab of `nodes` nodes (named by the hostlist `names`, else the
-    lab's default) whose state lives in `lab_dir`."""
+    lab's default) whose state lives in `lab_dir`.
+
+    `os_image` names the OS and its installer ISO on the lab's image share, so the boot stage installs it
+    where none answers (`lab up --bare`); `lab up` and inventories/lab.yaml name it. Tests leave it out
+    where their inventory points SSH at a port nothing serves, which would read as a node to install.
+    """
     from clusterctl.sim.fleet import MAX_NODES, default_names, lab_names
 
     if not 1 <= nodes <= MAX_NODES:
@@ -81,7 +90,8 @@ def render_lab_inventory(nodes: int, lab_dir: Path = LAB_DIR, *, bmc_port: int =
     racks = math.ceil(nodes / RACK_SIZE)
     rack_names = _rack_names(racks)
     node_names = names or default_names(nodes)
-    software = "\n".join(f'    {component}: "{version}"' for component, version in _pinned_software().items())
+    pinned = _pinned_software() | ({"os": LAB_OS, "os_image": LAB_OS_IMAGE} if os_image else {})
+    software = "\n".join(f'    {component}: "{version}"' for component, version in pinned.items())
     firmware = "\n".join(
         f"    {component}:\n"
         f'      version: "{version}"\n'

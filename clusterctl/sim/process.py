@@ -39,7 +39,7 @@ def require_running(lab_dir: Path) -> dict[str, Any]:
 
 def up(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, latency_ms: float, port: int,
        ssh_port: int, names: str | None = None, base_address: str | None = None,
-       ssh_base_address: str | None = None) -> tuple[dict[str, Any], bool]:
+       ssh_base_address: str | None = None, bare: bool = False) -> tuple[dict[str, Any], bool]:
     """The lab running as asked, its summary with the inventory written, and whether it already ran.
 
     Arguments are checked before anything starts: a fault file naming a node the lab will not have
@@ -68,7 +68,7 @@ def up(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, lat
     if info is None:
         info = start(lab_dir, nodes=nodes, faults=faults, time_scale=time_scale, latency_ms=latency_ms, port=port,
                      ssh_port=ssh_port, names=names, base_address=base_address,
-                     ssh_base_address=ssh_base_address)
+                     ssh_base_address=ssh_base_address, bare=bare)
     result = summary(lab_dir, info)
     result["inventory"] = str(write_inventory(info, lab_dir))
     write_firmware_images(lab_dir)
@@ -105,7 +105,7 @@ def control(lab_dir: Path, info: dict[str, Any], method: str, path: str, **kwarg
 
 def start(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, latency_ms: float, port: int,
           ssh_port: int, names: str | None = None, base_address: str | None = None,
-          ssh_base_address: str | None = None) -> dict[str, Any]:
+          ssh_base_address: str | None = None, bare: bool = False) -> dict[str, Any]:
     """Start the lab process in the background with fresh secrets and return its info once it answers."""
     from clusterctl.sim.certs import ensure_ca
 
@@ -137,6 +137,8 @@ def start(lab_dir: Path, *, nodes: int, faults: Path | None, time_scale: float, 
                         ("--ssh-base-address", ssh_base_address)):
         if value is not None:
             cmd += [flag, value]
+    if bare:
+        cmd.append("--bare")
     with open(lab_dir / labdir.LOG_FILE, "ab") as log_file:
         proc = subprocess.Popen(
             cmd,
@@ -224,7 +226,8 @@ def write_inventory(info: dict[str, Any], lab_dir: Path) -> Path:
     path = inventory_path(info, lab_dir)
     if path.parent == lab_dir:
         path.write_text(render_lab_inventory(int(info["nodes"]), lab_dir, bmc_port=int(info.get("port") or 8443),
-                                             ssh_port=int(info.get("ssh_port") or 2222), names=info.get("names")))
+                                             ssh_port=int(info.get("ssh_port") or 2222), names=info.get("names"),
+                                             os_image=True))
     return path
 
 

@@ -15,10 +15,11 @@ Keys live in LAB_DIR/ssh/:
   a one-line file a millisecond. With a client that parses known_hosts once, per-node is as cheap;
 - known_hosts: for RejectPolicy clients (clusterctl.ssh), as above.
 
-A node whose server is powered off (its BMC's power state) closes every SSH connection at
-once, as a host that is down would drop them; a BMC-only outage (bmc_unreachable) leaves SSH
-alone, as on a real server. What each exec request does is clusterctl.sim.sshexec's job;
-the SFTP subsystem (asyncssh's SFTPServer, on the real filesystem) serves file transfers.
+A node whose server is powered off (its BMC's power state), has no OS on its disk (`lab up --bare`)
+or is running an installer closes every SSH connection at once, as a host that is down would drop
+them; a BMC-only outage (bmc_unreachable) leaves SSH alone, as on a real server. What each exec
+request does is clusterctl.sim.sshexec's job; the SFTP subsystem (asyncssh's SFTPServer, on the real
+filesystem) serves file transfers.
 """
 
 from __future__ import annotations
@@ -124,8 +125,7 @@ class _NodeServer(asyncssh.SSHServer):
         self._bmc = bmc
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self._bmc.settle()
-        if not self._bmc.hw.powered:
+        if not self._bmc.os_answers():
             conn.close()
 
     def begin_auth(self, username: str) -> bool:

@@ -55,7 +55,7 @@ def test_no_two_nodes_share_an_endpoint_in_the_site() -> None:
 
 def test_lab_inventory_is_the_rendered_one_and_valid_without_lab_files() -> None:
     shipped = (REPO / "inventories" / "lab.yaml").read_text()
-    assert shipped == render_lab_inventory(16)
+    assert shipped == render_lab_inventory(16, os_image=True)
     inv = load_inventory(REPO / "inventories" / "lab.yaml")
     assert inv.counts() == {"nodes": 16, "gpus": 128, "racks": 2}
     assert inv.nodes["gpu0001"].bmc.endpoint == "127.1.0.1:8443"

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from support.peers import MGR, SYS, PeerBMC, lab_bmc, peer_module
 
+from clusterctl.sim.inventory import LAB_OS_IMAGE
+
 sushy = peer_module("sushy")
 peer_module("sushy_oem_idrac")
 
@@ -122,9 +124,9 @@ def test_storage_drives_and_volumes(system: Any) -> None:
 
 def test_virtual_media_insert_and_eject(system: Any) -> None:
     media = next(m for m in system.virtual_media.get_members() if sushy.VirtualMediaType.CD in m.media_types)
-    media.insert_media("http://images.example/ubuntu-22.04.iso", inserted=True, write_protected=True)
+    media.insert_media(LAB_OS_IMAGE, inserted=True, write_protected=True)  # on the lab's image share
     media.refresh()
-    assert media.inserted is True and media.image.endswith("ubuntu-22.04.iso")
+    assert media.inserted is True and media.image == LAB_OS_IMAGE
     media.eject_media()
     media.refresh()
     assert media.inserted is False

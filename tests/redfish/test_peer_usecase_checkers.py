@@ -37,7 +37,7 @@ def test_use_case_checkers_find_no_failure(peer: PeerBMC, tmp_path: Path) -> Non
     assert counts["PASS"] >= 75, counts
     # The one allowed warning: powering on a server that is on is refused (409), as iDRAC9 does.
     warnings = [r for r in results if r["Result"] == "WARN"]
-    assert all("409" in r["Message"] and "RAC0508" in r["Message"] for r in warnings), warnings
+    assert all("409" in r["Message"] and "PSU501" in r["Message"] for r in warnings), warnings
     # Every category ran: accounts were added and removed, resets and overrides took effect.
     assert {r["category"] for r in results if r["Result"] == "PASS"} == {
         "Account Management", "Power Control", "Boot Override", "Manager Ethernet Interfaces", "Query Parameters"

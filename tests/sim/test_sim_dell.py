@@ -111,10 +111,11 @@ async def test_extended_reset_needs_the_server_off_then_cycles_it(bmc: httpx.Asy
     assert fleet.bmcs[0].report()["ac_cycles"] == 1
 
 
-async def test_power_on_a_server_that_is_on_is_a_409_with_rac0508(bmc: httpx.AsyncClient) -> None:
+async def test_power_on_a_server_that_is_on_is_a_409_with_psu501(bmc: httpx.AsyncClient) -> None:
     again = await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "On"})
     assert again.status_code == 409
-    assert message_id(again) == "IDRAC.2.8.RAC0508"
+    assert message_id(again) == "IDRAC.2.8.PSU501"
+    assert again.json()["error"]["@Message.ExtendedInfo"][0]["Message"] == "Server is already powered ON."
 
 
 async def test_simple_update_checks_the_transfer_protocol(bmc: httpx.AsyncClient) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from clusterctl.sim.fleet import SimulatedFleet
+from clusterctl.sim.inventory import LAB_OS_IMAGE
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +59,7 @@ async def test_every_link_from_the_service_root_resolves(bmc: httpx.AsyncClient,
                             json={"ExportFormat": "JSON", "ShareParameters": {"Target": ["BIOS"]}})
     assert export.status_code == 202
     media = await bmc.post(f"{SYS}/VirtualMedia/1/Actions/VirtualMedia.InsertMedia",
-                           json={"Image": "http://images.lab/os.iso"})
+                           json={"Image": LAB_OS_IMAGE})
     assert media.status_code == 204
     fleet.clock.advance(30)
     seen = await crawl(bmc)

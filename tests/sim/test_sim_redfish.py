@@ -9,6 +9,7 @@ import pytest
 
 from clusterctl.sim.bmc import MAX_SESSIONS
 from clusterctl.sim.fleet import SimulatedFleet
+from clusterctl.sim.inventory import LAB_OS_IMAGE
 
 pytestmark = pytest.mark.anyio
 
@@ -215,15 +216,19 @@ async def test_boot_override_and_virtual_media(bmc: httpx.AsyncClient, fleet: Si
     assert patched.json()["Boot"]["BootSourceOverrideTarget"] == "Cd"
     assert (await bmc.patch(SYS, json={"Boot": {"BootSourceOverrideTarget": "Moon"}})).status_code == 400
     assert (await bmc.patch(SYS, json={"PowerState": "Off"})).status_code == 400
-    insert = await bmc.post(
-        f"{MGR}/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia", json={"Image": "http://repo.lab/os.iso"}
-    )
+    # An image the BMC cannot reach is refused on insert, as iDRAC's Remote File Share connects at once.
+    wrong = await bmc.post(f"{MGR}/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+                           json={"Image": "http://repo.lab/missing.iso"})
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].endswith(".RAC0720")
+    assert (await bmc.get(f"{MGR}/VirtualMedia/CD")).json()["Inserted"] is False
+    insert = await bmc.post(f"{MGR}/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia", json={"Image": LAB_OS_IMAGE})
     assert insert.status_code == 204
     assert (await bmc.get(f"{MGR}/VirtualMedia/CD")).json()["Inserted"] is True
     await bmc.post(f"{SYS}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceRestart"})
     assert (await bmc.get(SYS)).json()["Boot"]["BootSourceOverrideEnabled"] == "Disabled"
     report = fleet.bmcs[0].report()
-    assert report["virtual_media"] == ["http://repo.lab/os.iso"]
+    assert report["virtual_media"] == [LAB_OS_IMAGE]
     assert {"target": "Cd", "consumed": "Once"} in report["boot_overrides"]
 
 
