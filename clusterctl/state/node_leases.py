@@ -247,15 +247,23 @@ def start(store: Store, job: str, *, command: str | None = None, inventory: str 
     return ctl
 
 
-def holders(store: Store, nodes: Iterable[str] | None = None) -> dict[str, str]:
-    """{node: "host:pid"} of the nodes some live-or-not-yet-reaped controller holds (for status)."""
+def holders(store: Store) -> dict[str, str]:
+    """{node: "host:pid"} of every node a controller holds now."""
+    return {node: c["controller"] for c in controllers(store) for node in c["nodes"]}
+
+
+def controllers(store: Store) -> list[dict[str, Any]]:
+    """The controllers registered on the store, oldest first, each with the nodes it holds (for status)."""
     nl, c = schema.node_leases, schema.controllers
-    query = (sa.select(nl.c.node, c.c.host, c.c.pid)
-             .join(c, c.c.token == nl.c.controller))
-    wanted = set(nodes) if nodes is not None else None
     try:
         with store.engine.connect() as conn:
-            rows = list(conn.execute(query))
+            found = list(conn.execute(sa.select(c).order_by(c.c.started_at)))
+            held = list(conn.execute(sa.select(nl.c.controller, nl.c.node).where(nl.c.controller.is_not(None))
+                                     .order_by(nl.c.node)))
     except sa.exc.DBAPIError as exc:
-        raise StateError(f"cannot read the state store {store.url}: {exc}") from exc
-    return {r.node: f"{r.host}:{r.pid}" for r in rows if wanted is None or r.node in wanted}
+        raise StateError(f"cannot read the state store {store.url}: {exc.orig or exc}") from exc
+    nodes: dict[str, list[str]] = {}
+    for token, node in held:
+        nodes.setdefault(token, []).append(node)
+    return [{"controller": f"{r.host}:{r.pid}", "job": r.job, "run": r.run_id, "started_at": r.started_at,
+             "heartbeat_at": r.heartbeat_at, "nodes": nodes.get(r.token, [])} for r in found]
