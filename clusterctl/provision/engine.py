@@ -261,9 +261,13 @@ class Engine:
                         if got is Claim.finished:
                             summary.elsewhere.append(node.name)
                             return
+                        if node.name in controller.carried:
+                            controller.carried.discard(node.name)
+                            gate.carry(node)
                         try:
                             await work(node, got)
                         finally:
+                            gate.drop(node)
                             done = node.name in summary.ready or node.name in summary.failed
                             await journal.write(lambda tx: controller.release_in(tx, [node.name], finished=done))
 

@@ -45,6 +45,8 @@ class RackPower:
     peak_rebooting: int = 0
     peak_w: float = 0.0
     condition: asyncio.Condition = field(default_factory=asyncio.Condition)
+    carried: set[str] = field(default_factory=set)
+    """Nodes whose slot came with them from a dead controller (counted in `rebooting`)."""
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     """With shared slots: one of this controller's waiters at a time asks the store for this rack."""
 
@@ -128,6 +130,21 @@ class PowerGate:
             if self.shared is not None:
                 self.shared.measured[node.name] = float(watts)
 
+    def carry(self, node: Node) -> None:
+        """`node` was taken over still holding a reboot slot: keep it until its next reboot ends (or `drop`)."""
+        rack = self.racks.get(node.rack)
+        if rack is not None:
+            rack.carried.add(node.name)
+            rack.rebooting.add(node.name)
+
+    def drop(self, node: Node) -> None:
+        """The node is done: a slot it still carries goes back (with the node's lease, in the store)."""
+        rack = self.racks.get(node.rack)
+        if rack is not None and node.name in rack.carried:
+            rack.carried.discard(node.name)
+            rack.rebooting.discard(node.name)
+            self._changed.setdefault(rack.name, asyncio.Event()).set()
+
     def check(self, node: Node) -> None:
         """Fail early (not wait forever) when this node can never reboot within its rack's budget."""
         rack = self.racks.get(node.rack)
@@ -153,7 +170,8 @@ class PowerGate:
         if rack is None:
             yield None
             return
-        self.check(node)
+        if self.shared is None:
+            self.check(node)  # shared: the store knows other controllers' draws (see _shared_slot)
         if self._total is not None:
             await self._total.acquire()
         try:
@@ -185,6 +203,15 @@ class PowerGate:
         assert self.shared is not None
         changed = self._changed.setdefault(rack.name, asyncio.Event())
         want = Take(node.name, rack.name, rack.max_w, rack.budget_w, rack.max_rebooting)
+        if node.name in rack.carried:  # its dead holder's slot, held since the take-over
+            rack.carried.discard(node.name)
+            try:
+                yield rack
+            finally:
+                rack.rebooting.discard(node.name)
+                self.shared.release(node.name, changed)
+            return
+        gave_up_at = time.monotonic() + self.shared.hold_s
         async with rack.turn:
             while True:
                 changed.clear()
@@ -192,6 +219,13 @@ class PowerGate:
                     taken = await self.shared.take(want)
                     if taken.ok:
                         break
+                    never = rack.budget_w is not None and taken.alone_w > rack.budget_w
+                    if never and (taken.all_measured or time.monotonic() > gave_up_at):
+                        # Unmeasured nodes count at their maximum: others get as long as a reboot may
+                        # take to measure them before this node gives up.
+                        raise PowerBudgetTooSmall(
+                            f"rack {rack.name}: a reboot of {node.name} needs an estimated {taken.alone_w:.0f} W, "
+                            f"over the rack's power_budget_w {rack.budget_w}")
                     timeout: float | None = self.shared.poll_s  # another controller's reboot ends unseen
                 else:
                     timeout = self.shared.hold_s  # only one of ours ending can help: its release wakes us

@@ -10,8 +10,8 @@ it again.
 A controller that is gone (its pid dead on the reader's host, told apart from a reused pid by the
 process start time; or no heartbeat for `ttl_s` from another host, NTP assumed) is reaped by the
 next controller that looks: its row goes, its nodes become free (not finished) and its run is
-marked interrupted. Its reboot slots stay in `rack_power` until whoever takes the node over
-finishes it (see reboot_slots.py): the server may still be mid-reboot.
+marked interrupted. Its reboot slots stay in `rack_power` (the server may still be mid-reboot):
+whoever takes such a node over carries its slot on until the node's next reboot or its end.
 
 Taking and releasing are conditional writes inside the store's write transaction: the candidate
 rows are read `FOR UPDATE` (PostgreSQL row locks; SQLite has one writer anyway) and an UPDATE
@@ -117,6 +117,8 @@ class Controller:
         self.command = command
         self.run_id: int | None = None
         self.lost: str | None = None
+        self.carried: set[str] = set()
+        """Nodes taken over with the reboot slot their dead holder left: this controller holds it now."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"controller-{job}", daemon=True)
 
@@ -210,6 +212,13 @@ class Controller:
                 others = (old is not None and old.worked_by not in (None, self.token)
                           and (old.finished_at is None or old.finished_at >= self.started_at))
                 result[node] = Claim.taken_over if others else Claim.mine
+            if took:
+                rp = schema.rack_power
+                self.carried.update(conn.execute(
+                    rp.update().where(rp.c.node.in_(took), rp.c.rebooting_by.is_not(None),
+                                      rp.c.rebooting_by != self.token)
+                    .values(rebooting_by=self.token, since=now).returning(rp.c.node)
+                ).scalars().all())
         for node in names:
             if node not in result:
                 old = found.get(node)
@@ -226,13 +235,9 @@ class Controller:
                 nl.update().where(nl.c.node.in_(chunk), nl.c.controller == self.token)
                 .values(controller=None, job=None, finished_at=now if finished else None)
             )
-            # A reboot slot a gone controller left on these nodes: whatever reboot it covered is over
-            # now that the node went through this controller's stages.
-            tx.connection.execute(
-                rp.update().where(rp.c.node.in_(chunk), rp.c.rebooting_by.is_not(None),
-                                  rp.c.rebooting_by != self.token)
-                .values(rebooting_by=None, since=None)
-            )
+            # A slot carried over from a dead holder and not used since: the node's stages are over.
+            tx.connection.execute(rp.update().where(rp.c.node.in_(chunk), rp.c.rebooting_by.is_not(None))
+                                  .values(rebooting_by=None, since=None))
 
 
 def start(store: Store, job: str, *, command: str | None = None, inventory: str | None = None, args: Any = None,

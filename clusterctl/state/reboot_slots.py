@@ -37,6 +37,10 @@ class Taken:
     ok: bool
     rebooting: int
     estimate_w: float
+    alone_w: float
+    """The rack's estimate were this node the only one rebooting: over the budget, it never fits."""
+    all_measured: bool
+    """Every node of the rack has a measured draw: the estimate cannot go down any more."""
 
 
 def write_measured(tx: Transaction, rack_of: dict[str, str], watts: dict[str, float]) -> None:
@@ -72,9 +76,10 @@ def take(tx: Transaction, token: str, want: Take, *, now: float, hold_s: float) 
     after = rebooting | {want.node}
     fits = len(rebooting) < want.max_rebooting and (want.budget_w is None or estimate(after) <= want.budget_w)
     if not fits:
-        return Taken(False, len(rebooting), estimate(rebooting))
+        return Taken(False, len(rebooting), estimate(rebooting), estimate({want.node}),
+                     all(n in measured for n in want.max_w))
     stmt = tx.upsert(t).values(node=want.node, rack=want.rack, rebooting_by=token, since=now)
     stmt = stmt.on_conflict_do_update(index_elements=[t.c.node],
                                       set_={"rebooting_by": stmt.excluded.rebooting_by, "since": stmt.excluded.since})
     tx.connection.execute(stmt)
-    return Taken(True, len(after), estimate(after))
+    return Taken(True, len(after), estimate(after), estimate({want.node}), all(n in measured for n in want.max_w))

@@ -55,11 +55,15 @@ def test_a_gone_controller_is_taken_over_at_once_on_its_host_and_after_the_ttl_f
     killed = node_leases.start(store, "provision", pid=dead_pid(), heartbeat_s=3600)
     elsewhere = node_leases.start(store, "provision", host="elsewhere.example", pid=1, heartbeat_s=3600)
     assert killed.claim(["n1"]) == {"n1": Claim.mine}
+    with store.transaction() as tx:  # killed mid-reboot of n1
+        assert reboot_slots.take(tx, killed.token, Take("n1", "rack1", {"n1": 10}, None, 1), now=time.time(),
+                                 hold_s=100).ok
     assert elsewhere.claim(["n2"]) == {"n2": Claim.mine}
     me = node_leases.start(store, "provision", ttl_s=60, heartbeat_s=3600)
     try:
         # Starting reaped the killed one (its pid is gone on this host); the other host's is still fresh.
         assert me.claim(["n1", "n2"]) == {"n1": Claim.taken_over, "n2": Claim.busy}
+        assert me.carried == {"n1"}  # n1's slot came along: the server may still be cycling
         with store.transaction() as tx:
             tx.connection.execute(schema.controllers.update().where(schema.controllers.c.token == elsewhere.token)
                                   .values(heartbeat_at=time.time() - 61))
