@@ -235,7 +235,7 @@ class Engine:
         try:
             async with Journal(self.store, run_id) as journal:
                 await asyncio.to_thread(journal.load_open_intents, names, opts.stages)
-                busy: list[Node] = []
+                ask_again = Ticker(min(controller.heartbeat_s, 2.0))
                 slots = asyncio.Semaphore(max(1, opts.concurrency))
                 racks = len({n.rack for n in nodes})
                 warm = asyncio.Semaphore(max(1, opts.warmup if opts.warmup else max(16, 2 * racks)))
@@ -251,16 +251,25 @@ class Engine:
                     )
 
                 async def one(node: Node) -> None:
+                    while await one_try(node):
+                        # Held by a live controller: ask again (outside a slot) until it finishes the node
+                        # or is gone; the waiting nodes all ask on the same tick, in one transaction.
+                        await ask_again.wait()
+
+                async def one_try(node: Node) -> bool:
+                    """Work on `node` if this controller can take it; True when another holds it now."""
                     async with slots:
                         if self.stop_reason is not None:
-                            return
+                            return False
+                        if controller.lost is not None:
+                            self.stop_reason = controller.lost
+                            return False
                         got = await claim(node.name)
                         if got is Claim.busy:
-                            busy.append(node)
-                            return
+                            return True
                         if got is Claim.finished:
                             summary.elsewhere.append(node.name)
-                            return
+                            return False
                         if node.name in controller.carried:
                             controller.carried.discard(node.name)
                             gate.carry(node)
@@ -270,6 +279,7 @@ class Engine:
                             gate.drop(node)
                             done = node.name in summary.ready or node.name in summary.failed
                             await journal.write(lambda tx: controller.release_in(tx, [node.name], finished=done))
+                        return False
 
                 async def work(node: Node, got: Claim) -> None:
                     if got is Claim.taken_over:  # what its last holder did is newer than this run's start
@@ -298,14 +308,6 @@ class Engine:
                         self.stop_reason = f"canary failed on {', '.join(sorted(summary.failed))}"
                 if self.stop_reason is None:
                     await _all(one(n) for n in rest)
-                while busy and self.stop_reason is None:
-                    # Held by live controllers: ask again until they finish them or are gone.
-                    await asyncio.sleep(min(controller.heartbeat_s, 2.0))
-                    if controller.lost is not None:
-                        self.stop_reason = controller.lost
-                        break
-                    again, busy[:] = list(busy), []
-                    await _all(one(n) for n in again)
                 await shared.flush()
                 elsewhere = set(summary.elsewhere)
                 summary.pending = [n for n in names
@@ -394,6 +396,22 @@ class Engine:
         if self._threshold is not None and self._failures >= self._threshold and self.stop_reason is None:
             self.stop_reason = f"{self._failures} node(s) failed (--max-failures {self.options.max_failures})"
         return None
+
+
+class Ticker:
+    """A shared beat: every task that waits within one period wakes at the same moment."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._beat: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if self._beat is None or self._beat.done():
+            loop = asyncio.get_running_loop()
+            beat: asyncio.Future[None] = loop.create_future()
+            loop.call_later(self.period_s, lambda: beat.done() or beat.set_result(None))
+            self._beat = beat
+        await asyncio.shield(self._beat)
 
 
 def interleave_racks(nodes: list[Node]) -> list[Node]:
