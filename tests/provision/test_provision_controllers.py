@@ -91,6 +91,16 @@ def pushes_by(pid: int) -> int:
         store.close()
 
 
+def run_summaries() -> list[Any]:
+    """What each run recorded in the end (failed nodes' reasons, pending), for a failing assertion."""
+    store = open_store()
+    try:
+        return [(r.id, r.status, {k: str(v)[:400] for k, v in (r.summary or {}).items() if k != "racks"})
+                for r in store.runs(limit=5)]
+    finally:
+        store.close()
+
+
 def test_three_controllers_one_killed_share_600_nodes(lab: Lab, postgres_url: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     started = time.monotonic()
@@ -115,7 +125,7 @@ def test_three_controllers_one_killed_share_600_nodes(lab: Lab, postgres_url: st
         victim.wait(timeout=30)
         for name in ("a", "b"):
             _, err = procs[name].communicate(timeout=400)
-            assert procs[name].returncode == 0, (name, err.decode(errors="replace")[-3000:])
+            assert procs[name].returncode == 0, (name, err.decode(errors="replace")[-3000:], run_summaries())
             assert b"Traceback" not in err
     finally:
         sampler.stop.set()
