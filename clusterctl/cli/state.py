@@ -43,7 +43,11 @@ def status(
     ctx: typer.Context,
     run: int = typer.Option(None, "--run", min=1, help="Only nodes whose latest state was set by this run."),
 ) -> None:
-    """Per stage: how many nodes are pending, running, done, failed or skipped, and why nodes failed."""
+    """Per stage: how many nodes are pending, running, done, failed or skipped, why nodes failed, and which
+    controller works on which nodes now."""
+    from clusterctl.inventory.hostlist import fold
+    from clusterctl.state.node_leases import controllers
+
     cfg = settings(ctx)
     with cfg.open_store() as store:
         shown_run = _require_run(store, run) if run is not None else store.latest_run()
@@ -59,6 +63,8 @@ def status(
             },
             "failing": [f._asdict() for f in failing],
             "quarantined": [f.as_dict() for f in quarantined],
+            "controllers": [{**c, "nodes": fold(c["nodes"]), "holding": len(c["nodes"])}
+                            for c in controllers(store)],
         }
     cfg.emit(data, lambda console: _draw_status(console, data, run))
     if failing:
@@ -198,6 +204,14 @@ def _draw_status(console: Console, data: dict[str, Any], run_filter: int | None)
     if data["quarantined"]:
         names = fold(q["node"] for q in data["quarantined"])
         console.print(f"Quarantined: {names}", markup=False, highlight=False)
+    if data["controllers"]:
+        held = Table(title="controllers", show_edge=False, title_justify="left")
+        for column in ("controller", "job", "run", "heartbeat", "nodes"):
+            held.add_column(column)
+        for c in data["controllers"]:
+            held.add_row(_plain(c["controller"]), c["job"], str(c["run"] or "-"), _when(c["heartbeat_at"]),
+                         _plain(f"{c['holding']}: {c['nodes']}" if c["holding"] else "0"))
+        console.print(held)
 
 
 def _plain(text: str) -> Any:

@@ -52,6 +52,15 @@ class Hall(BaseModel):
     racks: list[RackCells]
 
 
+class Controller(BaseModel):
+    controller: str = Field(description="host:pid")
+    job: str
+    run: int | None
+    heartbeat_at: float
+    holding: int
+    nodes: str = Field(description="The nodes it holds, as a hostlist.")
+
+
 class FleetOverview(BaseModel):
     generated_at: float
     total: int
@@ -60,6 +69,7 @@ class FleetOverview(BaseModel):
     progress: dict[str, dict[str, int]] | None = Field(description="{stage: {status: nodes}} of the current run.")
     halls: list[Hall]
     last_event_id: int
+    controllers: list[Controller] = Field(description="Controllers working on the store now, and their nodes.")
 
 
 class RackNode(BaseModel):

@@ -150,7 +150,15 @@ class ReadModel:
             "progress": progress,
             "halls": [{"name": hall, "racks": racks} for hall, racks in halls.items()],
             "last_event_id": self.store.last_event_id(),
+            "controllers": self._controllers(),
         }
+
+    def _controllers(self) -> list[dict[str, Any]]:
+        from clusterctl.inventory.hostlist import fold
+        from clusterctl.state.node_leases import controllers
+
+        return [{"controller": c["controller"], "job": c["job"], "run": c["run"], "heartbeat_at": c["heartbeat_at"],
+                 "holding": len(c["nodes"]), "nodes": fold(c["nodes"])} for c in controllers(self.store)]
 
     # -- rack ---------------------------------------------------------------------------------------------
 

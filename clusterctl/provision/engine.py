@@ -9,6 +9,10 @@
   it too: nodes in flight finish their current stage, the rest stay pending.
 - Everything goes to the store through the journal before and after each side effect, so the same
   command after a `kill -9` resumes where the BMCs are, not where the store guessed.
+- Several controllers may share the store: each takes a node (a lease, state/node_leases.py) just
+  before working on it and gives it back when done, so two runs on the same or overlapping nodes
+  split them; nodes another live controller holds are asked for again until it finishes them (or
+  dies, and this one takes them over). Reboot slots and rack budgets are shared in the store too.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 from clusterctl import log
 from clusterctl.counts import count_or_share
 from clusterctl.errors import BMCRequestFailed, BMCUnreachable, ClusterctlError, StateError
+from clusterctl.provision.batched import Batched
 from clusterctl.provision.context import NodeContext, StageResult, Tuning
 from clusterctl.provision.images import ImageCheck
 from clusterctl.provision.journal import Journal
-from clusterctl.provision.power import PowerGate
+from clusterctl.provision.power import PowerGate, SharedSlots
 from clusterctl.provision.stages import READY, STAGES
-from clusterctl.state import leases
+from clusterctl.state import node_leases
+from clusterctl.state.node_leases import Claim
 
 if TYPE_CHECKING:
     import httpx
@@ -97,6 +103,8 @@ class Summary:
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)
     skipped: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+    """Nodes another controller finished while this one ran."""
     stopped: str | None = None
     seconds: float = 0.0
     commits: int = 0
@@ -111,6 +119,7 @@ class Summary:
             "skipped": {stage: {reason: sorted(nodes) for reason, nodes in by.items()}
                         for stage, by in self.skipped.items()},
             "pending": sorted(self.pending),
+            "elsewhere": len(self.elsewhere),
             "stopped": self.stopped,
             "seconds": round(self.seconds, 2),
             "racks": self.peaks,
@@ -176,35 +185,46 @@ class Engine:
         self.stop_reason: str | None = None
         self._threshold: int | None = None
         self._failures = 0
-        self._lease: leases.Lease | None = None
+        self._controller: node_leases.Controller | None = None
 
     # -- the run ---------------------------------------------------------------------------------------
 
     async def run(self, nodes: list[Node], *, args: Any = None) -> Summary:
-        """Provision `nodes`; one run at a time per store (a second one gets `LeaseHeld`, naming the first)."""
+        """Provision those of `nodes` no other controller of the store works on or finishes meanwhile."""
         opts = self.options
         started = time.monotonic()
         self._threshold = failure_threshold(opts.max_failures, len(nodes))
         tracker = self.tracker or Tracker(opts.stages, len(nodes))
         self.tracker = tracker
-        self._lease = await asyncio.to_thread(leases.acquire, self.store, "provision",
-                                              command=f"provision {self.inventory.path}")
+        self._controller = await asyncio.to_thread(
+            node_leases.start, self.store, "provision", command=f"provision {self.inventory.path}",
+            inventory=str(self.inventory.path), args=args)
         try:
-            return await self._run_locked(nodes, args, started, tracker)
+            return await self._run_controlled(nodes, self._controller, started, tracker)
         finally:
-            await asyncio.to_thread(self._lease.release)
+            await asyncio.to_thread(self._controller.close)
 
-    async def _run_locked(self, nodes: list[Node], args: Any, started: float, tracker: Tracker) -> Summary:
+    async def _run_controlled(self, nodes: list[Node], controller: node_leases.Controller, started: float,
+                              tracker: Tracker) -> Summary:
         from clusterctl.redfish import Limits, RetryPolicy
         from clusterctl.redfish.cadence import Durations
         from clusterctl.redfish.target import targets_for
 
         opts = self.options
         names = [n.name for n in nodes]
-        self._close_abandoned_runs()
-        run_id = self.store.start_run("provision", inventory=str(self.inventory.path), args=args)
+        run_id = controller.run_id
+        assert run_id is not None
         summary = Summary(run_id=run_id, nodes=len(nodes))
-        gate = PowerGate(self.inventory, max_rebooting_total=opts.max_rebooting_total)
+        shared = SharedSlots(controller, {n: node.rack for n, node in self.inventory.nodes.items()},
+                             hold_s=opts.tuning.reboot_deadline_s + controller.ttl_s,
+                             poll_s=min(max(opts.tuning.poll_s * 4, 0.2), 2.0))
+        gate = PowerGate(self.inventory, max_rebooting_total=opts.max_rebooting_total, shared=shared)
+
+        def take(batch: list[str]) -> list[Claim]:
+            found = controller.claim(batch)
+            return [found[n] for n in batch]
+
+        claim: Batched[str, Claim] = Batched(take)
         limits = Limits(per_bmc=opts.per_bmc_requests, global_requests=opts.global_requests)
         retry = RetryPolicy(max_wait=min(30.0, max(opts.tuning.poll_s, 0.05) * 6),
                             max_total=max(opts.tuning.request_timeout_s * 4, 1.0))
@@ -215,8 +235,7 @@ class Engine:
         try:
             async with Journal(self.store, run_id) as journal:
                 await asyncio.to_thread(journal.load_open_intents, names, opts.stages)
-                for stage in [*opts.stages, READY]:
-                    await journal.stages(names, stage, "pending")
+                ask_again = Ticker(min(controller.heartbeat_s, 2.0))
                 slots = asyncio.Semaphore(max(1, opts.concurrency))
                 racks = len({n.rack for n in nodes})
                 warm = asyncio.Semaphore(max(1, opts.warmup if opts.warmup else max(16, 2 * racks)))
@@ -232,23 +251,55 @@ class Engine:
                     )
 
                 async def one(node: Node) -> None:
+                    while await one_try(node):
+                        # Held by a live controller: ask again (outside a slot) until it finishes the node
+                        # or is gone; the waiting nodes all ask on the same tick, in one transaction.
+                        await ask_again.wait()
+
+                async def one_try(node: Node) -> bool:
+                    """Work on `node` if this controller can take it; True when another holds it now."""
                     async with slots:
                         if self.stop_reason is not None:
-                            return
-                        ctx = context(node)
-                        await warm.acquire()
-                        held = [True]
-
-                        def release() -> None:
-                            if held[0]:
-                                held[0] = False
-                                warm.release()
-
-                        ctx.warmed_up = release
+                            return False
+                        if controller.lost is not None:
+                            self.stop_reason = controller.lost
+                            return False
+                        got = await claim(node.name)
+                        if got is Claim.busy:
+                            return True
+                        if got is Claim.finished:
+                            summary.elsewhere.append(node.name)
+                            return False
+                        if node.name in controller.carried:
+                            controller.carried.discard(node.name)
+                            gate.carry(node)
                         try:
-                            await self._pipeline(ctx, summary)
+                            await work(node, got)
                         finally:
-                            release()
+                            gate.drop(node)
+                            done = node.name in summary.ready or node.name in summary.failed
+                            await journal.write(lambda tx: controller.release_in(tx, [node.name], finished=done))
+                        return False
+
+                async def work(node: Node, got: Claim) -> None:
+                    if got is Claim.taken_over:  # what its last holder did is newer than this run's start
+                        await asyncio.to_thread(journal.reload, [node.name], opts.stages)
+                    await asyncio.gather(*(journal.stage(node.name, stage, "pending")
+                                           for stage in [*opts.stages, READY]))
+                    ctx = context(node)
+                    await warm.acquire()
+                    held = [True]
+
+                    def release() -> None:
+                        if held[0]:
+                            held[0] = False
+                            warm.release()
+
+                    ctx.warmed_up = release
+                    try:
+                        await self._pipeline(ctx, summary)
+                    finally:
+                        release()
 
                 canary, rest = nodes[: opts.canary], interleave_racks(nodes[opts.canary :])
                 if canary:
@@ -257,7 +308,10 @@ class Engine:
                         self.stop_reason = f"canary failed on {', '.join(sorted(summary.failed))}"
                 if self.stop_reason is None:
                     await _all(one(n) for n in rest)
-                summary.pending = [n for n in names if n not in summary.ready and n not in summary.failed]
+                await shared.flush()
+                elsewhere = set(summary.elsewhere)
+                summary.pending = [n for n in names
+                                   if n not in summary.ready and n not in summary.failed and n not in elsewhere]
                 summary.stopped = self.stop_reason
                 summary.commits = journal.commits
                 status = "succeeded" if not summary.failed and not summary.pending else "failed"
@@ -275,18 +329,12 @@ class Engine:
             self.store.finish_run(run_id, status, summary.as_dict())
         return summary
 
-    def _close_abandoned_runs(self) -> None:
-        """A provision run still `running` in the store was killed (this one holds the lease): say so."""
-        for old in self.store.runs(limit=50):
-            if old.kind == "provision" and old.status == "running":
-                self.store.finish_run(old.id, "interrupted", {"note": "found unfinished by a later run"})
-
     async def _pipeline(self, ctx: NodeContext, summary: Summary) -> None:
         skipped: list[str] = []
         try:
             for stage in self.options.stages:
-                if self._lease is not None and self._lease.lost and self.stop_reason is None:
-                    self.stop_reason = self._lease.lost
+                if self._controller is not None and self._controller.lost and self.stop_reason is None:
+                    self.stop_reason = self._controller.lost
                 if self.stop_reason is not None:
                     return  # stays pending: the run was stopped between this node's stages
                 result = await self._stage(ctx, stage, summary)
@@ -348,6 +396,22 @@ class Engine:
         if self._threshold is not None and self._failures >= self._threshold and self.stop_reason is None:
             self.stop_reason = f"{self._failures} node(s) failed (--max-failures {self.options.max_failures})"
         return None
+
+
+class Ticker:
+    """A shared beat: every task that waits within one period wakes at the same moment."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._beat: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if self._beat is None or self._beat.done():
+            loop = asyncio.get_running_loop()
+            beat: asyncio.Future[None] = loop.create_future()
+            loop.call_later(self.period_s, lambda: beat.done() or beat.set_result(None))
+            self._beat = beat
+        await asyncio.shield(self._beat)
 
 
 def interleave_racks(nodes: list[Node]) -> list[Node]:

@@ -178,6 +178,16 @@ class Journal:
 
     # -- resume ---------------------------------------------------------------------------------------
 
+    def reload(self, nodes: list[str], stages: Iterable[str]) -> None:
+        """Forget what was read of these nodes and read it again: another controller worked on them since."""
+        wanted = set(nodes)
+        for memo in (self._open, self._notes):
+            for key in [k for k in memo if k[0] in wanted]:
+                del memo[key]
+        for key in [k for k in self._last if k[0] in wanted]:
+            del self._last[key]
+        self.load_open_intents(nodes, stages)
+
     def load_open_intents(self, nodes: list[str], stages: Iterable[str]) -> int:
         """Read intents earlier runs left without an outcome, and each effect's newest outcome;
         returns how many intents are open (called before the run)."""

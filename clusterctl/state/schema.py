@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # The newest migration this code knows. `Store.open` compares the store's
 # `alembic_version` with it to skip importing Alembic when nothing needs doing.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 class RunStatus(StrEnum):
@@ -173,6 +173,48 @@ leases = sa.Table(
     sa.Column("started_at", Epoch, nullable=False),
     sa.Column("heartbeat_at", Epoch, nullable=False),
     sa.Column("command", sa.Text, nullable=True),
+)
+
+controllers = sa.Table(
+    "controllers",
+    metadata,
+    # One row per running controller process (provision, maintain, check): its one heartbeat renews
+    # every node lease it holds. Random token per process; the row goes when it ends or is taken over.
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("job", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("pid_started", sa.Double, nullable=True),
+    sa.Column("started_at", Epoch, nullable=False),
+    sa.Column("heartbeat_at", Epoch, nullable=False),
+    sa.Column("run_id", BigId, nullable=True),
+    sa.Column("command", sa.Text, nullable=True),
+)
+
+node_leases = sa.Table(
+    "node_leases",
+    metadata,
+    # Which controller works on a node now (`controller`, NULL when free); `worked_by` and
+    # `finished_at` say who last had it and when it was finished, so a controller that started
+    # earlier does not do a node again that another one finished meanwhile.
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("controller", sa.String(64), nullable=True, index=True),
+    sa.Column("job", sa.String(64), nullable=True),
+    sa.Column("taken_at", Epoch, nullable=True),
+    sa.Column("worked_by", sa.String(64), nullable=True),
+    sa.Column("finished_at", Epoch, nullable=True),
+)
+
+rack_power = sa.Table(
+    "rack_power",
+    metadata,
+    # Each node's measured draw and, while it reboots, the controller holding its reboot slot: the
+    # rack's budget and reboot limit are read and taken in one transaction by whichever controller.
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("rack", sa.String(255), nullable=False, index=True),
+    sa.Column("measured_w", sa.Double, nullable=True),
+    sa.Column("rebooting_by", sa.String(64), nullable=True),
+    sa.Column("since", Epoch, nullable=True),
 )
 
 check_figures = sa.Table(

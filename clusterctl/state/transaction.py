@@ -43,6 +43,10 @@ class Transaction:
         """The open connection, for writes that live beside the store's own (leases)."""
         return self._conn
 
+    def upsert(self, table: sa.Table) -> Any:
+        """INSERT ... ON CONFLICT for this dialect (callers add `on_conflict_do_update`)."""
+        return self._upsert(table)
+
     # -- runs -------------------------------------------------------------------------------------------
 
     def start_run(self, kind: str, *, inventory: str | None = None, args: Any = None) -> int:

@@ -119,6 +119,13 @@
         }), { id: "progress" }));
       }
     }
+    if (data.controllers && data.controllers.length) {
+      parts.push(h("h2", { text: "Controllers" }));
+      parts.push(table(["controller", "job", "run", "heartbeat", "nodes"], data.controllers.map(function (c) {
+        return { cells: [c.controller, c.job, c.run === null ? "" : String(c.run), when(c.heartbeat_at),
+          c.holding + (c.holding ? ": " + c.nodes : "")] };
+      }), { id: "controllers" }));
+    }
     var runs = h("div", { id: "runs" });
     parts.push(runs);
     api("/runs?limit=8").then(function (list) {
