@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,9 @@ class Options:
     global_requests: int = 256
     stage_deadline_s: float = 4 * 3600.0
     tuning: Tuning = field(default_factory=Tuning)
+    skip: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """node -> stages it does not need this run (`maintain`: a node with only a firmware change keeps its
+    playbooks; one run still serves both kinds of node, so its reboots share one power gate)."""
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -166,7 +169,11 @@ class Engine:
         *,
         transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
         tracker: Tracker | None = None,
+        lease: leases.Lease | None = None,
+        gate: PowerGate | None = None,
     ) -> None:
+        """`lease` and `gate`: held and shared by a caller that runs several engines at once (`maintain` starts
+        each node as the floor allows): one lease for all of them, one power gate for all their reboots."""
         known_stages(options.stages)
         self.inventory = inventory
         self.store = store
@@ -176,7 +183,9 @@ class Engine:
         self.stop_reason: str | None = None
         self._threshold: int | None = None
         self._failures = 0
-        self._lease: leases.Lease | None = None
+        self._lease: leases.Lease | None = lease
+        self._shared = lease is not None
+        self._gate = gate
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -187,6 +196,8 @@ class Engine:
         self._threshold = failure_threshold(opts.max_failures, len(nodes))
         tracker = self.tracker or Tracker(opts.stages, len(nodes))
         self.tracker = tracker
+        if self._shared:
+            return await self._run_locked(nodes, args, started, tracker)
         self._lease = await asyncio.to_thread(leases.acquire, self.store, "provision",
                                               command=f"provision {self.inventory.path}")
         try:
@@ -201,10 +212,11 @@ class Engine:
 
         opts = self.options
         names = [n.name for n in nodes]
-        self._close_abandoned_runs()
+        if not self._shared:  # a caller sharing its lease closed them once, before its first engine
+            self._close_abandoned_runs()
         run_id = self.store.start_run("provision", inventory=str(self.inventory.path), args=args)
         summary = Summary(run_id=run_id, nodes=len(nodes))
-        gate = PowerGate(self.inventory, max_rebooting_total=opts.max_rebooting_total)
+        gate = self._gate or PowerGate(self.inventory, max_rebooting_total=opts.max_rebooting_total)
         limits = Limits(per_bmc=opts.per_bmc_requests, global_requests=opts.global_requests)
         retry = RetryPolicy(max_wait=min(30.0, max(opts.tuning.poll_s, 0.05) * 6),
                             max_total=max(opts.tuning.request_timeout_s * 4, 1.0))
@@ -276,10 +288,7 @@ class Engine:
         return summary
 
     def _close_abandoned_runs(self) -> None:
-        """A provision run still `running` in the store was killed (this one holds the lease): say so."""
-        for old in self.store.runs(limit=50):
-            if old.kind == "provision" and old.status == "running":
-                self.store.finish_run(old.id, "interrupted", {"note": "found unfinished by a later run"})
+        close_abandoned_runs(self.store)
 
     async def _pipeline(self, ctx: NodeContext, summary: Summary) -> None:
         skipped: list[str] = []
@@ -289,6 +298,9 @@ class Engine:
                     self.stop_reason = self._lease.lost
                 if self.stop_reason is not None:
                     return  # stays pending: the run was stopped between this node's stages
+                if stage in self.options.skip.get(ctx.name, ()):
+                    await self._set(ctx, stage, "skipped", reason="not needed by this change")
+                    continue
                 result = await self._stage(ctx, stage, summary)
                 if result is None:
                     return
@@ -348,6 +360,13 @@ class Engine:
         if self._threshold is not None and self._failures >= self._threshold and self.stop_reason is None:
             self.stop_reason = f"{self._failures} node(s) failed (--max-failures {self.options.max_failures})"
         return None
+
+
+def close_abandoned_runs(store: Store) -> None:
+    """A provision run still `running` in the store was killed (the caller holds the lease): say so."""
+    for old in store.runs(limit=50):
+        if old.kind == "provision" and old.status == "running":
+            store.finish_run(old.id, "interrupted", {"note": "found unfinished by a later run"})
 
 
 def interleave_racks(nodes: list[Node]) -> list[Node]:
