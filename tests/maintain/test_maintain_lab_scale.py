@@ -2,7 +2,7 @@
 --max-unavailable 5%. It finishes, every node runs its targets afterwards (`plan` finds no drift), and the floor
 holds at every instant (from the rollout's events) and in samples of the lab's servers taken while it runs.
 
-CI runs 200 nodes (the os stage's playbooks cost a node seconds of CPU; the firmware path is what scales);
+CI runs 100 nodes (the os stage's playbooks cost a node seconds of CPU; the firmware path is what scales);
 `benchmarks/maintain_scale.py --nodes 1000 --max-unavailable 5% --driver-nodes 4` runs the 1,000-node case.
 """
 
@@ -12,6 +12,7 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 from support.cli import CLI
 from support.lab import start_lab
 from support.maintain_lab import (
@@ -25,9 +26,9 @@ from support.maintain_lab import (
 
 from clusterctl.state.store import Store
 
-NODES = 200
-WIDTH = 10  # 5% of 200
-DRIVER_NODES = "gpu[0099-0100]"
+NODES = 100
+WIDTH = 5  # 5% of 100
+DRIVER_NODES = "gpu[0049-0050]"
 
 
 class PowerSampler(threading.Thread):
@@ -46,6 +47,7 @@ class PowerSampler(threading.Thread):
             self.samples.append(sum(s.get("power_state") != "On" for s in servers.values()))
 
 
+@pytest.mark.timeout(1200)  # a fleet's rollout: minutes on a busy two-core runner, beyond the suite's 300 s
 def test_a_fleet_wide_firmware_and_driver_change_never_breaks_the_floor(tmp_path: Path, cli: CLI) -> None:
     with start_lab(tmp_path / "lab", NODES, time_scale=2000) as lab:
         inventory = without_scheduler(lab.inventory(tmp_path / "lab.yaml"))
@@ -73,7 +75,7 @@ def test_a_fleet_wide_firmware_and_driver_change_never_breaks_the_floor(tmp_path
         assert 1 < peak <= WIDTH, peak  # several at once, never more than the floor allows
         assert len(sampler.samples) > 5 and max(sampler.samples) <= WIDTH, sampler.samples
         # The playbooks ran only where the software drifted.
-        assert sorted(n for n, stages in updating.items() if "os" in stages) == ["gpu0099", "gpu0100"]
+        assert sorted(n for n, stages in updating.items() if "os" in stages) == ["gpu0049", "gpu0050"]
 
         code, doc, err = cli("-o", "json", "plan", str(inventory))
         assert code == 0 and doc["drifted"] == 0 and doc["unreadable"] == [], (doc["summary"], err)
