@@ -420,11 +420,11 @@ class Rollout:
         try:
             self.scheduler.resume(name)
         except ClusterctlError as exc:  # still drained: say so, with why
-            self.held.discard(name)
             self._fail(name, f"resume refused: {exc}")
             return
-        self.held.discard(name)
+        # Recorded before the floor lets the place go: the events never show more nodes out than allowed.
         self._record(name, state, reason)
+        self.held.discard(name)
         assert self.report is not None
         if state == "skipped":
             self.report.skipped[name] = reason or ""
@@ -439,12 +439,12 @@ class Rollout:
         self._record(name, "failed", reason)
         assert self.report is not None
         self.report.failed[name] = reason
-        self.held.discard(name)
         # Slurm: drained with the reason; Kubernetes: cordoned and tainted; no scheduler: the store's flag.
         # `clusterctl burnin release NODE` lets it back, the same way.
         via = self.scheduler.via(name) or q.NONE
         actions = q.quarantine({name: reason}, via=via, store=self.store, source="clusterctl maintain",
                                schedulers=self.scheduler.reach, run_id=self.run_id)
+        self.held.discard(name)  # only now: until its quarantine is recorded, the floor counts it as held
         if not actions[0].ok:
             _log.error("%s: failed and could not be kept drained: %s", name, actions[0].detail)
 
