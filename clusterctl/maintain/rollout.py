@@ -110,6 +110,8 @@ class Rollout:
         self.held: set[str] = set()
         self.report: Report | None = None
         self.reasons: dict[str, str] = {}
+        self.claimed: set[str] = set()
+        """Chosen under the floor, their drain not recorded yet: out of service for the floor already."""
 
     # -- the plan ---------------------------------------------------------------------------------------
 
@@ -130,10 +132,15 @@ class Rollout:
         threshold = failure_threshold(self.options.max_failures, len(nodes))
         lease = await asyncio.to_thread(leases.acquire, self.store, "maintain",
                                         command=f"maintain {self.inventory.path}")
+        # The provision engines this rollout starts each take their nodes' leases; the rack limits they share
+        # live in the store, so they hold across the engines of this rollout and any other controller.
+        self._widen_threads()
         report = Report(run_id=None, nodes=len(nodes), max_unavailable=self.floor.max_unavailable)
         self.report = report
         status = "failed"
         try:
+            if isinstance(args, dict):  # the floor as this run counts it, for views of the run while it goes on
+                args = {**args, "allowed_unavailable": self.floor.max_unavailable, "fleet": self.floor.total}
             self.run_id = report.run_id = self.store.start_run("maintain", inventory=str(self.inventory.path),
                                                                 args=args)
             self.start_event = self.store.last_event_id()
@@ -162,24 +169,41 @@ class Rollout:
                 await self._batch(carried, by_name)
             queue = interleave_racks(fresh)  # a batch spread over racks reboots within each rack's limits
             canary = {n.name for n in queue[: self.options.canary]}
-            while queue and report.stopped is None:
-                await self._wait_while_paused()
-                in_canary = queue[0].name in canary
-                batch, dropped = await self._next_batch([n for n in queue if n.name in canary] if in_canary
-                                                        else queue)
-                started_now = {n.name for n in batch} | dropped
-                queue = [n for n in queue if n.name not in started_now]
-                if batch:
-                    await self._batch(batch, by_name)
-                elif not dropped:
-                    break
-                if canary and not any(n.name in canary for n in queue):  # the canaries are through
-                    failed = sorted(canary & set(report.failed))
-                    if failed:
-                        report.stopped = f"canary failed on {', '.join(failed)}"
-                    canary = set()
-                if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
-                    report.stopped = f"{len(report.failed)} node(s) failed (--max-failures {self.options.max_failures})"
+            running: set[asyncio.Task[None]] = set()
+            try:
+                while queue and report.stopped is None:
+                    await self._wait_while_paused()
+                    self._reap(running)
+                    in_canary = queue[0].name in canary
+                    batch, dropped = await self._next_batch([n for n in queue if n.name in canary] if in_canary
+                                                            else queue, running)
+                    self._reap(running)
+                    started_now = {n.name for n in batch} | dropped
+                    queue = [n for n in queue if n.name not in started_now]
+                    if batch and in_canary:  # the canaries go alone: the rollout waits for their verdict
+                        await self._batch(batch, by_name)
+                    elif batch:  # the rest start as soon as the floor lets them, beside the nodes in flight
+                        self.claimed.update(n.name for n in batch)  # counted before their drain is recorded
+                        running.add(asyncio.create_task(self._batch(batch, by_name)))
+                    elif not dropped and not running:
+                        break
+                    if canary and not any(n.name in canary for n in queue):  # the canaries are through
+                        failed = sorted(canary & set(report.failed))
+                        if failed:
+                            report.stopped = f"canary failed on {', '.join(failed)}"
+                        canary = set()
+                    if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
+                        report.stopped = (f"{len(report.failed)} node(s) failed "
+                                          f"(--max-failures {self.options.max_failures})")
+                while running:  # no new node starts now; the ones in flight finish
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    self._reap(running)
+            except Stop:  # the groups in flight see the abort too, and hold their nodes drained with the reason
+                await self._settle(running, cancel=False)
+                raise
+            except BaseException:
+                await self._settle(running, cancel=True)
+                raise
             done = not report.failed and not report.skipped and report.stopped is None
             status = "succeeded" if done else "failed"  # as the exit code says
         except Stop:
@@ -194,6 +218,14 @@ class Rollout:
                 self.store.finish_run(report.run_id, status, report.as_dict())
             await asyncio.to_thread(lease.release)
         return report
+
+    def _widen_threads(self) -> None:
+        """Groups of nodes run side by side, each blocking a worker thread while it validates or records:
+        asyncio's default pool (CPUs + 4 threads) would queue them behind each other."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        width = min(64, self.floor.max_unavailable + 8)
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(width, thread_name_prefix="maintain"))
 
     async def _wait_while_paused(self) -> None:
         announced = False
@@ -212,12 +244,35 @@ class Rollout:
         if ledger.current_control(self.store, self.start_event) == "abort":
             raise Stop
 
-    async def _next_batch(self, queue: list[Node]) -> tuple[list[Node], set[str]]:
-        """The next nodes the floor lets go, waiting (up to the drain timeout) while it lets none; and the
-        queued nodes out of service for reasons of their own (drained by someone, down, quarantined), which are
-        reported and left alone: they count against the floor, they are not this rollout's to take."""
+    @staticmethod
+    def _reap(running: set[asyncio.Task[None]]) -> None:
+        """Forget the finished node groups; an abort inside one (Stop) ends the rollout here."""
+        for task in [t for t in running if t.done()]:
+            running.discard(task)
+            task.result()
+
+    @staticmethod
+    async def _settle(running: set[asyncio.Task[None]], *, cancel: bool) -> None:
+        """Leaving early: the groups in flight are awaited (an abort: each holds its nodes drained, with the
+        reason) or cancelled (an interrupt: the ledger already says which nodes are held, for the next run)."""
+        pending = list(running)
+        running.clear()
+        if cancel:
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _next_batch(self, queue: list[Node], running: set[asyncio.Task[None]] | None = None,
+                          ) -> tuple[list[Node], set[str]]:
+        """The next nodes the floor lets go, waiting while it lets none (up to the drain timeout, counted while
+        none of this rollout's nodes is in flight to free a place); and the queued nodes out of service for
+        reasons of their own (drained by someone, down, quarantined), which are reported and left alone: they
+        count against the floor, they are not this rollout's to take."""
         deadline = time.monotonic() + self.options.drain_timeout_s
         while True:
+            if running:
+                self._reap(running)
+                deadline = time.monotonic() + self.options.drain_timeout_s
             states = await asyncio.to_thread(self.scheduler.states)
             down = self._unavailable(states)
             elsewhere = {n.name for n in queue if n.name in down and n.name not in self.held}
@@ -233,7 +288,10 @@ class Rollout:
                 self.report.stopped = f"capacity floor: {why} for {self.options.drain_timeout_s:.0f} s"
                 return [], set()
             await self._wait_while_paused()
-            await asyncio.sleep(self.options.poll_s)
+            if running:  # a place frees when a node in flight comes back: look again then, or after a poll
+                await asyncio.wait(running, timeout=self.options.poll_s, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(self.options.poll_s)
 
     def _skip_elsewhere(self, names: set[str], states: Any) -> None:
         assert self.report is not None
@@ -248,7 +306,7 @@ class Rollout:
         """Out of service now: what the schedulers say, the nodes this rollout holds, and nodes flagged
         quarantined in the store (the only record for a node in no scheduler)."""
         flagged = {f.node for f in self.store.flags(quarantined_only=True) if f.node in self.inventory.nodes}
-        return set(self.scheduler.unavailable(states, self.inventory.nodes)) | self.held | flagged
+        return set(self.scheduler.unavailable(states, self.inventory.nodes)) | self.held | self.claimed | flagged
 
     def _unavailable(self, states: Any) -> set[str]:
         down = self.out_of_service(states)
@@ -291,6 +349,7 @@ class Rollout:
                 reason = f"clusterctl maintain: {self.reasons.get(node.name, 'update')}"[:MAX_REASON]
                 self._record(node.name, "draining", reason, via=self.scheduler.via(node.name) or "direct")
                 self.held.add(node.name)
+                self.claimed.discard(node.name)
                 try:
                     self.scheduler.drain(node.name, reason)
                 except ClusterctlError as exc:  # the scheduler refused: the node is not ours to take
@@ -351,11 +410,11 @@ class Rollout:
         try:
             self.scheduler.resume(name)
         except ClusterctlError as exc:  # still drained: say so, with why
-            self.held.discard(name)
             self._fail(name, f"resume refused: {exc}")
             return
-        self.held.discard(name)
+        # Recorded before the floor lets the place go: the events never show more nodes out than allowed.
         self._record(name, state, reason)
+        self.held.discard(name)
         assert self.report is not None
         if state == "skipped":
             self.report.skipped[name] = reason or ""
@@ -370,12 +429,12 @@ class Rollout:
         self._record(name, "failed", reason)
         assert self.report is not None
         self.report.failed[name] = reason
-        self.held.discard(name)
         # Slurm: drained with the reason; Kubernetes: cordoned and tainted; no scheduler: the store's flag.
         # `clusterctl burnin release NODE` lets it back, the same way.
         via = self.scheduler.via(name) or q.NONE
         actions = q.quarantine({name: reason}, via=via, store=self.store, source="clusterctl maintain",
                                schedulers=self.scheduler.reach, run_id=self.run_id)
+        self.held.discard(name)  # only now: until its quarantine is recorded, the floor counts it as held
         if not actions[0].ok:
             _log.error("%s: failed and could not be kept drained: %s", name, actions[0].detail)
 
@@ -388,8 +447,12 @@ class Rollout:
         await asyncio.to_thread(self._check_abort)
         needed = {"firmware", "bios"} | {s for n in batch for s in drifts[n.name].stages}
         stages = [s for s in STAGES if s in needed]
+        # Firmware and BIOS are read again on every node (their journal finishes an update a kill interrupted);
+        # the playbooks run only where the software drifted.
+        skip = {n.name: frozenset({"os"}) for n in batch if "os" not in drifts[n.name].stages}
         for node in batch:
-            await asyncio.to_thread(self._record, node.name, "updating", None, stages=stages)
+            await asyncio.to_thread(self._record, node.name, "updating", None,
+                                    stages=[s for s in stages if s not in skip.get(node.name, ())])
         tuning = self.options.tuning
         if "os" in stages:
             from dataclasses import replace
@@ -398,7 +461,8 @@ class Rollout:
         # The whole batch at once: its nodes are out of service already, and a node waiting for an engine slot
         # is capacity lost. BMC requests stay bounded by the engine's limits, reboots by the power gate.
         engine = Engine(self.inventory, self.store,
-                        Options(stages=stages, concurrency=max(self.options.concurrency, len(batch)), tuning=tuning))
+                        Options(stages=stages, concurrency=max(self.options.concurrency, len(batch)), tuning=tuning,
+                                skip=skip))
         summary = await engine.run(batch, args={"maintain_run": self.run_id, "stages": stages})
         ok = []
         for node in batch:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,9 @@ class Options:
     global_requests: int = 256
     stage_deadline_s: float = 4 * 3600.0
     tuning: Tuning = field(default_factory=Tuning)
+    skip: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """node -> stages it does not need this run (`maintain`: a node with only a firmware change keeps its
+    playbooks; one run still serves both kinds of node, so its reboots share one power gate)."""
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -176,6 +179,8 @@ class Engine:
         transport_for: Callable[[BMCTarget], httpx.AsyncBaseTransport | None] | None = None,
         tracker: Tracker | None = None,
     ) -> None:
+        """Several engines may run at once, in one process (`maintain` starts each node as the floor allows)
+        or in several: each registers its own controller, and the rack limits are shared through the store."""
         known_stages(options.stages)
         self.inventory = inventory
         self.store = store
@@ -337,6 +342,9 @@ class Engine:
                     self.stop_reason = self._controller.lost
                 if self.stop_reason is not None:
                     return  # stays pending: the run was stopped between this node's stages
+                if stage in self.options.skip.get(ctx.name, ()):
+                    await self._set(ctx, stage, "skipped", reason="not needed by this change")
+                    continue
                 result = await self._stage(ctx, stage, summary)
                 if result is None:
                     return

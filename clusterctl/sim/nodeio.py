@@ -4,14 +4,20 @@ The agent (clusterctl/validate/agent.py) reads every fact through a NodeIO; this
 NVML from `NodeHardware.nvml()` through the fake pynvml, /sys/class/infiniband from
 `NodeHardware.ib_ports()`, the commands it runs (journalctl, sudo, dmesg, systemctl and the
 version tools) as the node's state says they would answer, the kernel log holding the node's XID
-faults, and the software a lab node has installed (the versions the lab inventory expects). Nothing touches the disk,
-so validating 2,000 lab nodes costs no process and no file per node.
+faults, and the software the node runs: what the lab ships (the versions the lab inventory expects),
+or what the os stage last installed there. A lab node's root is a sandbox without a package manager,
+so the playbooks skip the package installs; their last task records the versions they were given in
+ROOT/etc/clusterctl/software.json, and the node runs those from then on (no reboot is modelled: the
+driver changes at once). Apart from that one small file, nothing touches the disk, so validating
+2,000 lab nodes costs no process per node.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,30 +26,60 @@ from clusterctl.sim.inventory import FIRMWARE, SOFTWARE
 from clusterctl.sim.node import NodeHardware
 from clusterctl.validate import agent
 
-DRIVER = SOFTWARE["driver"]
-_CUDA_MAJOR, _CUDA_MINOR = (int(part) for part in SOFTWARE["cuda"].split(".")[:2])
-CUDA_DRIVER = 1000 * _CUDA_MAJOR + 10 * _CUDA_MINOR  # NVML's encoding of the CUDA version the driver supports
 IB_FIRMWARE = FIRMWARE["ConnectX-7"]
 NCCL_DIR = "/usr/lib/x86_64-linux-gnu"
-COMMANDS = {
-    "ofed_info": f"MLNX_OFED_LINUX-{SOFTWARE['ofed']}:\n",
-    "nv-fabricmanager": f"Fabric Manager version is : {SOFTWARE['fabricmanager']}\n",
-    "dcgmi": f"Version : {SOFTWARE['dcgm']}\nBuild ID : 14\n",
-}
+RECORD = "etc/clusterctl/software.json"
+"""Under a node's root: the versions the os stage installed (playbooks/site.yml's last task)."""
+_VERSION = re.compile(r"[0-9][0-9A-Za-z.+~-]{0,63}")
+
+
+def installed_software(root: Path | None) -> dict[str, str]:
+    """What the node runs: the lab's shipped versions, overridden by the os stage's record under `root`.
+    The record was written by a shell on the node, so only known components with version-shaped values count."""
+    software = dict(SOFTWARE)
+    if root is None:
+        return software
+    try:
+        recorded = json.loads((root / RECORD).read_text())
+    except (OSError, ValueError):
+        return software
+    if isinstance(recorded, dict):
+        for component in SOFTWARE:
+            value = recorded.get(component)
+            if isinstance(value, str) and _VERSION.fullmatch(value):
+                software[component] = value
+    return software
+
+
+def cuda_driver(cuda: str) -> int:
+    """NVML's encoding of the CUDA version a driver supports (12.4 -> 12040)."""
+    major, minor = ([int(p) for p in re.findall(r"[0-9]+", cuda)] + [0, 0])[:2]
+    return 1000 * major + 10 * minor
+
+
+def commands(software: dict[str, str]) -> dict[str, str]:
+    """The version tools' output, as the agent parses it."""
+    return {
+        "ofed_info": f"MLNX_OFED_LINUX-{software['ofed']}:\n",
+        "nv-fabricmanager": f"Fabric Manager version is : {software['fabricmanager']}\n",
+        "dcgmi": f"Version : {software['dcgm']}\nBuild ID : 14\n",
+    }
 
 
 class _NodeNVML:
     """The fake pynvml module, fed from this node's GPUs instead of a fixture file."""
 
-    def __init__(self, hw: NodeHardware) -> None:
+    def __init__(self, hw: NodeHardware, software: dict[str, str]) -> None:
         self._hw = hw
+        self._software = software
 
     def __getattr__(self, name: str) -> Any:
         return getattr(fake_nvml, name)
 
     def nvmlInit(self) -> None:  # noqa: N802 - pynvml's API names
         gpus = [dict(g, persistence_mode=1, ecc_mode=[1, 1]) for g in self._hw.nvml()]
-        fake_nvml.load({"driver_version": DRIVER, "cuda_driver_version": CUDA_DRIVER, "gpus": gpus})
+        fake_nvml.load({"driver_version": self._software["driver"],
+                        "cuda_driver_version": cuda_driver(self._software["cuda"]), "gpus": gpus})
 
 
 # What a stock node answers where the SSH user may not read the kernel log: journalctl's hint
@@ -90,13 +126,16 @@ def _sysfs(hw: NodeHardware, root: str) -> tuple[dict[str, str], dict[str, list[
 
 
 class LabNodeIO(agent.NodeIO):
-    def __init__(self, hw: NodeHardware, sysfs_root: str = "/sys", root: str = "/") -> None:
+    def __init__(self, hw: NodeHardware, sysfs_root: str = "/sys", root: str = "/",
+                 software: dict[str, str] | None = None) -> None:
         self.hw = hw
+        self.software = software or dict(SOFTWARE)
         self._files, self._dirs = _sysfs(hw, sysfs_root)
-        cuda = json.dumps({"cuda": {"name": "CUDA SDK", "version": SOFTWARE["cuda"]}})
+        cuda = json.dumps({"cuda": {"name": "CUDA SDK", "version": self.software["cuda"]}})
         self._files[os.path.join(root, "usr/local/cuda/version.json")] = cuda
-        self._files[os.path.join(sysfs_root, "module/nvidia/version")] = DRIVER
-        self._nccl = os.path.join(root, NCCL_DIR.lstrip("/"), f"libnccl.so.{SOFTWARE['nccl']}")
+        self._files[os.path.join(sysfs_root, "module/nvidia/version")] = self.software["driver"]
+        self._nccl = os.path.join(root, NCCL_DIR.lstrip("/"), f"libnccl.so.{self.software['nccl']}")
+        self._commands = commands(self.software)
 
     def hostname(self) -> str:
         return self.hw.name
@@ -105,7 +144,7 @@ class LabNodeIO(agent.NodeIO):
         return self.hw.clock.wall() if self.hw.clock is not None else super().now()
 
     def nvml(self) -> ModuleType:
-        return _NodeNVML(self.hw)  # type: ignore[return-value]
+        return _NodeNVML(self.hw, self.software)  # type: ignore[return-value]
 
     def read(self, path: str) -> str | None:
         return self._files.get(path)
@@ -135,12 +174,13 @@ class LabNodeIO(agent.NodeIO):
         if argv[:2] == ["systemctl", "is-active"] and len(argv) == 3:
             state = self.hw.services().get(argv[2], "inactive")
             return (0 if state == "active" else 3), state + "\n", ""
-        out = COMMANDS.get(argv[0])
+        out = self._commands.get(argv[0])
         return None if out is None else (0, out, "")
 
 
-def agent_report(hw: NodeHardware, args: list[str]) -> dict[str, Any]:
-    """What `python3 - ARGS` with the agent on stdin prints on this node, as a dict."""
+def agent_report(hw: NodeHardware, args: list[str], node_root: Path | None = None) -> dict[str, Any]:
+    """What `python3 - ARGS` with the agent on stdin prints on this node, as a dict; `node_root` is the
+    node's filesystem in the lab (LAB_DIR/nodes/NAME/root), where the os stage leaves its record."""
     import argparse
 
     parser = argparse.ArgumentParser(add_help=False)
@@ -148,5 +188,5 @@ def agent_report(hw: NodeHardware, args: list[str]) -> dict[str, Any]:
     parser.add_argument("--kernel-log", default=None)
     parser.add_argument("--root", default="/")
     known, _ = parser.parse_known_args(args)
-    node = LabNodeIO(hw, known.sysfs_root, known.root)
+    node = LabNodeIO(hw, known.sysfs_root, known.root, installed_software(node_root))
     return agent.collect(node, sysfs_root=known.sysfs_root, kernel_log_path=known.kernel_log, root=known.root)

@@ -141,7 +141,8 @@ async def _dispatch(process: Any, command: str, hw: NodeHardware, lab_dir: Path,
         if hashlib.sha256(program).hexdigest() == agent_digest():
             from clusterctl.sim.nodeio import agent_report
 
-            process.stdout.write((json.dumps(agent_report(hw, python[1]), sort_keys=True) + "\n").encode())
+            report = agent_report(hw, python[1], sandbox(lab_dir, hw.name) / "root")
+            process.stdout.write((json.dumps(report, sort_keys=True) + "\n").encode())
             return 0
         return await _shell(process, command, hw.name, lab_dir, user, stdin=program)
 

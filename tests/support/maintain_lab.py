@@ -71,3 +71,40 @@ def wait_running(cluster: Any, job: str, timeout_s: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"job {job} did not start within {timeout_s} s")
+
+
+def retarget_software_on(inventory: Path, nodes: str, **versions: str) -> None:
+    """New software targets for some nodes only (a group override for the pattern `nodes`), as a site moves a
+    few nodes to a new driver first."""
+    text = inventory.read_text()
+    lines = "".join(f'        {component}: "{version}"\n' for component, version in versions.items())
+    marked = re.sub(r"(\n    per_rack: [0-9]+\n)", lambda m: f'{m[1]}    overrides:\n      "{nodes}":\n'
+                    f"        software:\n{lines.replace('        ', '          ')}", text, count=1)
+    assert marked != text, "the lab inventory's group has no per_rack line"
+    inventory.write_text(marked)
+
+
+def peak_out_of_service(store: Any, run_id: int | None = None) -> tuple[int, float]:
+    """(most nodes held out of service at one instant, when) over the rollout's `maintain.*` events: a node is
+    out from its `draining` (written before the drain) until its `resumed` or `skipped` (written after the
+    resume). Every instant counts, not samples: the events bound what the nodes went through."""
+    from clusterctl.maintain import ledger
+
+    changes: list[tuple[float, int]] = []
+    out: dict[str, float] = {}
+    for e in store.events(0, stage=ledger.STAGE):
+        if e.node is None or (run_id is not None and e.run_id != run_id):
+            continue
+        state = e.kind[len(ledger.PREFIX):]
+        if state == "draining" and e.node not in out:
+            out[e.node] = e.ts
+            changes.append((e.ts, 1))
+        elif state in ("resumed", "skipped") and e.node in out:
+            out.pop(e.node)
+            changes.append((e.ts, -1))
+    peak, at, now = 0, 0.0, 0
+    for ts, step in sorted(changes, key=lambda c: (c[0], c[1])):  # at the same instant, a return first
+        now += step
+        if now > peak:
+            peak, at = now, ts
+    return peak, at
