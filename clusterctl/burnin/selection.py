@@ -48,7 +48,7 @@ def launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str
             found = {inventory.nodes[n].scheduler.slurm.partition for n in nodes} - {None}
             partition = found.pop() if len(found) == 1 else None
         return {"slurm_conf": str(slurm_conf) if slurm_conf else None, "partition": partition,
-                "gpus_per_node": gpus}
+                "gpus_per_node": gpus, "inventory": str(inventory.path) if inventory is not None else None}
     if launcher == "kubernetes":
         if not image:
             raise ClusterctlError("--image: the kubernetes launcher needs a container image with torch and the "
@@ -65,5 +65,6 @@ def launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str
             raise ClusterctlError("the ssh launcher needs the inventory FILE (node addresses, keys, known_hosts)")
         from clusterctl.ssh.target import target_from_node
 
-        return {"targets": {n: target_from_node(inventory.nodes[n], inventory) for n in nodes}}
+        return {"targets": {n: target_from_node(inventory.nodes[n], inventory) for n in nodes},
+                "inventory": str(inventory.path)}
     return {}

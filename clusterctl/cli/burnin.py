@@ -98,9 +98,6 @@ def run(
     image: str = typer.Option(None, "--image", help="Container image with torch and the workload (kubernetes)."),
     kube_workload: str = typer.Option("auto", "--kube-workload", help="job, jobset, or auto: a JobSet when "
                                       "the cluster serves the JobSet API, else an Indexed Job."),
-    python: str = typer.Option(None, "--python", help="Python on the nodes \\[default: this interpreter]."),
-    workdir: Path = typer.Option(None, "--workdir", help="Directory holding workloads/ on the nodes "
-                                 "\\[default: this checkout]."),
     outdir: Path = typer.Option(None, "--outdir", help="Where job files and rank output go \\[default: a temp "
                                 "dir]; must be shared with the nodes for slurm."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job files and stop."),
@@ -130,8 +127,7 @@ def run(
     spec = BurninSpec(
         run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
         duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
-        checksum_every=checksum_every, fault=fault, python=python or BurninSpec.python,
-        workdir=workdir or BurninSpec.workdir, workdir_out=outdir,
+        checksum_every=checksum_every, fault=fault, workdir_out=outdir,
         stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
     options = selection.launcher_options(launcher, inventory, chosen, slurm_conf=slurm_conf, partition=partition,
                                          gpus=gpus, kubeconfig=kubeconfig, context=context, namespace=namespace,

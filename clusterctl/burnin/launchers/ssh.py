@@ -11,6 +11,11 @@ would deadlock past its size: `clusterctl.ssh.longrun` starts every node's comma
 (`max_starting` connects at a time) and follows them all from one thread. A node that
 cannot be reached is named in `Submission.detail["launch_errors"]` and the job is given up at
 once: the other nodes would only wait at the rendezvous until their timeout.
+
+Ranks run on the node's burn-in runtime (`clusterctl.burnin.runtime`): its python, its copy of the
+workload. Before anything starts, one SSH round checks that every node has the runtime of this
+controller's version and workload; the nodes that do not are launch errors that name the command
+installing it, and nothing starts anywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
 from clusterctl.burnin.launchers.torchrun import root_causes
+from clusterctl.burnin.runtime import Runtime
+from clusterctl.burnin.runtime import check as check_runtime
 from clusterctl.errors import ClusterctlError
 
 if TYPE_CHECKING:
@@ -41,8 +48,11 @@ class SSHLauncher:
     name = "ssh"
 
     def __init__(self, targets: dict[str, SSHTarget], master_port: int | None = None, *, max_starting: int = 32,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, inventory: str | None = None, runtime: Runtime | None = None) -> None:
         self.targets = targets
+        self.inventory = inventory
+        """The inventory file, named in the command that installs a missing runtime."""
+        self.runtime = runtime or Runtime.this_release()
         self.master_port = master_port
         self.max_starting = max_starting
         self.connect_timeout = connect_timeout
@@ -67,12 +77,12 @@ class SSHLauncher:
         head = self.targets[spec.nodes[0]].address
         limit = f"{int(spec.timeout_s) + 30}s"
         return ["timeout", "--kill-after=10s", limit,
-                spec.python, "-m", "torch.distributed.run", "--nnodes", str(len(spec.nodes)),
+                self.runtime.python, "-m", "torch.distributed.run", "--nnodes", str(len(spec.nodes)),
                 "--node-rank", str(node_rank), "--nproc-per-node", str(spec.nproc),
                 "--master-addr", head, "--master-port", str(port), *spec.workload_args()]
 
     def environment(self, spec: BurninSpec, node: str) -> dict[str, str]:
-        return {**spec.env(), "CLUSTERCTL_NODE": node, "PYTHONPATH": str(spec.workdir)}
+        return {**spec.env(), "CLUSTERCTL_NODE": node, "PYTHONPATH": self.runtime.workdir}
 
     def render(self, spec: BurninSpec) -> dict[str, str]:
         from clusterctl.ssh.command import command_line
@@ -87,6 +97,10 @@ class SSHLauncher:
         from clusterctl.ssh.longrun import LongRuns
 
         nodes = self.expected_nodes(spec)
+        missing = check_runtime({n: self.targets[n] for n in nodes}, self.runtime, inventory=self.inventory,
+                                max_parallel=self.max_starting)
+        if missing:
+            return Submission(self.name, spec.run_id, detail={"nodes": nodes, "launch_errors": missing})
         job = _Job(port=self._port(spec), runs=LongRuns(max_starting=self.max_starting,
                                                          connect_timeout=self.connect_timeout))
         job.runs.start([(self.targets[node], self.command(spec, i, job.port), self.environment(spec, node))
@@ -96,6 +110,9 @@ class SSHLauncher:
 
     def watch(self, submission: Submission, deadline: float) -> Outcome:
         """Follow to the end; give up early when a node could not be started (the rendezvous cannot form)."""
+        if submission.ref not in self._jobs:  # refused before starting: a node lacks the runtime
+            errors = submission.detail["launch_errors"]
+            return Outcome("failed", 1, _refusal(errors, self.inventory))
         runs = self._jobs[submission.ref].runs
         checked = False
         while not runs.wait(min(POLL_S, deadline - time.monotonic())):
@@ -119,7 +136,9 @@ class SSHLauncher:
 
     def collect(self, submission: Submission) -> list[str]:
         """Every node's output so far, finished or not: a hung job's lines still say how far each rank got."""
-        job = self._jobs[submission.ref]
+        job = self._jobs.get(submission.ref)
+        if job is None:
+            return []
         lines: list[str] = []
         for run in job.runs.snapshot().values():
             lines.extend(run.stdout.decode(errors="replace").splitlines())
@@ -144,3 +163,12 @@ def _why(run: NodeRun) -> str:
         return f"{_KINDS.get(run.error_type or '', 'failed')}: {run.error}"
     tail = run.stderr.decode(errors="replace").strip()[-200:]
     return f"torchrun exited with status {run.exit_status}: {tail}"
+
+
+def _refusal(errors: dict[str, str], inventory: str | None) -> str:
+    from clusterctl.burnin.runtime import fix_command
+    from clusterctl.inventory.hostlist import fold
+
+    nodes = fold(sorted(errors))
+    return (f"nothing was started: {len(errors)} node(s) cannot run the burn-in ({nodes}); "
+            f"install the runtime with: {fix_command(inventory, nodes)}")[:600]
