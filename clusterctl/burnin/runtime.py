@@ -101,9 +101,10 @@ class Runtime:
         return None
 
     def check_script(self) -> str:
-        """A POSIX shell script that prints the node's manifest, or `{}` when the runtime is absent."""
+        """A POSIX shell script that prints where the node keeps the runtime (its root's, see the module's
+        doc) on one line, then its manifest, or `{}` when the runtime is absent."""
         where = shlex.quote(self.directory)
-        return (f'r="${{CLUSTERCTL_ROOT:-}}"{where}; '
+        return (f'r="${{CLUSTERCTL_ROOT:-}}"; r="${{r%/}}"{where}; printf "%s\\n" "$r"; '
                 f'if [ -x "$r/bin/python" ] && [ -f "$r/{MANIFEST}" ]; then cat "$r/{MANIFEST}"; else echo "{{}}"; fi')
 
     def extra_vars(self) -> dict[str, Any]:
@@ -119,35 +120,45 @@ def fix_command(inventory: str | None, node: str = "") -> str:
     return f"clusterctl provision {where} --stages runtime --limit {shlex.quote(node) if node else ''}"
 
 
-def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str | None,
-          max_parallel: int = 64) -> dict[str, str]:
-    """Node → why it cannot run the burn-in (with the command that fixes it); absent when it can.
+@dataclass(frozen=True)
+class Checked:
+    homes: dict[str, str]
+    """Node → the directory its runtime is in, for the nodes that have this controller's."""
+    problems: dict[str, str]
+    """Node → why it cannot run the burn-in, with the command that fixes it."""
 
-    One SSH command per node, all at once up to `max_parallel`: the cost of the check is one round trip."""
+
+def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str | None,
+          max_parallel: int = 64) -> Checked:
+    """Ask every node for its runtime: one SSH command per node, all at once up to `max_parallel`, so the
+    check costs one round trip whatever the fleet's size."""
     from clusterctl.ssh.fleet import run_many
     from clusterctl.ssh.pool import SSHPool
 
     pool = SSHPool(max_sessions=max_parallel, command_timeout=CHECK_TIMEOUT_S)
     script = runtime.check_script()
 
-    def read(target: SSHTarget) -> dict[str, Any] | None:
+    def read(target: SSHTarget) -> tuple[str, dict[str, Any] | None]:
         result = pool.run(target, ["sh", "-c", script])
-        text = result.stdout.decode(errors="replace").strip()
+        home, _, text = result.stdout.decode(errors="replace").strip().partition("\n")
         try:
             found = json.loads(text) if result.exit_status == 0 else None
         except ValueError:
             found = None
-        return found if isinstance(found, dict) else None
+        return home.strip(), found if isinstance(found, dict) else None
 
-    problems: dict[str, str] = {}
+    checked = Checked({}, {})
     for result in run_many(list(targets.values()), read, max_parallel=max_parallel):
-        if result.error is not None:
-            problems[result.target] = f"the burn-in runtime could not be checked: {result.error}"
+        if result.error is not None or result.value is None:
+            checked.problems[result.target] = f"the burn-in runtime could not be checked: {result.error}"
             continue
-        why = runtime.problem(result.value)
+        home, manifest = result.value
+        why = runtime.problem(manifest)
         if why:
-            problems[result.target] = f"{why}; install it with: {fix_command(inventory, result.target)}"
-    return problems
+            checked.problems[result.target] = f"{why}; install it with: {fix_command(inventory, result.target)}"
+        else:
+            checked.homes[result.target] = home
+    return checked
 
 
 def lay_out(root: Path, python: str, runtime: Runtime | None = None) -> Path:
@@ -158,12 +169,17 @@ def lay_out(root: Path, python: str, runtime: Runtime | None = None) -> Path:
     home = root / runtime.directory.lstrip("/")
     (home / "bin").mkdir(parents=True, exist_ok=True)
     (home / "src").mkdir(exist_ok=True)
-    for link, target in ((home / "bin" / "python", Path(python)),
-                         (home / "src" / "workloads", WORKLOAD_ROOT / "workloads")):
-        if not link.is_symlink():
-            link.symlink_to(target)
-    manifest = home / MANIFEST
-    tmp = manifest.with_name(f".{MANIFEST}.tmp")
-    tmp.write_text(json.dumps(runtime.manifest(), sort_keys=True) + "\n")
-    tmp.replace(manifest)
+    # A wrapper, not a symlink: Python finds its virtual environment from the path it was started by.
+    _write(home / "bin" / "python", f"#!/bin/sh\nexec {shlex.quote(python)} \"$@\"\n", 0o755)
+    link = home / "src" / "workloads"
+    if not link.is_symlink():
+        link.symlink_to(WORKLOAD_ROOT / "workloads")
+    _write(home / MANIFEST, json.dumps(runtime.manifest(), sort_keys=True) + "\n", 0o644)
     return home
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.replace(path)

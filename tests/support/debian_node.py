@@ -34,9 +34,11 @@ from support.ports import ephemeral_port
 SUITE = "bookworm"
 USER = "ops"  # the SSH user: a sudoer, not root, as on most sites
 # A stock server's packages, plus what Ansible's modules need on the node (python3-apt for apt,
-# gnupg for keys) and pip (for nvidia-ml-py), so a test never waits on Debian's mirror for them.
+# gnupg for keys), pip (for nvidia-ml-py) and venv (for the burn-in runtime), so a test never waits on
+# Debian's mirror for them.
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "python3-apt", "python3-pip",
+    "python3-venv",
     "gnupg", "ca-certificates", "iproute2", "kmod", "procps", "curl", "git", "make",
 )
 # Unattended apt timers would take dpkg's lock in the middle of a test run; a site masks them too.

@@ -73,16 +73,17 @@ class SSHLauncher:
         # One port per job (seeded by the run id) so that cancel can find exactly this job's ranks.
         return self.master_port or random.Random(spec.run_id).randrange(20000, 40000)  # noqa: S311
 
-    def command(self, spec: BurninSpec, node_rank: int, port: int) -> list[str]:
+    def command(self, spec: BurninSpec, node_rank: int, port: int, home: str | None = None) -> list[str]:
+        """`home`: where the node said its runtime is (the check's answer); the usual place otherwise."""
         head = self.targets[spec.nodes[0]].address
         limit = f"{int(spec.timeout_s) + 30}s"
-        return ["timeout", "--kill-after=10s", limit,
-                self.runtime.python, "-m", "torch.distributed.run", "--nnodes", str(len(spec.nodes)),
-                "--node-rank", str(node_rank), "--nproc-per-node", str(spec.nproc),
+        python = f"{home}/bin/python" if home else self.runtime.python
+        return ["timeout", "--kill-after=10s", limit, python, "-m", "torch.distributed.run",
+                "--nnodes", str(len(spec.nodes)), "--node-rank", str(node_rank), "--nproc-per-node", str(spec.nproc),
                 "--master-addr", head, "--master-port", str(port), *spec.workload_args()]
 
-    def environment(self, spec: BurninSpec, node: str) -> dict[str, str]:
-        return {**spec.env(), "CLUSTERCTL_NODE": node, "PYTHONPATH": self.runtime.workdir}
+    def environment(self, spec: BurninSpec, node: str, home: str | None = None) -> dict[str, str]:
+        return {**spec.env(), "CLUSTERCTL_NODE": node, "PYTHONPATH": f"{home}/src" if home else self.runtime.workdir}
 
     def render(self, spec: BurninSpec) -> dict[str, str]:
         from clusterctl.ssh.command import command_line
@@ -97,14 +98,16 @@ class SSHLauncher:
         from clusterctl.ssh.longrun import LongRuns
 
         nodes = self.expected_nodes(spec)
-        missing = check_runtime({n: self.targets[n] for n in nodes}, self.runtime, inventory=self.inventory,
+        checked = check_runtime({n: self.targets[n] for n in nodes}, self.runtime, inventory=self.inventory,
                                 max_parallel=self.max_starting)
-        if missing:
-            return Submission(self.name, spec.run_id, detail={"nodes": nodes, "launch_errors": missing})
+        if checked.problems:
+            return Submission(self.name, spec.run_id, detail={"nodes": nodes, "launch_errors": checked.problems})
         job = _Job(port=self._port(spec), runs=LongRuns(max_starting=self.max_starting,
                                                          connect_timeout=self.connect_timeout))
-        job.runs.start([(self.targets[node], self.command(spec, i, job.port), self.environment(spec, node))
-                        for i, node in enumerate(nodes)], timeout=spec.timeout_s + 60)
+        homes = checked.homes
+        job.runs.start([(self.targets[node], self.command(spec, i, job.port, homes[node]),
+                         self.environment(spec, node, homes[node])) for i, node in enumerate(nodes)],
+                       timeout=spec.timeout_s + 60)
         self._jobs[spec.run_id] = job
         return Submission(self.name, spec.run_id, detail={"master_port": job.port, "nodes": nodes})
 
