@@ -125,7 +125,9 @@ class Checked:
     homes: dict[str, str]
     """Node → the directory its runtime is in, for the nodes that have this controller's."""
     problems: dict[str, str]
-    """Node → why it cannot run the burn-in, with the command that fixes it."""
+    """Node → why its runtime cannot run the burn-in, with the command that fixes it."""
+    errors: dict[str, tuple[str | None, str]]
+    """Node → (error type, message) of the SSH command that could not ask it."""
 
 
 def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str | None,
@@ -147,10 +149,10 @@ def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str 
             found = None
         return home.strip(), found if isinstance(found, dict) else None
 
-    checked = Checked({}, {})
+    checked = Checked({}, {}, {})
     for result in run_many(list(targets.values()), read, max_parallel=max_parallel):
         if result.error is not None or result.value is None:
-            checked.problems[result.target] = f"the burn-in runtime could not be checked: {result.error}"
+            checked.errors[result.target] = (result.error_type, result.error or "no answer")
             continue
         home, manifest = result.value
         why = runtime.problem(manifest)

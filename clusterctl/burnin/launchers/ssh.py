@@ -100,8 +100,12 @@ class SSHLauncher:
         nodes = self.expected_nodes(spec)
         checked = check_runtime({n: self.targets[n] for n in nodes}, self.runtime, inventory=self.inventory,
                                 max_parallel=self.max_starting)
-        if checked.problems:
-            return Submission(self.name, spec.run_id, detail={"nodes": nodes, "launch_errors": checked.problems})
+        refused = checked.problems | {n: f"{_KINDS.get(kind or '', 'failed')}: {why}"
+                                      for n, (kind, why) in checked.errors.items()}
+        if refused:
+            message = _refusal(refused, sorted(checked.problems), self.inventory)
+            return Submission(self.name, spec.run_id, detail={"nodes": nodes, "launch_errors": refused,
+                                                              "refusal": message})
         job = _Job(port=self._port(spec), runs=LongRuns(max_starting=self.max_starting,
                                                          connect_timeout=self.connect_timeout))
         homes = checked.homes
@@ -113,9 +117,8 @@ class SSHLauncher:
 
     def watch(self, submission: Submission, deadline: float) -> Outcome:
         """Follow to the end; give up early when a node could not be started (the rendezvous cannot form)."""
-        if submission.ref not in self._jobs:  # refused before starting: a node lacks the runtime
-            errors = submission.detail["launch_errors"]
-            return Outcome("failed", 1, _refusal(errors, self.inventory))
+        if submission.ref not in self._jobs:  # refused before starting: a node lacks the runtime or an answer
+            return Outcome("failed", 1, submission.detail["refusal"])
         runs = self._jobs[submission.ref].runs
         checked = False
         while not runs.wait(min(POLL_S, deadline - time.monotonic())):
@@ -168,10 +171,11 @@ def _why(run: NodeRun) -> str:
     return f"torchrun exited with status {run.exit_status}: {tail}"
 
 
-def _refusal(errors: dict[str, str], inventory: str | None) -> str:
+def _refusal(errors: dict[str, str], lacking: list[str], inventory: str | None) -> str:
+    """The job's message: the fix for the nodes without the runtime first (it must survive the cut), then each node."""
     from clusterctl.burnin.runtime import fix_command
     from clusterctl.inventory.hostlist import fold
 
-    nodes = fold(sorted(errors))
-    return (f"nothing was started: {len(errors)} node(s) cannot run the burn-in ({nodes}); "
-            f"install the runtime with: {fix_command(inventory, nodes)}")[:600]
+    fix = f"install the burn-in runtime with: {fix_command(inventory, fold(lacking))}; " if lacking else ""
+    each = "; ".join(f"{node}: {why}" for node, why in sorted(errors.items()))
+    return f"{len(errors)} node(s) could not start the job, nothing was started: {fix}{each}"[:600]
