@@ -132,34 +132,36 @@ class Checked:
 
 def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str | None,
           max_parallel: int = 64) -> Checked:
-    """Ask every node for its runtime: one SSH command per node, all at once up to `max_parallel`, so the
+    """Ask every node for its runtime: one SSH command per node, `max_parallel` connecting at a time, so the
     check costs one round trip whatever the fleet's size."""
-    from clusterctl.ssh.fleet import run_many
-    from clusterctl.ssh.pool import SSHPool
+    from clusterctl.ssh.longrun import LongRuns
 
-    pool = SSHPool(max_sessions=max_parallel, command_timeout=CHECK_TIMEOUT_S)
-    script = runtime.check_script()
-
-    def read(target: SSHTarget) -> tuple[str, dict[str, Any] | None]:
-        result = pool.run(target, ["sh", "-c", script])
-        home, _, text = result.stdout.decode(errors="replace").strip().partition("\n")
-        try:
-            found = json.loads(text) if result.exit_status == 0 else None
-        except ValueError:
-            found = None
-        return home.strip(), found if isinstance(found, dict) else None
-
+    # asyncssh from one thread, as the launch itself: on a thousand nodes the round is a few seconds.
+    runs = LongRuns(max_starting=max_parallel)
+    argv = ["sh", "-c", runtime.check_script()]
+    runs.start([(target, argv, None) for target in targets.values()], timeout=CHECK_TIMEOUT_S)
+    try:
+        runs.wait(CHECK_TIMEOUT_S + 10)
+        answers = runs.snapshot()
+    finally:
+        runs.stop()
     checked = Checked({}, {}, {})
-    for result in run_many(list(targets.values()), read, max_parallel=max_parallel):
-        if result.error is not None or result.value is None:
-            checked.errors[result.target] = (result.error_type, result.error or "no answer")
+    for node, run in answers.items():
+        if run.error is not None or run.state != "done" or run.exit_status:
+            why = run.error or (f"the check ended with status {run.exit_status}" if run.exit_status
+                                else "the check did not finish")
+            checked.errors[node] = (run.error_type, why)
             continue
-        home, manifest = result.value
-        why = runtime.problem(manifest)
+        home, _, text = run.stdout.decode(errors="replace").strip().partition("\n")
+        try:
+            manifest = json.loads(text)
+        except ValueError:
+            manifest = None
+        why = runtime.problem(manifest if isinstance(manifest, dict) else None)
         if why:
-            checked.problems[result.target] = f"{why}; install it with: {fix_command(inventory, result.target)}"
+            checked.problems[node] = f"{why}; install it with: {fix_command(inventory, node)}"
         else:
-            checked.homes[result.target] = home
+            checked.homes[node] = home.strip()
     return checked
 
 
