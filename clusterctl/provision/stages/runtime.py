@@ -4,8 +4,8 @@ The os stage's playbook installs the runtime too, so a full `provision` needs no
 exists for what comes after: a node whose runtime was removed or is for another clusterctl version
 (`clusterctl burnin` names it with `clusterctl provision FILE --stages runtime --limit NODE`), and a new
 clusterctl release, whose runtime goes beside the old one without the rest of the os stage. Batching,
-the journal's intent and outcome, the skip when the same playbook already passed and SSH handling are
-the os stage's (`SitePlaybook`), under this stage's own name.
+the journal's intent and outcome and SSH handling are the os stage's (`SitePlaybook`), under this stage's
+own name; unlike os, it runs even where the same playbook passed before.
 """
 
 from __future__ import annotations
@@ -33,4 +33,7 @@ async def run(ctx: NodeContext) -> StageResult:
     down = await ssh_problem(ctx.node, ctx.tuning.ssh_probe_timeout_s)
     if down:
         return skipped(f"SSH not reachable: {down}")
-    return await _run_or_recall(ctx, ctx.per_run.setdefault(STAGE, SitePlaybook(PLAYBOOK, stage=STAGE)))
+    # Always run: this stage is how a runtime removed or changed on the node since is put back, and the role
+    # changes nothing where it is intact.
+    site = ctx.per_run.setdefault(STAGE, SitePlaybook(PLAYBOOK, stage=STAGE))
+    return await _run_or_recall(ctx, site, recall=False)

@@ -101,10 +101,11 @@ class SitePlaybook:
         return self.batches
 
 
-async def _run_or_recall(ctx: NodeContext, site: SitePlaybook) -> StageResult:
+async def _run_or_recall(ctx: NodeContext, site: SitePlaybook, *, recall: bool = True) -> StageResult:
+    """`recall=False`: run even where the same playbook passed before (what is on the node may have changed)."""
     fp = await asyncio.to_thread(site.fingerprint, ctx.inventory, ctx.node)
     last = ctx.journal.last_outcome(ctx.name, site.stage, KEY)
-    if (not ctx.tuning.os_reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
+    if (recall and not ctx.tuning.os_reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
             and not ctx.facts.get("os_installed_now") and not ctx.journal.open_intent(ctx.name, site.stage, KEY)):
         return done("playbook already applied (same playbooks and variables)", fingerprint=fp)
     outcome = await site.batches_for(ctx).submit(ctx.node, fp)
