@@ -102,7 +102,8 @@ def launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str
             container_image = image or _common(inventory, nodes, "scheduler.slurm.container_image",
                                                lambda n: n.scheduler.slurm.container_image)
         return {"slurm_conf": str(slurm_conf) if slurm_conf else None, "partition": partition,
-                "gpus_per_node": gpus, "container_image": container_image}
+                "gpus_per_node": gpus, "container_image": container_image,
+                "inventory": str(inventory.path) if inventory is not None else None}
     if launcher == "kubernetes":
         return _kubernetes_options(inventory, nodes, kubeconfig=kubeconfig, context=context, namespace=namespace,
                                    image=image, gpus=gpus, kube_workload=kube_workload)
@@ -111,7 +112,8 @@ def launcher_options(launcher: str, inventory: Inventory | None, nodes: list[str
             raise ClusterctlError("the ssh launcher needs the inventory FILE (node addresses, keys, known_hosts)")
         from clusterctl.ssh.target import target_from_node
 
-        return {"targets": {n: target_from_node(inventory.nodes[n], inventory) for n in nodes}}
+        return {"targets": {n: target_from_node(inventory.nodes[n], inventory) for n in nodes},
+                "inventory": str(inventory.path)}
     return {}
 
 

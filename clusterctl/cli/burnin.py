@@ -107,9 +107,6 @@ def run(
                               "scheduler.*.image]."),
     kube_workload: str = typer.Option("auto", "--kube-workload", help="job, jobset, or auto: a JobSet when "
                                       "the cluster serves the JobSet API, else an Indexed Job."),
-    python: str = typer.Option(None, "--python", help="Python on the nodes \\[default: this interpreter]."),
-    workdir: Path = typer.Option(None, "--workdir", help="Directory holding workloads/ on the nodes "
-                                 "\\[default: this checkout]."),
     outdir: Path = typer.Option(None, "--outdir", help="Where job files and rank output go \\[default: a temp "
                                 "dir]; must be shared with the nodes for slurm."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the job files and stop."),
@@ -146,8 +143,8 @@ def run(
         run_id=secrets.token_hex(4), model=model, nodes=tuple(chosen), nproc=nproc or gpus or 1, steps=steps,
         duration_s=duration_s, timeout_s=timeout_s, threads=threads, log_every=log_every,
         checksum_every=checksum_every, fault=fault,
-        python=python or (burnin_image.PYTHON if in_image else BurninSpec.python),
-        workdir=workdir or (Path(burnin_image.WORKDIR) if in_image else BurninSpec.workdir), workdir_out=outdir,
+        python=burnin_image.PYTHON if in_image else BurninSpec.python,
+        workdir=Path(burnin_image.WORKDIR) if in_image else BurninSpec.workdir, workdir_out=outdir,
         extra_env=selection.fabric_env(inventory, chosen),
         stall_timeout_s=parse_duration(stall_timeout, "--stall-timeout") if stall_timeout is not None else None)
     job = launchers.create(launcher, **options)

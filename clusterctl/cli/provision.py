@@ -27,6 +27,8 @@ HELP = (
     "  os        playbooks/site.yml through ansible-runner, one run per batch of nodes reaching it "
     "(--os-batch, --os-batch-window, --forks); a node the playbook already passed with the same playbooks "
     "and variables is not run again\n\n"
+    "  runtime   (not by default: os installs it too) playbooks/runtime.yml alone: the burn-in runtime, a "
+    "versioned virtual environment with PyTorch and the workload, which `clusterctl burnin` checks for\n\n"
     "  validate  the node-side checks of `clusterctl validate` (GPUs, XIDs, InfiniBand, software) over SSH; "
     "a node is ready when it passes\n\n"
     "Skipped, never silently passed: a stage with nothing to act on or no transport is marked skipped with "

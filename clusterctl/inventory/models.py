@@ -35,7 +35,8 @@ Node settings (defaults, group, rack `defaults`, overrides; merged in that order
           or COMPONENT: null to drop a component a lower layer named. The controller downloads
           each image once per run, checks its sha256 and pushes that copy to the BMCs
     bios_profile: a name from bios_profiles; bios: {Attribute: value} applied on top of it
-    software: driver, cuda, nccl, ofed, fabricmanager, dcgm, os (version strings), os_image (an
+    software: driver, cuda, nccl, ofed, fabricmanager, dcgm, pytorch (the burn-in runtime's), os (version
+          strings), os_image (an
           http:// or https:// installer ISO the BMC mounts as virtual media: the boot stage installs
           software.os from it; without it the boot stage uses --boot-via, PXE by default)
     scheduler: slurm {partition, features, container_image (pyxis)}, kubernetes {labels, taints, version,
@@ -43,7 +44,9 @@ Node settings (defaults, group, rack `defaults`, overrides; merged in that order
 
 Repositories (site.repositories), each {url, key}: cuda (NVIDIA's CUDA repository: driver, Fabric Manager,
 CUDA, NCCL, DCGM), doca (DOCA-OFED), epel (EL only), pypi (a simple index holding nvidia-ml-py), node_exporter
-(the directory holding node_exporter's release files), nccl_tests (a git URL). url is http://, https:// or
+(the directory holding node_exporter's release files), nccl_tests (a git URL), wheelhouse (a directory of wheels
+the nodes read, for the burn-in runtime's PyTorch and nvidia-ml-py without an index: file:/// on a shared
+file system, or http(s)://; without it they come from pypi). url is http://, https:// or
 file:///; key is an ASCII-armored OpenPGP public key file on the controller that signs the mirror (its path
 relative to the inventory file). Unset, the os stage uses the upstream repositories.
 
@@ -329,6 +332,7 @@ class Software(Model):
     ofed: Version | None = None
     fabricmanager: Version | None = None
     dcgm: Version | None = None
+    pytorch: Version | None = None
     os: HardwareModel | None = None  # "Ubuntu 22.04"
     os_image: OsImageUrl | None = None
 
@@ -399,6 +403,7 @@ class Repositories(Model):
     pypi: Repository | None = None
     node_exporter: Repository | None = None
     nccl_tests: Repository | None = None
+    wheelhouse: Repository | None = None
 
 
 class Site(Model):

@@ -94,10 +94,26 @@ def node_tools(lab_dir: Path) -> Path:
     return bin_dir
 
 
+def node_root(lab_dir: Path, node: str) -> Path:
+    """The node's root (CLUSTERCTL_ROOT): where the playbooks write, with the burn-in runtime already in it,
+    as a node fresh from the os stage has it (a lab node cannot install PyTorch: it has no package index)."""
+    root = sandbox(lab_dir, node) / "root"
+    if root not in _seeded:
+        from clusterctl.burnin.runtime import Runtime, lay_out
+
+        root.mkdir(exist_ok=True)
+        if not (root / Runtime.this_release().directory.lstrip("/")).exists():
+            lay_out(root, sys.executable)
+        _seeded.add(root)
+    return root
+
+
+_seeded: set[Path] = set()
+
+
 def shell_env(lab_dir: Path, node: str, user: str) -> dict[str, str]:
     home = sandbox(lab_dir, node)
-    root = home / "root"
-    root.mkdir(exist_ok=True)
+    root = node_root(lab_dir, node)
     return {
         "HOME": str(home), "USER": user, "LOGNAME": user, "SHELL": "/bin/sh",
         "PATH": f"{node_tools(lab_dir)}:{NODE_PATH}", "LANG": "C.UTF-8", "CLUSTERCTL_ROOT": str(root),

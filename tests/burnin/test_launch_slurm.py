@@ -39,6 +39,31 @@ def test_two_node_burnin_through_sbatch_passes(cli, tiny, slurm_cluster, outdir:
     assert slurm_cluster.node_states() == {"node1": "idle", "node2": "idle", "node3": "idle"}
 
 
+def test_a_node_without_the_runtime_ends_its_task_at_once_naming_the_fix(cli, tiny, slurm_cluster,
+                                                                        outdir: Path) -> None:
+    """Each task checks its node's runtime first, as a prolog would: node2 has none (its TaskProlog-given root
+    holds nothing), so the job ends at once, node2 named with the command that installs it, node1 not blamed."""
+    from clusterctl.burnin.runtime import Runtime
+
+    runtime = Runtime.this_release()
+    home = slurm_cluster.root("node2") / runtime.directory.lstrip("/")
+    away = home.with_name("away")
+    home.rename(away)
+    try:
+        result = cli(*_slurm(slurm_cluster, outdir), "--nodes", "node[1-2]", *tiny)
+    finally:
+        away.rename(home)
+    assert result.code == 1, result.out + result.err
+    data = result.json()
+    verdicts = {n["node"]: n for n in data["nodes"]}
+    assert verdicts["node2"]["status"] == "fail", verdicts
+    reason = verdicts["node2"]["reasons"][0]
+    assert f"no burn-in runtime of clusterctl {runtime.version}" in reason
+    assert reason.endswith("--stages runtime --limit node2"), reason
+    assert verdicts["node1"]["status"] == "incomplete", verdicts  # stopped by node2, not at fault
+    slurm_cluster.wait_idle(timeout_s=30)
+
+
 def test_slow_node_is_drained_with_its_reason_and_released(cli, tiny, slurm_cluster, outdir: Path) -> None:
     result = cli(*_slurm(slurm_cluster, outdir), "--nodes", "node[1-3]", *tiny,
                  "--fault", "slow:node=node2:factor=4", "--quarantine")
@@ -189,7 +214,8 @@ def test_pyxis_image_and_fabric_env_come_from_the_inventory_into_a_valid_script(
     assert "--container-mounts=/shared/burnin:/shared/burnin" in script
     assert "#SBATCH --partition=gpu" in script and "#SBATCH --gpus-per-node=8" in script
     # In the image: its Python, and the workload where `burnin image build` put it.
-    assert "cd /opt/clusterctl\n" in task and "exec python -m torch.distributed.run" in task
+    assert "cd /opt/clusterctl\npython=python\n" in task and 'exec "$python" -m torch.distributed.run' in task
+    assert "runtime.json" not in task  # the image carries the workload: no node runtime to check
     for line in ("export NCCL_IB_HCA==mlx5_0,mlx5_1:1", "export NCCL_SOCKET_IFNAME=ens1f0",
                  "export NCCL_NET_GDR_LEVEL=SYS", "export NCCL_DEBUG=INFO"):
         assert line + "\n" in task

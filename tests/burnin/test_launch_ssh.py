@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
+import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from clusterctl.cli.main import run
 pytest.importorskip("torch")
 
 
-fleet = fleet_fixture("burnin-ssh", count=2, subnet=81)
+fleet = fleet_fixture("burnin-ssh", count=2, subnet=81, runtimes=True)
 
 
 def write_inventory(tmp_path: Path, fleet: SSHFleet) -> Path:
@@ -24,7 +25,7 @@ def write_inventory(tmp_path: Path, fleet: SSHFleet) -> Path:
 def burnin(inventory: Path, *extra: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
     code = run(["burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny", "--steps", "30",
                 "--log-every", "5", "--checksum-every", "10", "--threads", "1", "--timeout", "5m",
-                "--python", sys.executable, "-o", "json", *extra])
+                "-o", "json", *extra])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -43,6 +44,37 @@ def test_two_nodes_over_ssh_pass_then_a_slowed_node_is_named(fleet: SSHFleet, tm
     verdicts = {n["node"]: n for n in report["nodes"]}
     assert verdicts["host01"]["status"] == "pass"
     assert verdicts["host02"]["status"] == "fail" and "straggler" in verdicts["host02"]["reasons"][0]
+
+
+def test_a_node_without_the_runtime_stops_the_job_before_it_starts(fleet: SSHFleet, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """One SSH round finds host02's runtime missing, and another's for a different workload: nothing starts,
+    each is named with the command that installs it."""
+    from clusterctl.burnin.runtime import MANIFEST, Runtime
+
+    inventory = write_inventory(tmp_path, fleet)
+    runtime = Runtime.this_release()
+    home = {h.name: h.root / runtime.directory.lstrip("/") for h in fleet.hosts}
+    moved = home["host02"].with_name("away")
+    manifest = home["host01"] / MANIFEST
+    original = manifest.read_text()
+    home["host02"].rename(moved)
+    manifest.write_text(json.dumps(runtime.manifest() | {"workloads_sha256": "0" * 64}))
+    try:
+        started = time.monotonic()
+        code, report = burnin(inventory, capsys=capsys)
+        elapsed = time.monotonic() - started
+    finally:
+        moved.rename(home["host02"])
+        manifest.write_text(original)
+    assert code == 1 and report["job_state"] == "failed"
+    reasons = {n["node"]: n["reasons"] for n in report["nodes"]}
+    fix = f"clusterctl provision {shlex.quote(str(inventory))} --stages runtime --limit"
+    assert f"no burn-in runtime for clusterctl {runtime.version}" in reasons["host02"][0]
+    assert f"{fix} host02" in reasons["host02"][0]
+    assert "workload files" in reasons["host01"][0] and f"{fix} host01" in reasons["host01"][0]
+    assert f"{fix} 'host[01-02]'" in report["job_message"] and report["records"] == 0
+    assert elapsed < 30, elapsed  # the check, not a rendezvous waiting for its timeout
 
 
 def test_dry_run_shows_quoted_commands_per_node(fleet: SSHFleet, tmp_path: Path,
@@ -66,7 +98,7 @@ def test_a_hung_job_is_ended_on_every_node_at_its_timeout(fleet: SSHFleet, tmp_p
     mine = ["pgrep", "-f", f"--master-addr {fleet.hosts[0].address} "]
     code = run(["burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny", "--steps", "500",
                 "--log-every", "1", "--threads", "1", "--timeout", "25s", "--fault", "hang:rank=1:step=3",
-                "--python", sys.executable, "-o", "json"])
+                "-o", "json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["job_state"] == "timeout"
     assert {n["node"]: n["status"] for n in report["nodes"]} == {"host01": "fail", "host02": "fail"}

@@ -14,14 +14,21 @@ released from its hold, Fabric Manager stopped) it puts the node back.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import debian_node, nvidia_repo
+from support import debian_node, nvidia_repo, wheelhouse
 from support.provision_lab import open_store
+
+from clusterctl.burnin.runtime import Runtime
+
+RUNTIME = Runtime.this_release()
 
 HELD = {
     "nvidia-driver": f"{nvidia_repo.DRIVER}-1",
@@ -48,24 +55,34 @@ def rootfs() -> Path:
     return debian_node.build_rootfs()
 
 
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[nvidia_repo.NvidiaRepo]:
-    repo = nvidia_repo.NvidiaRepo(tmp_path / "mirror", "127.3.1.1")
+@pytest.fixture(scope="module")
+def wheels() -> Path:
+    """The burn-in runtime's wheelhouse (PyTorch CPU, its dependencies, nvidia-ml-py), shown to the node read-only."""
+    return wheelhouse.build()
+
+
+# One node for the module: its boot and first provisioning are most of this file's time.
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[nvidia_repo.NvidiaRepo]:
+    repo = nvidia_repo.NvidiaRepo(tmp_path_factory.mktemp("mirror") / "mirror", "127.3.1.1")
     try:
         yield repo
     finally:
         repo.stop()
 
 
-@pytest.fixture
-def node(tmp_path: Path, rootfs: Path, mirror: nvidia_repo.NvidiaRepo) -> Iterator[debian_node.DebianNode]:
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory, rootfs: Path, mirror: nvidia_repo.NvidiaRepo,
+         wheels: Path) -> Iterator[debian_node.DebianNode]:
+    tmp_path = tmp_path_factory.mktemp("debian")
     pci = tmp_path / "pci"
     for address, (vendor, device, klass) in PCI.items():
         (pci / address).mkdir(parents=True)
         for name, value in (("vendor", vendor), ("device", device), ("class", klass)):
             (pci / address / name).write_text(value + "\n")
     machine = debian_node.DebianNode(tmp_path / "node", "127.3.1.2", rootfs=rootfs,
-                                     binds={pci: "/sys/bus/pci/devices", mirror.git.parent: "/srv/mirror"})
+                                     binds={pci: "/sys/bus/pci/devices", mirror.git.parent: "/srv/mirror",
+                                            wheels: "/srv/wheelhouse"})
     # The container runs the host's kernel, for which no Debian package ships headers: they are stood in for
     # where DKMS looks, as an installed linux-headers package would put them.
     (machine.root / "lib" / "modules" / os.uname().release / "build").mkdir(parents=True)
@@ -87,13 +104,14 @@ site:
     pypi: {{url: "{mirror.pypi}"}}
     node_exporter: {{url: "{mirror.node_exporter}"}}
     nccl_tests: {{url: "file:///srv/mirror/{mirror.git.name}"}}
+    wheelhouse: {{url: "file:///srv/wheelhouse"}}
 defaults:
   bmc: {{address: 10.9.0.1, user: admin, password: env:CLUSTERCTL_BMC_PASSWORD}}
   ssh: {{address: {node.address}, port: {node.port}, user: {node.user}, key: "file:{node.client_key}",
         known_hosts: {node.known_hosts}}}
   hardware: {{gpu: {{model: H100-SXM5-80GB, count: 1, nvlink: true}}}}
   software: {{driver: {nvidia_repo.DRIVER}, fabricmanager: {nvidia_repo.DRIVER}, cuda: {nvidia_repo.CUDA},
-             nccl: {nvidia_repo.NCCL}, dcgm: {nvidia_repo.DCGM}}}
+             nccl: {nvidia_repo.NCCL}, dcgm: {nvidia_repo.DCGM}, pytorch: {wheelhouse.TORCH}}}
 halls: [{{name: H1, rows: [{{name: R1, racks: [{{name: r1, max_rebooting: 1}}]}}]}}]
 groups:
   - {{name: gpu, nodes: "deb01", rack: r1}}
@@ -101,9 +119,9 @@ groups:
     return path
 
 
-def provision(cli: Any, inventory: Path, *extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def provision(cli: Any, inventory: Path, *extra: str, stages: str = "os") -> tuple[dict[str, Any], dict[str, Any]]:
     """The node's playbook outcome (ansible-runner's recap) and the run's summary."""
-    code, out, err = cli("-o", "json", "provision", str(inventory), "--stages", "os", "--yes", *extra)
+    code, out, err = cli("-o", "json", "provision", str(inventory), "--stages", stages, "--yes", *extra)
     outcome = last_host_outcome()
     assert code == 0, f"{out} {err} {outcome}"
     return outcome, out
@@ -177,6 +195,10 @@ def test_os_stage_installs_pins_reboots_and_is_idempotent(cli: Any, tmp_path: Pa
     assert "systemd-journal" in node.ssh("id -nG").stdout.split()
     assert node.ssh("test -x /opt/nccl-tests/build/all_reduce_perf && cat /etc/nccl.conf", check=False).returncode == 0
     assert "blacklist nouveau" in node.ssh("cat /etc/modprobe.d/blacklist-nouveau.conf").stdout
+    # The burn-in runtime, from the wheelhouse: PyTorch at the inventory's version, this release's workload.
+    manifest = json.loads(node.ssh(f"cat {RUNTIME.directory}/runtime.json").stdout)
+    assert manifest["clusterctl"] == RUNTIME.version and manifest["workloads_sha256"] == RUNTIME.checksum
+    assert manifest["torch"].startswith(wheelhouse.TORCH), manifest
 
     # The same playbooks again on the same node: nothing to change, no reboot.
     second, summary = provision(cli, inventory, "--reapply")
@@ -194,3 +216,50 @@ def test_os_stage_installs_pins_reboots_and_is_idempotent(cli: Any, tmp_path: Pa
 
 def changed_tasks() -> list[tuple[str | None, str]]:
     return [key for key, statuses in tasks_of_last_run().items() if "changed" in statuses]
+
+
+def burnin(cli: Any, inventory: Path) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    code, report, err = cli("-o", "json", "burnin", str(inventory), "--launcher", "ssh", "--model", "transformer-tiny",
+                            "--steps", "20", "--log-every", "5", "--checksum-every", "10", "--threads", "1",
+                            "--timeout", "5m")
+    assert isinstance(report, dict), (code, report, err)
+    return code, report, time.monotonic() - started
+
+
+def test_burnin_runs_on_the_nodes_runtime_and_a_node_without_it_fails_fast(
+        cli: Any, tmp_path: Path, node: debian_node.DebianNode, mirror: nvidia_repo.NvidiaRepo,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`provision --stages runtime` alone, then the real workload on the node through its runtime; with the
+    runtime gone the burn-in refuses at once, naming the command that puts it back, and that command does."""
+    monkeypatch.setenv("CLUSTERCTL_BMC_PASSWORD", "unused-by-the-os-stage")
+    inventory = write_inventory(tmp_path / "site.yaml", node, mirror)
+    outcome, _ = provision(cli, inventory, stages="runtime")
+    assert outcome["status"] == "ok", outcome
+    assert {role for role, _ in tasks_of_last_run()} <= {None, "burnin_runtime"}  # the runtime's role alone
+
+    code, report, _ = burnin(cli, inventory)
+    assert code == 0, report
+    (verdict,) = report["nodes"]
+    assert verdict["node"] == "deb01" and verdict["status"] == "pass", verdict
+    assert verdict["metrics"]["local_tokens_per_s"] > 0, verdict["metrics"]  # the node's own torch trained
+    assert report["records"] >= 4  # a start, step reports every 5 of 20 steps, an end
+
+    # Removed (or never installed): nothing starts, and the message names the command that fixes it.
+    node.ssh(f"sudo mv {RUNTIME.directory} {RUNTIME.directory}.removed")
+    code, report, elapsed = burnin(cli, inventory)
+    assert code == 1 and report["job_state"] == "failed", report
+    (verdict,) = report["nodes"]
+    assert verdict["status"] == "fail"
+    fix = f"clusterctl provision {shlex.quote(str(inventory))} --stages runtime --limit deb01"
+    assert f"no burn-in runtime for clusterctl {RUNTIME.version}" in verdict["reasons"][0], verdict
+    assert fix in verdict["reasons"][0] and fix in report["job_message"], (verdict, report["job_message"])
+    assert "Traceback" not in json.dumps(report)
+    assert elapsed < 60, elapsed  # one SSH round, not a job that times out
+
+    # The command it names, as an operator would run it, and the burn-in passes again.
+    words = shlex.split(fix)
+    outcome, _ = provision(cli, Path(words[2]), "--limit", "deb01", stages="runtime")
+    assert outcome["status"] == "ok" and outcome["changed"] > 0, outcome
+    code, report, _ = burnin(cli, inventory)
+    assert code == 0, report

@@ -18,8 +18,10 @@ playbooks' hardware facts read; other host directories can be shown to it read-o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -29,14 +31,17 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from support import leftovers
 from support.ports import ephemeral_port
 
 SUITE = "bookworm"
 USER = "ops"  # the SSH user: a sudoer, not root, as on most sites
 # A stock server's packages, plus what Ansible's modules need on the node (python3-apt for apt,
-# gnupg for keys) and pip (for nvidia-ml-py), so a test never waits on Debian's mirror for them.
+# gnupg for keys), pip (for nvidia-ml-py) and venv (for the burn-in runtime), so a test never waits on
+# Debian's mirror for them.
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "python3-apt", "python3-pip",
+    "python3-venv",
     "gnupg", "ca-certificates", "iproute2", "kmod", "procps", "curl", "git", "make",
 )
 # Unattended apt timers would take dpkg's lock in the middle of a test run; a site masks them too.
@@ -105,7 +110,7 @@ class DebianNode:
         self.client_key = workdir / "id_ed25519"
         self.known_hosts = workdir / "known_hosts"
         self.console = workdir / "console.log"
-        self.boots = 0
+        self._boot_log = workdir / "boots.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -145,25 +150,29 @@ class DebianNode:
         self.wait_ssh()
 
     def _boot(self) -> None:
+        """systemd-nspawn under a shell that boots it again when it reboots: the shell, started with the node,
+        is the parent of every boot, so a node kept for a module is not taken for what a test left running
+        when a reboot during that test started a new systemd-nspawn."""
         command = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(self.root),
                    f"--machine=debian-node-{self.port}", "--boot"]
         for source, target in self.binds.items():
             command.insert(-1, f"--bind-ro={source}:{target}")
+        # SIGTERM (stop) reaches both: systemd-nspawn powers the node off, the shell then ends with its status.
+        loop = (f"trap 'stopping=1' TERM; while :; do echo boot >> {shlex.quote(str(self._boot_log))}; "
+                f'{shlex.join(command)}; s=$?; [ -z "${{stopping:-}}" ] && [ "$s" -eq {REBOOT_STATUS} ] || exit "$s"; '
+                "done")
         with open(self.console, "ab") as console:
-            self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-                                          start_new_session=True)
-        self.boots += 1
+            self._proc = subprocess.Popen(["sh", "-c", loop], stdin=subprocess.DEVNULL, stdout=console,
+                                          stderr=console, start_new_session=True, env=leftovers.session_env())
+
+    @property
+    def boots(self) -> int:
+        return len(self._boot_log.read_text().splitlines()) if self._boot_log.exists() else 0
 
     def _supervise(self) -> None:
-        while True:
-            proc = self._proc
-            assert proc is not None
-            status = proc.wait()
-            with self._lock:
-                if status != REBOOT_STATUS or self._stopping.is_set():
-                    self.exit_status = status
-                    return
-                self._boot()
+        proc = self._proc
+        assert proc is not None
+        self.exit_status = proc.wait()
 
     def wait_ssh(self, timeout: float = BOOT_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -183,13 +192,16 @@ class DebianNode:
         self._stopping.set()
         with self._lock:
             proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
         if self._supervisor is not None:
             self._supervisor.join(10)
 
@@ -210,3 +222,11 @@ class DebianNode:
 
     def boot_id(self) -> str:
         return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -123,7 +124,7 @@ class SlurmCluster:
             f"StateSaveLocation={w / 'state'}", f"SlurmdSpoolDir={w / 'spool'}/%n",
             f"SlurmctldPidFile={w / 'slurmctld.pid'}", f"SlurmdPidFile={w / 'spool'}/slurmd-%n.pid",
             f"SlurmctldLogFile={w / 'log' / 'slurmctld.log'}", f"SlurmdLogFile={w / 'log'}/slurmd-%n.log",
-            f"PlugStackConfig={w / 'plugstack.conf'}",
+            f"PlugStackConfig={w / 'plugstack.conf'}", f"TaskProlog={self._task_prolog()}",
         ]
         for name, port in zip(self.nodes, node_ports, strict=True):
             lines.append(f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} CPUs=2 "
@@ -132,6 +133,22 @@ class SlurmCluster:
                      "MaxTime=INFINITE State=UP")
         (w / "plugstack.conf").write_text("")
         self.conf.write_text("\n".join(lines) + "\n")
+
+    def root(self, node: str) -> Path:
+        """The node's own root (CLUSTERCTL_ROOT in its tasks), holding its burn-in runtime."""
+        return self.workdir / "roots" / node
+
+    def _task_prolog(self) -> Path:
+        """Slurm's TaskProlog sets a task's environment from the node it runs on (its `export` lines): here each
+        node's CLUSTERCTL_ROOT, where a burn-in runtime is laid out as the runtime role would leave one."""
+        from clusterctl.burnin.runtime import lay_out
+
+        for node in self.nodes:
+            lay_out(self.root(node), sys.executable)
+        prolog = self.workdir / "task-prolog.sh"
+        prolog.write_text(f'#!/bin/sh\necho "export CLUSTERCTL_ROOT={self.workdir / "roots"}/$SLURMD_NODENAME"\n')
+        prolog.chmod(0o755)
+        return prolog
 
     def _start_daemons(self) -> None:
         self._spawn([SLURMCTLD, "-D", "-i", "-f", str(self.conf)], "slurmctld.out")

@@ -4,6 +4,10 @@ Each host gets its own address in 127.0.0.0/8 (so inventories can list distinct 
 addresses), its own host key, and a known_hosts file that clients must check against:
 tests exercise host-key verification, not a policy that accepts anything. The client
 logs in as the user running the tests, with a key made for the session.
+
+With `runtimes=True` each host's sessions get CLUSTERCTL_ROOT (sshd's SetEnv) pointing at a root of
+its own holding a burn-in runtime (`clusterctl.burnin.runtime.lay_out`: this interpreter, this
+checkout's workload), so burn-ins check and run it as they would a provisioned node's.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import getpass
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +40,7 @@ class SSHHost:
     key_file: Path  # the client's private key
     known_hosts: Path  # holds this host's key (and every other host of the same fleet)
     host_key_line: str
+    root: Path | None = None  # CLUSTERCTL_ROOT of its sessions (runtimes=True)
 
     @property
     def endpoint(self) -> str:
@@ -48,7 +54,9 @@ def _keygen(path: Path) -> None:
 class SSHFleet:
     """Starts `count` sshd processes on 127.0.<subnet>.1..count; stop() ends them all."""
 
-    def __init__(self, workdir: Path, count: int, subnet: int = 77, prefix: str = "host") -> None:
+    def __init__(self, workdir: Path, count: int, subnet: int = 77, prefix: str = "host",
+                 runtimes: bool = False) -> None:
+        self.runtimes = runtimes
         if not Path(SSHD).exists():
             raise RuntimeError("sshd is not installed (Debian: openssh-server); run tools/system-deps.sh")
         self.workdir = workdir
@@ -75,8 +83,14 @@ class SSHFleet:
         port = ephemeral_port(address)
         authorized = hdir / "authorized_keys"
         shutil.copy(self.client_key.with_suffix(".pub"), authorized)
+        root = None
+        if self.runtimes:
+            from clusterctl.burnin.runtime import lay_out
+
+            root = hdir / "root"
+            lay_out(root, sys.executable)
         config = hdir / "sshd_config"
-        config.write_text(
+        config.write_text((f"SetEnv CLUSTERCTL_ROOT={root}\n" if root else "") +
             f"ListenAddress {address}\nPort {port}\nHostKey {hdir / 'host_ed25519'}\n"
             f"AuthorizedKeysFile {authorized}\nPidFile {hdir / 'sshd.pid'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
@@ -87,7 +101,7 @@ class SSHFleet:
         self._procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log))
         key = (hdir / "host_ed25519.pub").read_text().split()
         host_line = f"[{address}]:{port} {key[0]} {key[1]}\n"
-        self.hosts.append(SSHHost(name, address, port, self.user, self.client_key, self.known_hosts, host_line))
+        self.hosts.append(SSHHost(name, address, port, self.user, self.client_key, self.known_hosts, host_line, root))
         return host_line
 
     @staticmethod
@@ -137,13 +151,13 @@ class SSHFleet:
                 proc.wait(timeout=5)
 
 
-def fleet_fixture(name: str, count: int, subnet: int) -> Any:
+def fleet_fixture(name: str, count: int, subnet: int, runtimes: bool = False) -> Any:
     """A module-scoped `fleet` fixture, declared as `fleet = fleet_fixture(...)` in the module: its hosts
     start once for all of the module's tests, and stop after the last."""
 
     @pytest.fixture(scope="module", name="fleet")
     def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
-        with SSHFleet(tmp_path_factory.mktemp(name), count=count, subnet=subnet) as started:
+        with SSHFleet(tmp_path_factory.mktemp(name), count=count, subnet=subnet, runtimes=runtimes) as started:
             yield started
 
     return fleet

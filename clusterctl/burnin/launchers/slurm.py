@@ -5,6 +5,10 @@ accounting database; `sacct` is asked only once the controller has forgotten the
 (MinJobAge). Every call passes the configured SLURM_CONF, so one machine can drive a
 cluster other than its default. Polling is bounded by the run's deadline.
 
+Each task first checks its node's burn-in runtime (`clusterctl.burnin.runtime`), as a prolog would: a node
+without this controller's runtime ends its task with a line that `watch` turns into that node's launch error,
+naming the command that installs it.
+
 The job runs the scripts written into the output directory, so that directory must be the
 user's and writable by no one else, and the scripts are written so that nothing planted there
 beforehand (a symlink, say) can redirect them. Every node reads the scripts there and writes
@@ -33,6 +37,7 @@ from typing import Any
 from clusterctl import log
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
 from clusterctl.burnin.launchers.torchrun import root_causes
+from clusterctl.burnin.runtime import Runtime, fix_command
 from clusterctl.burnin.templates import render
 from clusterctl.errors import ClusterctlError
 
@@ -45,6 +50,7 @@ SHARED_FILESYSTEMS = frozenset({
     "cifs", "smb3", "panfs", "wekafs", "fuse.weka", "pvfs2", "orangefs", "fuse.juicefs", "virtiofs"})
 RUNNING = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
            "STAGE_OUT"}
+RUNTIME_MARKER = "clusterctl-runtime"
 
 
 class SlurmError(ClusterctlError):
@@ -56,7 +62,10 @@ class SlurmLauncher:
 
     def __init__(self, slurm_conf: str | None = None, partition: str | None = None,
                  gpus_per_node: int | None = None, rdzv_port: int | None = None,
-                 container_image: str | None = None) -> None:
+                 container_image: str | None = None, inventory: str | None = None,
+                 runtime: Runtime | None = None) -> None:
+        self.inventory = inventory
+        self.runtime = runtime or Runtime.this_release()
         self.slurm_conf = slurm_conf
         self.partition = partition
         self.gpus_per_node = gpus_per_node
@@ -82,9 +91,13 @@ class SlurmLauncher:
         values: dict[str, Any] = {
             "run_id": spec.run_id, "nodes": nodes, "nodelist": fold(nodes), "partition": self.partition,
             "gpus_per_node": self.gpus_per_node, "time_limit": limit_min, "outdir": str(outdir),
-            "rdzv_port": self.rdzv_port, "env": spec.env(), "workdir": str(spec.workdir),
-            "python": spec.python, "nproc": spec.nproc, "workload": spec.workload_command(),
-            "container_image": self.container_image,
+            "rdzv_port": self.rdzv_port, "env": spec.env(), "nproc": spec.nproc, "workload": spec.workload_command(),
+            "container_image": self.container_image, "workdir": str(spec.workdir), "python": spec.python,
+            "runtime_dir": self.runtime.directory, "runtime_version": self.runtime.version,
+            "runtime_checksum": self.runtime.checksum, "runtime_marker": RUNTIME_MARKER,
+            "runtime_problem": f"no burn-in runtime of clusterctl {self.runtime.version} with this workload at "
+                               f"{self.runtime.directory}; install it with: "
+                               + fix_command(self.inventory),
         }
         return {"burnin.sbatch": render("sbatch.sh.j2", **values), "task.sh": render("task.sh.j2", **values)}
 
@@ -112,6 +125,8 @@ class SlurmLauncher:
                     return Outcome("completed", 0)
                 paths = sorted(Path(submission.files["outdir"]).glob(f"rank-{submission.ref}-*.err"))
                 errors = {p.name: p.read_text(errors="replace") for p in paths}
+                if refused := _runtime_refusals(errors.values()):
+                    submission.detail["launch_errors"] = refused
                 # The last words of each task that said anything: the job's own account of why it failed.
                 last = [f"{name}: {text.strip().splitlines()[-1][:200]}" for name, text in errors.items()
                         if text.strip()][:3]
@@ -280,3 +295,14 @@ def _exit_code(text: str) -> int | None:
         return int(code) or (128 + int(sig) if sig and int(sig) else 0)
     except ValueError:
         return None
+
+
+def _runtime_refusals(texts: Any) -> dict[str, str]:
+    """Node → its task's runtime check failure (the `clusterctl-runtime: NODE: ...` line task.sh prints)."""
+    found = {}
+    for text in texts:
+        for line in text.splitlines():
+            if line.startswith(f"{RUNTIME_MARKER}: "):
+                node, _, why = line[len(RUNTIME_MARKER) + 2:].partition(": ")
+                found[node] = why.strip()
+    return found

@@ -11,6 +11,11 @@ would deadlock past its size: `clusterctl.ssh.longrun` starts every node's comma
 (`max_starting` connects at a time) and follows them all from one thread. A node that
 cannot be reached is named in `Submission.detail["launch_errors"]` and the job is given up at
 once: the other nodes would only wait at the rendezvous until their timeout.
+
+Ranks run on the node's burn-in runtime (`clusterctl.burnin.runtime`): its python, its copy of the
+workload. Before anything starts, one SSH round checks that every node has the runtime of this
+controller's version and workload; the nodes that do not are launch errors that name the command
+installing it, and nothing starts anywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
 from clusterctl.burnin.launchers.torchrun import root_causes
+from clusterctl.burnin.runtime import Runtime
+from clusterctl.burnin.runtime import check as check_runtime
 from clusterctl.errors import ClusterctlError
 
 if TYPE_CHECKING:
@@ -41,8 +48,11 @@ class SSHLauncher:
     name = "ssh"
 
     def __init__(self, targets: dict[str, SSHTarget], master_port: int | None = None, *, max_starting: int = 32,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, inventory: str | None = None, runtime: Runtime | None = None) -> None:
         self.targets = targets
+        self.inventory = inventory
+        """The inventory file, named in the command that installs a missing runtime."""
+        self.runtime = runtime or Runtime.this_release()
         self.master_port = master_port
         self.max_starting = max_starting
         self.connect_timeout = connect_timeout
@@ -63,16 +73,17 @@ class SSHLauncher:
         # One port per job (seeded by the run id) so that cancel can find exactly this job's ranks.
         return self.master_port or random.Random(spec.run_id).randrange(20000, 40000)  # noqa: S311
 
-    def command(self, spec: BurninSpec, node_rank: int, port: int) -> list[str]:
+    def command(self, spec: BurninSpec, node_rank: int, port: int, home: str | None = None) -> list[str]:
+        """`home`: where the node said its runtime is (the check's answer); the usual place otherwise."""
         head = self.targets[spec.nodes[0]].address
         limit = f"{int(spec.timeout_s) + 30}s"
-        return ["timeout", "--kill-after=10s", limit,
-                spec.python, "-m", "torch.distributed.run", "--nnodes", str(len(spec.nodes)),
-                "--node-rank", str(node_rank), "--nproc-per-node", str(spec.nproc),
+        python = f"{home}/bin/python" if home else self.runtime.python
+        return ["timeout", "--kill-after=10s", limit, python, "-m", "torch.distributed.run",
+                "--nnodes", str(len(spec.nodes)), "--node-rank", str(node_rank), "--nproc-per-node", str(spec.nproc),
                 "--master-addr", head, "--master-port", str(port), *spec.workload_args()]
 
-    def environment(self, spec: BurninSpec, node: str) -> dict[str, str]:
-        return {**spec.env(), "CLUSTERCTL_NODE": node, "PYTHONPATH": str(spec.workdir)}
+    def environment(self, spec: BurninSpec, node: str, home: str | None = None) -> dict[str, str]:
+        return {**spec.env(), "CLUSTERCTL_NODE": node, "PYTHONPATH": f"{home}/src" if home else self.runtime.workdir}
 
     def render(self, spec: BurninSpec) -> dict[str, str]:
         from clusterctl.ssh.command import command_line
@@ -87,15 +98,27 @@ class SSHLauncher:
         from clusterctl.ssh.longrun import LongRuns
 
         nodes = self.expected_nodes(spec)
+        checked = check_runtime({n: self.targets[n] for n in nodes}, self.runtime, inventory=self.inventory,
+                                max_parallel=self.max_starting)
+        refused = checked.problems | {n: f"{_KINDS.get(kind or '', 'failed')}: {why}"
+                                      for n, (kind, why) in checked.errors.items()}
+        if refused:
+            message = _refusal(refused, sorted(checked.problems), self.inventory)
+            return Submission(self.name, spec.run_id, detail={"nodes": nodes, "launch_errors": refused,
+                                                              "refusal": message})
         job = _Job(port=self._port(spec), runs=LongRuns(max_starting=self.max_starting,
                                                          connect_timeout=self.connect_timeout))
-        job.runs.start([(self.targets[node], self.command(spec, i, job.port), self.environment(spec, node))
-                        for i, node in enumerate(nodes)], timeout=spec.timeout_s + 60)
+        homes = checked.homes
+        job.runs.start([(self.targets[node], self.command(spec, i, job.port, homes[node]),
+                         self.environment(spec, node, homes[node])) for i, node in enumerate(nodes)],
+                       timeout=spec.timeout_s + 60)
         self._jobs[spec.run_id] = job
         return Submission(self.name, spec.run_id, detail={"master_port": job.port, "nodes": nodes})
 
     def watch(self, submission: Submission, deadline: float) -> Outcome:
         """Follow to the end; give up early when a node could not be started (the rendezvous cannot form)."""
+        if submission.ref not in self._jobs:  # refused before starting: a node lacks the runtime or an answer
+            return Outcome("failed", 1, submission.detail["refusal"])
         runs = self._jobs[submission.ref].runs
         checked = False
         while not runs.wait(min(POLL_S, deadline - time.monotonic())):
@@ -119,7 +142,9 @@ class SSHLauncher:
 
     def collect(self, submission: Submission) -> list[str]:
         """Every node's output so far, finished or not: a hung job's lines still say how far each rank got."""
-        job = self._jobs[submission.ref]
+        job = self._jobs.get(submission.ref)
+        if job is None:
+            return []
         lines: list[str] = []
         for run in job.runs.snapshot().values():
             lines.extend(run.stdout.decode(errors="replace").splitlines())
@@ -144,3 +169,13 @@ def _why(run: NodeRun) -> str:
         return f"{_KINDS.get(run.error_type or '', 'failed')}: {run.error}"
     tail = run.stderr.decode(errors="replace").strip()[-200:]
     return f"torchrun exited with status {run.exit_status}: {tail}"
+
+
+def _refusal(errors: dict[str, str], lacking: list[str], inventory: str | None) -> str:
+    """The job's message: the fix for the nodes without the runtime first (it must survive the cut), then each node."""
+    from clusterctl.burnin.runtime import fix_command
+    from clusterctl.inventory.hostlist import fold
+
+    fix = f"install the burn-in runtime with: {fix_command(inventory, fold(lacking))}; " if lacking else ""
+    each = "; ".join(f"{node}: {why}" for node, why in sorted(errors.items()))
+    return f"{len(errors)} node(s) could not start the job, nothing was started: {fix}{each}"[:600]

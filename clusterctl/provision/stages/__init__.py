@@ -1,4 +1,6 @@
-"""The pipeline's stages, in order; each module offers `run(ctx) -> StageResult` and `plan(ctx) -> dict`."""
+"""The pipeline's stages, in order; each module offers `run(ctx) -> StageResult` and `plan(ctx) -> dict`.
+
+`runtime` is not among the engine's default stages: the os stage's playbook installs the runtime too."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from clusterctl.provision.stages import bios, boot, discover, firmware, os, validate
+from clusterctl.provision.stages import bios, boot, discover, firmware, os, runtime, validate
 
 if TYPE_CHECKING:
     from clusterctl.provision.context import NodeContext, StageResult
@@ -17,6 +19,7 @@ STAGES: dict[str, ModuleType] = {
     "bios": bios,
     "boot": boot,
     "os": os,
+    "runtime": runtime,
     "validate": validate,
 }
 READY = "ready"

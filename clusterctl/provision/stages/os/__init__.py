@@ -50,11 +50,15 @@ async def run(ctx: NodeContext) -> StageResult:
 class SitePlaybook:
     """The playbook one engine run applies, and the batches its nodes share (one object per run)."""
 
-    def __init__(self, playbook: Path | None = None, workdir: Path | None = None) -> None:
+    def __init__(self, playbook: Path | None = None, workdir: Path | None = None, stage: str = STAGE) -> None:
+        from clusterctl.burnin.runtime import Runtime
         from clusterctl.provision.stages.os import ansible
 
         self.playbook = (playbook or ansible.SITE_PLAYBOOK).resolve()
         self.workdir = workdir
+        self.stage = stage
+        # The playbooks install the burn-in runtime (role burnin_runtime), whose workload lies outside playbooks/.
+        self.runtime = Runtime.this_release()
         self.batches: Batches | None = None
         self._digest: str | None = None
 
@@ -64,7 +68,8 @@ class SitePlaybook:
         if self._digest is None:
             self._digest = playbook_digest(self.playbook)
         # "host" and "extra" stay, empty, so outcomes recorded before they were dropped still match.
-        facts = {"hostvars": hostvars(inventory, node), "host": {}, "extra": {}, "playbook": self._digest}
+        facts = {"hostvars": hostvars(inventory, node), "host": {}, "extra": {}, "playbook": self._digest,
+                 "runtime": [self.runtime.version, self.runtime.checksum]}
         return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def batches_for(self, ctx: NodeContext) -> Batches:
@@ -86,20 +91,22 @@ class SitePlaybook:
                     return ansible.run_playbook(
                         inventory, nodes, workdir=workdir, playbook=self.playbook, store=journal.store,
                         run_id=journal.run_id, forks=policy.forks, timeout=tuning.os_deadline_s, cancel=cancel,
-                        extra_vars={"clusterctl_reboot_gate": str(reboots.path)},
+                        stage=self.stage,
+                        extra_vars={"clusterctl_reboot_gate": str(reboots.path), **self.runtime.extra_vars()},
                     )
                 finally:
                     asyncio.run_coroutine_threadsafe(reboots.__aexit__(None, None, None), loop).result(timeout=60)
 
-            self.batches = Batches(journal, run, policy)
+            self.batches = Batches(journal, run, policy, stage=self.stage)
         return self.batches
 
 
-async def _run_or_recall(ctx: NodeContext, site: SitePlaybook) -> StageResult:
+async def _run_or_recall(ctx: NodeContext, site: SitePlaybook, *, recall: bool = True) -> StageResult:
+    """`recall=False`: run even where the same playbook passed before (what is on the node may have changed)."""
     fp = await asyncio.to_thread(site.fingerprint, ctx.inventory, ctx.node)
-    last = ctx.journal.last_outcome(ctx.name, STAGE, KEY)
-    if (not ctx.tuning.os_reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
-            and not ctx.facts.get("os_installed_now") and not ctx.journal.open_intent(ctx.name, STAGE, KEY)):
+    last = ctx.journal.last_outcome(ctx.name, site.stage, KEY)
+    if (recall and not ctx.tuning.os_reapply and last and last.get("result") == "ok" and last.get("fingerprint") == fp
+            and not ctx.facts.get("os_installed_now") and not ctx.journal.open_intent(ctx.name, site.stage, KEY)):
         return done("playbook already applied (same playbooks and variables)", fingerprint=fp)
     outcome = await site.batches_for(ctx).submit(ctx.node, fp)
     name = site.playbook.name

@@ -58,8 +58,9 @@ class _Batch:
 class Batches:
     """Collects the nodes that reach `os` during one engine run into ansible-runner runs."""
 
-    def __init__(self, journal: Journal, runner: Runner, policy: BatchPolicy) -> None:
+    def __init__(self, journal: Journal, runner: Runner, policy: BatchPolicy, stage: str = STAGE) -> None:
         self.journal = journal
+        self.stage = stage
         self.runner = runner
         self.policy = policy
         self.sizes: list[int] = []
@@ -135,13 +136,14 @@ class Batches:
 
         names = [node.name for node, _, _ in batch.members]
         await asyncio.gather(*(
-            self.journal.intent(node.name, STAGE, KEY, {"fingerprint": fp, "batch": batch.number,
+            self.journal.intent(node.name, self.stage, KEY, {"fingerprint": fp, "batch": batch.number,
                                                         "hosts": len(names)})
             for node, fp, _ in batch.members
         ))
-        await self.journal.event("os.batch", stage=STAGE, payload={"batch": batch.number, "hosts": names,
-                                                                   "forks": min(self.policy.forks, len(names))})
-        _log.info("os batch %d: playbook on %d node(s)", batch.number, len(names))
+        await self.journal.event(f"{self.stage}.batch", stage=self.stage,
+                                 payload={"batch": batch.number, "hosts": names,
+                                          "forks": min(self.policy.forks, len(names))})
+        _log.info("%s batch %d: playbook on %d node(s)", self.stage, batch.number, len(names))
         try:
             found = await asyncio.to_thread(self.runner, [node for node, _, _ in batch.members], batch.cancel)
         except Exception as exc:  # noqa: BLE001 - ansible missing, playbook absent: every member fails
@@ -149,7 +151,7 @@ class Batches:
             found = {name: HostOutcome(name, "failed", message=reason) for name in names}
         outcomes = {name: found.get(name) or HostOutcome(name, "failed", message="no result") for name in names}
         await asyncio.gather(*(
-            self.journal.outcome(node.name, STAGE, KEY, outcomes[node.name].status, fingerprint=fp,
+            self.journal.outcome(node.name, self.stage, KEY, outcomes[node.name].status, fingerprint=fp,
                                  batch=batch.number, **_details(outcomes[node.name]))
             for node, fp, _ in batch.members
         ))
