@@ -20,6 +20,8 @@ from clusterctl.check.judge import DAY_S, Policy
 from clusterctl.check.round import judge_round
 from clusterctl.dashboard.app import create_app
 from clusterctl.dashboard.auth import Token
+from clusterctl.dashboard.checks import BandCache, fleet_checks, node_checks
+from clusterctl.dashboard.views import ReadModel
 from clusterctl.state.store import Store
 
 T0 = 1_800_000_000.0
@@ -56,6 +58,35 @@ def fill_checks(store: Store) -> dict[str, Any]:
     return {"named": named, "last": risks, "last_findings": findings}
 
 
+def _check_band(band: list[list[float]]) -> None:
+    """Per round: the median of all 24 peers (an even count: the mean of the middle two) and the judge's width."""
+    assert len(band) == ROUNDS
+    for r, (ts, median, low, high) in enumerate(band):
+        values = [f["gpu.sm_clock_mhz"].value for f in _figures(r).values()]
+        want = statistics.median(values)
+        width = max(4 * statistics.median(abs(v - want) for v in values), 0.10 * want)
+        assert ts == T0 + r * DAY_S / 2 and median == want
+        assert abs(low - (want - width)) < 1e-6 and abs(high - (want + width)) < 1e-6
+
+
+def test_band_and_lists_on_both_backends(store_url: str) -> None:
+    with Store.open(store_url) as store:
+        filled = fill_checks(store)
+        model = ReadModel(store, None)
+        cache = BandCache()
+        first = node_checks(model, SLOW, 3650, cache)
+        _check_band(first["series"]["gpu.sm_clock_mhz"]["band"])
+        assert first["series"]["gpu.ecc_corrected"]["band"] == []  # a counter is not judged against peers
+        # A cached round is not read again: a figure written into it now changes nothing shown.
+        history.write_round(store, history.latest_runs(store, ROUNDS)[-1], T0, [Figure(n, "gpu.sm_clock_mhz", 1.0) for n in NODES], [], [])
+        assert node_checks(model, SLOW, 3650, cache)["series"]["gpu.sm_clock_mhz"]["band"] == \
+            first["series"]["gpu.sm_clock_mhz"]["band"]
+        fleet = fleet_checks(model)
+        assert {r["node"] for r in fleet["regressions"]} == {SLOW, CREEP}
+        assert len(fleet["early_warning"]) == 20 and len(fleet_checks(model, top=500)["early_warning"]) == len(NODES)
+        assert filled["last_findings"]
+
+
 def _check_api(base: str, filled: dict[str, Any]) -> None:
     with httpx.Client(base_url=base, timeout=20) as http:
         for path in (f"/api/v1/nodes/{SLOW}/checks", "/api/v1/checks"):
@@ -67,14 +98,7 @@ def _check_api(base: str, filled: dict[str, Any]) -> None:
 
     clock = node["series"]["gpu.sm_clock_mhz"]
     assert [p[1] for p in clock["points"]] == [_figures(r)[SLOW]["gpu.sm_clock_mhz"].value for r in range(ROUNDS)]
-    # The band: per round, the median of all 24 peers and the judge's width around it.
-    assert len(clock["band"]) == ROUNDS
-    for r, (ts, median, low, high) in enumerate(clock["band"]):
-        values = [f["gpu.sm_clock_mhz"].value for f in _figures(r).values()]
-        want = statistics.median(values)
-        width = max(4 * statistics.median(abs(v - want) for v in values), 0.10 * want)
-        assert ts == T0 + r * DAY_S / 2 and median == want
-        assert abs(low - (want - width)) < 1e-6 and abs(high - (want + width)) < 1e-6
+    _check_band(clock["band"])
     # Marked rounds are exactly those the judge named a regression of this metric in.
     marked = [ts for ts, found in filled["named"].items() if (SLOW, "gpu.sm_clock_mhz", "history") in found
               or (SLOW, "gpu.sm_clock_mhz", "peers") in found]
