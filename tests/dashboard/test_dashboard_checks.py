@@ -78,9 +78,12 @@ def test_band_and_lists_on_both_backends(store_url: str) -> None:
         _check_band(first["series"]["gpu.sm_clock_mhz"]["band"])
         assert first["series"]["gpu.ecc_corrected"]["band"] == []  # a counter is not judged against peers
         # A cached round is not read again: a figure written into it now changes nothing shown.
-        history.write_round(store, history.latest_runs(store, ROUNDS)[-1], T0, [Figure(n, "gpu.sm_clock_mhz", 1.0) for n in NODES], [], [])
+        first_round = history.latest_runs(store, ROUNDS)[-1]
+        history.write_round(store, first_round, T0, [Figure(n, "gpu.sm_clock_mhz", 1.0) for n in NODES], [], [])
         assert node_checks(model, SLOW, 3650, cache)["series"]["gpu.sm_clock_mhz"]["band"] == \
             first["series"]["gpu.sm_clock_mhz"]["band"]
+        assert node_checks(model, SLOW, 3650, BandCache())["series"]["gpu.sm_clock_mhz"]["band"] != \
+            first["series"]["gpu.sm_clock_mhz"]["band"]  # ...where a fresh cache reads it
         fleet = fleet_checks(model)
         assert {r["node"] for r in fleet["regressions"]} == {SLOW, CREEP}
         assert len(fleet["early_warning"]) == 20 and len(fleet_checks(model, top=500)["early_warning"]) == len(NODES)
