@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from clusterctl import __version__
-from clusterctl.dashboard import api, rollout
+from clusterctl.dashboard import api, checks, rollout
 from clusterctl.dashboard.auth import COOKIE, SESSION_S, Token, is_loopback
 from clusterctl.dashboard.views import NotFound, ReadModel
 from clusterctl.errors import StateError
@@ -146,6 +146,7 @@ def create_app(store: Store, inventory: Inventory | None, token: Token, *, metri
     app.state.model = model
     app.include_router(api.router)
     app.include_router(rollout.router)
+    app.include_router(checks.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = _templates()
     site = inventory.site.name if inventory is not None else None
