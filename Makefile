@@ -44,7 +44,7 @@ demo: setup
 
 test: setup
 	tools/system-deps.sh
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=25
 
 lint: setup
 	$(VENV)/bin/ruff check clusterctl tests benchmarks
