@@ -93,12 +93,14 @@ def test_an_older_store_gains_the_telemetry_metric_index(store_url: str) -> None
             conn.exec_driver_sql("DROP INDEX ix_telemetry_metric_ts")
             conn.exec_driver_sql("DROP TABLE check_findings")  # 0004's, as a store at 0002 has none
             conn.exec_driver_sql("DROP TABLE check_figures")
+            for table in ("rack_power", "node_leases", "controllers"):  # 0005's
+                conn.exec_driver_sql(f"DROP TABLE {table}")
             conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
     with Store.open(store_url) as store:
         with store.engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(conn).get_indexes("telemetry")}
-        assert version == schema.HEAD_REVISION == "0004"
+        assert version == schema.HEAD_REVISION == "0005"
         assert indexes["ix_telemetry_metric_ts"] == ["metric", "ts"]
         assert [s.value for s in store.telemetry("gpu01", "temp")] == [40.0]
 
