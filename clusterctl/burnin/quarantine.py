@@ -10,14 +10,13 @@ drains, watches and resumes nodes through the same Slurm calls (`slurm_drain`, `
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clusterctl import log
 from clusterctl.errors import ClusterctlError
+from clusterctl.slurm_commands import run_slurm
 
 if TYPE_CHECKING:
     from clusterctl.state.store import Store
@@ -188,20 +187,7 @@ def _scontrol(args: list[str], schedulers: Schedulers) -> None:
 
 
 def _run(argv: list[str], schedulers: Schedulers, *, what: str) -> str:
-    env = dict(os.environ)
-    if schedulers.slurm_conf:
-        env["SLURM_CONF"] = schedulers.slurm_conf
-    try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True,  # noqa: S603
-                              timeout=SCONTROL_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise QuarantineError(f"{argv[0]} is not installed on this machine") from None
-    except subprocess.TimeoutExpired:
-        raise QuarantineError(f"{argv[0]} did not answer within {SCONTROL_TIMEOUT_S}s") from None
-    if proc.returncode:
-        message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise QuarantineError(f"{what}: {message[-1] if message else f'exit {proc.returncode}'}")
-    return proc.stdout
+    return run_slurm(argv, schedulers.slurm_conf, error=QuarantineError, what=what, timeout_s=SCONTROL_TIMEOUT_S)
 
 
 def _core_api(schedulers: Schedulers) -> Any:

@@ -12,14 +12,13 @@ parts over SSH as on any launcher; the jobs are cancelled when it ends, whatever
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from clusterctl.check.idle import slurm_states, split_idle
 from clusterctl.errors import ClusterctlError
+from clusterctl.slurm_commands import run_slurm
 
 JOB_NAME = "clusterctl-check"
 NICE = 10_000
@@ -38,20 +37,7 @@ class Holds:
 
 
 def _slurm(args: Sequence[str], slurm_conf: str | None) -> str:
-    env = dict(os.environ)
-    if slurm_conf:
-        env["SLURM_CONF"] = slurm_conf
-    try:
-        proc = subprocess.run(list(args), env=env, capture_output=True, text=True,  # noqa: S603 - no shell
-                              timeout=CALL_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise ClusterctlError(f"--launcher slurm: {args[0]} is not installed on this machine") from None
-    except subprocess.TimeoutExpired:
-        raise ClusterctlError(f"--launcher slurm: {args[0]} did not answer within {CALL_TIMEOUT_S}s") from None
-    if proc.returncode:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise ClusterctlError(f"--launcher slurm: {args[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    return proc.stdout
+    return run_slurm(args, slurm_conf, prefix="--launcher slurm: ", timeout_s=CALL_TIMEOUT_S)
 
 
 def hold_command(node: str, minutes: float, partition: str | None) -> list[str]:

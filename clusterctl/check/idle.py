@@ -9,33 +9,20 @@ needs the nodes held by a job: `--launcher slurm` (clusterctl/check/hold.py).
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Sequence
 
-from clusterctl.errors import ClusterctlError
+from clusterctl.slurm_commands import run_slurm
 
 SINFO_TIMEOUT_S = 30
 
 
 def slurm_states(names: Sequence[str], slurm_conf: str | None = None) -> dict[str, str]:
     """{node: Slurm's long state name} for the nodes Slurm knows among `names`."""
-    env = dict(os.environ)
-    if slurm_conf:
-        env["SLURM_CONF"] = slurm_conf
-    try:
-        proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%T"],  # noqa: S603,S607 - no shell, fixed words
-                              env=env, capture_output=True, text=True, timeout=SINFO_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise ClusterctlError("--idle-from slurm: sinfo is not installed on this machine") from None
-    except subprocess.TimeoutExpired:
-        raise ClusterctlError(f"--idle-from slurm: sinfo did not answer within {SINFO_TIMEOUT_S}s") from None
-    if proc.returncode:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise ClusterctlError(f"--idle-from slurm: sinfo: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    out = run_slurm(["sinfo", "-h", "-N", "-o", "%N|%T"], slurm_conf, prefix="--idle-from slurm: ",
+                    timeout_s=SINFO_TIMEOUT_S)
     wanted = set(names)
     states: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in out.splitlines():
         node, _, state = line.strip().partition("|")
         if node in wanted:
             # A node in two partitions is listed twice with one state; a suffix (`idle*`, `idle~`) means
