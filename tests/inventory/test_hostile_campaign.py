@@ -46,7 +46,8 @@ DOCUMENT_LEVEL = ("not UTF-8", "YAML syntax", "binary data", "the file is empty"
 
 BASE: dict[str, Any] = {
     "version": 1,
-    "site": {"name": "tiny", "description": "campaign", "secrets_dir": "."},
+    "site": {"name": "tiny", "description": "campaign", "secrets_dir": ".",
+             "repositories": {"wheelhouse": {"url": "https://mirror.example/wheels/"}}},
     "defaults": {
         # Loopback only, on a port nothing serves: --dry-run's Redfish calls end at once, locally.
         "bmc": {"vendor": "redfish", "address_pool": "127.77.0.0/24", "port": 9, "user": "admin",
@@ -58,7 +59,8 @@ BASE: dict[str, Any] = {
         "firmware": {"BMC": {"version": "1.2.3", "image": "file:fw.bin", "sha256": "0" * 64}},
         "bios_profile": "fast",
         "bios": {"LogicalProc": "Disabled"},
-        "software": {"driver": "550.90.07", "cuda": "12.4", "os": "Ubuntu 22.04"},
+        "software": {"driver": "550.90.07", "cuda": "12.4", "pytorch": "2.13.0", "os": "Ubuntu 22.04",
+                     "os_image": "http://images.example/os/ubuntu-22.04.iso"},
         "scheduler": {"slurm": {"partition": "gpu", "features": ["h100"], "container_image": "nvcr.io#site/burnin:1"},
                       "kubernetes": {"labels": {"nvidia.com/gpu.product": "H100"}, "taints": ["gpu=true:NoSchedule"],
                                      "image": "registry.example/burnin:1", "version": "1.30",
