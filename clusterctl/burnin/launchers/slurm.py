@@ -34,12 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clusterctl import log
 from clusterctl.burnin.launchers.protocol import BurninSpec, Outcome, Submission
 from clusterctl.burnin.launchers.torchrun import root_causes
 from clusterctl.burnin.runtime import Runtime, fix_command
 from clusterctl.burnin.templates import render
 from clusterctl.errors import ClusterctlError
+from clusterctl.slurm_commands import call_slurm, run_slurm
 
 POLL_S = 1.0
 SCRIPT_MODES = {"burnin.sbatch": 0o600, "task.sh": 0o700}
@@ -199,28 +199,11 @@ class SlurmLauncher:
             return state.split()[0], _exit_code(code), ""
         return None, None, ""
 
-    def _env(self) -> dict[str, str]:
-        # sbatch forwards its environment into the job (and slurmctld's saved state): no secrets in it.
-        env = dict(os.environ) | log.masked_environment()
-        if self.slurm_conf:
-            env["SLURM_CONF"] = self.slurm_conf
-        return env
-
     def _call(self, args: list[str]) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(args, env=self._env(), capture_output=True, text=True,  # noqa: S603
-                                  timeout=COMMAND_TIMEOUT_S, check=False)
-        except FileNotFoundError:
-            raise SlurmError(f"{args[0]} is not installed on this machine (Slurm client commands)") from None
-        except subprocess.TimeoutExpired:
-            raise SlurmError(f"{args[0]} did not answer within {COMMAND_TIMEOUT_S}s") from None
+        return call_slurm(args, self.slurm_conf, error=SlurmError, timeout_s=COMMAND_TIMEOUT_S)
 
     def _run(self, args: list[str]) -> str:
-        proc = self._call(args)
-        if proc.returncode:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SlurmError(f"{args[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
-        return proc.stdout
+        return run_slurm(args, self.slurm_conf, error=SlurmError, timeout_s=COMMAND_TIMEOUT_S)
 
 
 def _private_outdir(path: Path) -> Path:
