@@ -157,9 +157,9 @@ def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str 
             manifest = json.loads(text)
         except ValueError:
             manifest = None
-        why = runtime.problem(manifest if isinstance(manifest, dict) else None)
-        if why:
-            checked.problems[node] = f"{why}; install it with: {fix_command(inventory, node)}"
+        problem = runtime.problem(manifest if isinstance(manifest, dict) else None)
+        if problem:
+            checked.problems[node] = f"{problem}; install it with: {fix_command(inventory, node)}"
         else:
             checked.homes[node] = home.strip()
     return checked

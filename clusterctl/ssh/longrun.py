@@ -278,20 +278,20 @@ class LongRuns:
     async def _stop(self, kill: Callable[[str], Sequence[str]] | None, max_parallel: int, timeout: float) -> None:
         gate = asyncio.Semaphore(max(1, max_parallel))
 
-        async def end(node: str) -> None:
+        async def end(node: str, kill: Callable[[str], Sequence[str]]) -> None:
             async with gate:
                 conn = self._conns.get(node)
                 try:
                     if conn is None:
                         conn = await asyncio.wait_for(self._connect(self._targets[node]), self.connect_timeout)
                         self._conns[node] = conn
-                    await asyncio.wait_for(conn.run(command_line(kill(node)), check=False), timeout)  # type: ignore[misc]
+                    await asyncio.wait_for(conn.run(command_line(kill(node)), check=False), timeout)
                 except Exception as exc:  # noqa: BLE001 - an unreachable node's ranks end by their own timeout
                     _log.debug("%s: could not end the command: %s", node, exc)
 
         unfinished = [n for n, r in self._runs.items() if r.started and r.exit_status is None]
         if kill is not None and unfinished:
-            await asyncio.gather(*(end(n) for n in unfinished))
+            await asyncio.gather(*(end(n, kill) for n in unfinished))
         task = self._task
         if task is not None and not task.done():
             task.cancel()

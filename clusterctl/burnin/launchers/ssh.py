@@ -132,8 +132,8 @@ class SSHLauncher:
             if time.monotonic() >= deadline:
                 return Outcome("timeout", None, "the run passed its timeout")
         final = runs.snapshot()
-        if unstarted := {n: _why(r) for n, r in final.items() if r.state == "failed" and not r.started}:
-            submission.detail["launch_errors"] = unstarted
+        if never_started := {n: _why(r) for n, r in final.items() if r.state == "failed" and not r.started}:
+            submission.detail["launch_errors"] = never_started
         failed = {n: _why(r) for n, r in final.items() if r.state == "failed" or r.exit_status}
         if not failed:
             return Outcome("completed", 0)
