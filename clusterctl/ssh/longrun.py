@@ -280,7 +280,7 @@ class LongRuns:
 
         async def end(node: str, kill: Callable[[str], Sequence[str]]) -> None:
             async with gate:
-                conn = self._conns.get(node)
+                conn: Any = self._conns.get(node)
                 try:
                     if conn is None:
                         conn = await asyncio.wait_for(self._connect(self._targets[node]), self.connect_timeout)
