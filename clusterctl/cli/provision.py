@@ -74,6 +74,8 @@ def provision(
     poll: float = typer.Option(5.0, "--poll-interval", min=0.01, help="Seconds between BMC polls."),
     job_timeout: float = typer.Option(2400.0, "--job-timeout", min=1.0, help="Seconds allowed per BMC job."),
     reboot_timeout: float = typer.Option(1800.0, "--reboot-timeout", min=1.0, help="Seconds allowed per reboot."),
+    os_timeout: float = typer.Option(3600.0, "--os-timeout", min=1.0,
+                                     help="Seconds allowed for an OS install (boot stage) and for one os-stage run."),
     request_timeout: float = typer.Option(30.0, "--request-timeout", min=0.1, help="Seconds per BMC request."),
     forks: int = typer.Option(50, "--forks", min=1, help="SSH connections per ansible-runner run (os stage)."),
     batch: int = typer.Option(200, "--os-batch", min=1, help="Most nodes in one ansible-runner run (os stage)."),
@@ -92,7 +94,7 @@ def provision(
     inv = load_inventory(inventory)
     nodes = inv.select(limit)
     tuning = Tuning(poll_s=poll, job_deadline_s=job_timeout, reboot_deadline_s=reboot_timeout,
-                    request_timeout_s=request_timeout, boot_via=boot_via,
+                    os_deadline_s=os_timeout, request_timeout_s=request_timeout, boot_via=boot_via,
                     stage_retry_wait_s=min(10.0, poll * 2), os_batch_window_s=batch_window, os_batch_max=batch,
                     os_forks=forks, os_reapply=reapply)
     options = Options(stages=parse_stages(stages), concurrency=concurrency, canary=canary,

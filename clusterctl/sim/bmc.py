@@ -556,7 +556,8 @@ class BMC:
             return
         name = OS_IMAGES.get(str(cd["image"]))
         if name is not None:
-            self.installing = (name, start + POST_S + INSTALL_S + POST_S)
+            done = math.inf if self.hw.has_fault("os_install_hangs") else start + POST_S + INSTALL_S + POST_S
+            self.installing = (name, done)
 
     def os_answers(self) -> bool:
         """Whether the node's OS is up: powered, an OS on disk, and no installer running."""
@@ -855,6 +856,9 @@ class BMC:
         slot = self.media[device]
         if not slot["inserted"]:
             raise ActionError(400, "IDRAC.2.8.VRM0009", "No Virtual Media devices are currently connected.")
+        if self.hw.has_fault("media_eject_fails"):
+            raise ActionError(500, "Base.1.12.GeneralError", "A general error has occurred. See Resolution for "
+                              "information on how to resolve the error.")
         slot["image"], slot["inserted"] = None, False
 
     # --- faults with an event ------------------------------------------------------------------

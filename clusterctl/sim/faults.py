@@ -68,6 +68,9 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "Firmware jobs end CompletedWithErrors and the old version keeps running; component '' means every one.",
             component="",
         ),
+        _k("os_install_hangs", "bmc", "The installer booted from virtual media never finishes (a mirror that stalls, "
+           "a kickstart waiting at a prompt): the node never answers SSH."),
+        _k("media_eject_fails", "bmc", "VirtualMedia.EjectMedia fails with an internal error; the ISO stays mounted."),
         _k("reboot_fails", "bmc", "The reboot that applies BIOS/SCP configuration jobs fails: they end RebootFailed."),
         _k("psu_failed", "bmc", "A PSU (1-based) reports Critical and no output.", psu=1),
         _k("fan_failed", "bmc", "A fan (1-based) reads 0 RPM, Critical.", fan=1),

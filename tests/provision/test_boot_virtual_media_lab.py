@@ -66,3 +66,36 @@ def test_boot_stage_installs_over_virtual_media_and_fails_only_the_node_with_a_w
     for node, s in lab.status().items():
         assert s["os_installs"] == servers[node]["os_installs"], node
         assert s["resets"] == servers[node]["resets"], node
+
+
+def test_an_install_that_never_ends_and_an_iso_that_will_not_eject_fail_only_their_nodes(lab: Lab) -> None:
+    """An installer that hangs fails its node after --os-timeout and its ISO is taken out; an ISO the BMC
+    refuses to eject fails its node although the OS is up (a later boot could start the installer over it),
+    and the next run, once the BMC obeys, ejects it without reinstalling."""
+    ssh_port = free_port("127.2.0.1")
+    code, up, err = lab.cli("-o", "json", "lab", "up", "--bare", "--nodes", "3", "--port", str(lab.port),
+                            "--ssh-port", str(ssh_port), "--latency-ms", "0", "--time-scale", "2000")
+    assert code == 0, err
+    lab.inventory.write_text(Path(up["inventory"]).read_text())
+    for node, kind in (("gpu0001", "os_install_hangs"), ("gpu0002", "media_eject_fails")):
+        assert lab.cli("lab", "fault", "add", node, kind)[0] == 0
+
+    code, summary, err = lab.provision("--stages", "boot", "--reboot-timeout", "60", "--os-timeout", "15")
+    assert code == 1, err
+    assert summary["ready"] == 1
+    failed = {f["node"]: f["reason"] for f in summary["failed"]}
+    assert set(failed) == {"gpu0001", "gpu0002"}, failed
+    assert "OS not up 15 s after the install boot" in failed["gpu0001"]
+    assert "did not eject the OS image" in failed["gpu0002"] and "GeneralError" in failed["gpu0002"]
+
+    servers = lab.status()
+    assert servers["gpu0001"]["os"] is None and servers["gpu0001"]["media_inserted"] == {}  # taken out
+    assert servers["gpu0002"]["os"] == LAB_OS and servers["gpu0002"]["media_inserted"]  # still mounted
+    assert servers["gpu0003"]["os"] == LAB_OS and servers["gpu0003"]["media_inserted"] == {}
+
+    assert lab.cli("lab", "fault", "clear", "gpu0002")[0] == 0
+    code, again, err = lab.provision("--stages", "boot", "--reboot-timeout", "60", "--os-timeout", "15",
+                                     "--limit", "gpu0002")
+    assert code == 0 and again["ready"] == 1, err
+    after = lab.status()["gpu0002"]
+    assert after["media_inserted"] == {} and after["os_installs"] == [LAB_OS]  # ejected, not reinstalled

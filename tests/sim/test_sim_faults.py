@@ -247,6 +247,8 @@ def test_every_kind_is_covered_by_a_test() -> None:
         "power_over_cap",
         "gpu_missing",
         "xid",
+        "os_install_hangs",  # tests/provision/test_boot_virtual_media_lab.py, with media_eject_fails
+        "media_eject_fails",
     }
     # The faults that develop over simulated days are tested in tests/check/test_developing_faults.py.
     assert tested_here | set(DEVELOPING_KINDS) == set(FAULT_KINDS)

@@ -87,6 +87,8 @@ async def run(ctx: NodeContext) -> StageResult:
     if why:
         return skipped(why)
     if await _os_down(ctx) is None:
+        if ctx.node.software.os_image and _install_unfinished(ctx):
+            await _eject_leftover(ctx)
         await ctx.journal.close_open(ctx.name, STAGE, "reconciled", observed="OS answers")
         return done("OS already answers")
     client = await ctx.bmc()
@@ -119,6 +121,22 @@ async def _wait_for_os(ctx: NodeContext) -> None:
         if time.monotonic() >= deadline:
             raise NodeCheckFailed(f"OS not up {ctx.tuning.os_deadline_s:.0f} s after the install boot: {down}")
         await asyncio.sleep(ctx.tuning.poll_s)
+
+
+def _install_unfinished(ctx: NodeContext) -> bool:
+    """An earlier install that a crash interrupted or that failed (an eject the BMC refused among the
+    reasons) may have left the ISO mounted."""
+    last = ctx.journal.last_outcome(ctx.name, STAGE, "install")
+    return ctx.journal.open_intent(ctx.name, STAGE, "install") is not None or \
+        (last is not None and last.get("result") == "failed")
+
+
+async def _eject_leftover(ctx: NodeContext) -> None:
+    client = await ctx.bmc()
+    manager = (await list_managers(client))[0]
+    slot = cd_slot(await media_slots(client, await ctx.system(), manager))
+    if slot is not None and slot.inserted:
+        await _eject(client, slot)
 
 
 async def _eject(client: RedfishClient, slot: VirtualMedia) -> None:
