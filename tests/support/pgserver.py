@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from support import leftovers
+from support import leftovers, pg_watchdog
 from support.ports import ephemeral_port
 
 ENV_URL = "CLUSTERCTL_TEST_POSTGRES_URL"
@@ -66,7 +67,7 @@ def acquire() -> Server:
     global _shared
     if _shared is None:
         url = os.environ.get(ENV_URL)
-        _shared = Server(admin_url=url) if url else _start()
+        _shared = Server(admin_url=url) if url else start_private()
     _shared.users += 1
     return _shared
 
@@ -93,7 +94,8 @@ def _bindir() -> Path | None:
     return Path(which).parent if which else None
 
 
-def _start() -> Server:
+def start_private() -> Server:
+    """A throwaway server of this process's own, stopped by `Server.stop()` or, failing that, by its watchdog."""
     bindir = _bindir()
     if bindir is None:
         message = f"no PostgreSQL binaries (initdb, pg_ctl) and {ENV_URL} is not set"
@@ -136,8 +138,18 @@ def _start() -> Server:
         log = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"PostgreSQL did not start: {start.stderr[-1000:]} {log}", pytrace=False)
+    _watch(datadir)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     return Server(admin_url=url, datadir=datadir, pg_ctl=pg_ctl)
+
+
+def _watch(datadir: Path) -> None:
+    """A watchdog (support.pg_watchdog) that stops the server and removes its directory once this process is
+    gone: a pytest killed by a timeout has no session teardown."""
+    postmaster = int((datadir / "postmaster.pid").read_text().split()[0])
+    subprocess.run([sys.executable, pg_watchdog.__file__, str(os.getpid()), str(postmaster), str(datadir.parent)],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   start_new_session=True, env=leftovers.session_env(), timeout=30, check=True)
 
 
 @pytest.fixture(scope="session")
