@@ -111,6 +111,7 @@ def start_private() -> Server:
             pytest.fail("running as root and there is no 'postgres' user to run PostgreSQL as", pytrace=False)
         as_user = ["runuser", "-u", "postgres", "--"]
     base = Path(tempfile.mkdtemp(prefix="clusterctl-pg-"))
+    _watch(base)
     datadir, sockets = base / "data", base / "sock"
     sockets.mkdir()
     if owner is not None:
@@ -138,16 +139,14 @@ def start_private() -> Server:
         log = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"PostgreSQL did not start: {start.stderr[-1000:]} {log}", pytrace=False)
-    _watch(datadir)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     return Server(admin_url=url, datadir=datadir, pg_ctl=pg_ctl)
 
 
-def _watch(datadir: Path) -> None:
-    """A watchdog (support.pg_watchdog) that stops the server and removes its directory once this process is
-    gone: a pytest killed by a timeout has no session teardown."""
-    postmaster = int((datadir / "postmaster.pid").read_text().split()[0])
-    subprocess.run([sys.executable, pg_watchdog.__file__, str(os.getpid()), str(postmaster), str(datadir.parent)],
+def _watch(base: Path) -> None:
+    """A watchdog (support.pg_watchdog) that stops the server and removes `base` once this process is gone:
+    a pytest killed by a timeout has no session teardown. Started before initdb, so no moment is uncovered."""
+    subprocess.run([sys.executable, pg_watchdog.__file__, str(os.getpid()), str(base)],
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    start_new_session=True, env=leftovers.session_env(), timeout=30, check=True)
 
