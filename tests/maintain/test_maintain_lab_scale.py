@@ -1,8 +1,10 @@
 """`clusterctl maintain` on a lab fleet: an HGX firmware change on every node and a driver change on a few, at
---max-unavailable 5%. It finishes, every node runs its targets afterwards (`plan` finds no drift), and the floor
+--max-unavailable 10%. It finishes, every node runs its targets afterwards (`plan` finds no drift), and the floor
 holds at every instant (from the rollout's events) and in samples of the lab's servers taken while it runs.
 
-CI runs 100 nodes (the os stage's playbooks cost a node seconds of CPU; the firmware path is what scales);
+CI runs 40 nodes, where 10% is a floor of 4: several nodes in flight at once, so the floor binds, in half the
+waves of 100 nodes at 5% (the rollout's time goes with its waves; the os stage's playbooks cost a node seconds
+of CPU; the firmware path is what scales);
 `benchmarks/maintain_scale.py --nodes 1000 --max-unavailable 5% --driver-nodes 4` runs the 1,000-node case.
 """
 
@@ -26,9 +28,9 @@ from support.maintain_lab import (
 
 from clusterctl.state.store import Store
 
-NODES = 100
-WIDTH = 5  # 5% of 100
-DRIVER_NODES = "gpu[0049-0050]"
+NODES = 40
+WIDTH = 4  # 10% of 40
+DRIVER_NODES = "gpu[0019-0020]"
 
 
 class PowerSampler(threading.Thread):
@@ -61,7 +63,7 @@ def test_a_fleet_wide_firmware_and_driver_change_never_breaks_the_floor(tmp_path
         sampler = PowerSampler(lab.directory)
         sampler.start()
         try:
-            code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "5%",
+            code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "10%",
                                  "--burnin-minutes", "0", *FAST)
         finally:
             sampler.done.set()
@@ -75,7 +77,7 @@ def test_a_fleet_wide_firmware_and_driver_change_never_breaks_the_floor(tmp_path
         assert 1 < peak <= WIDTH, peak  # several at once, never more than the floor allows
         assert len(sampler.samples) > 5 and max(sampler.samples) <= WIDTH, sampler.samples
         # The playbooks ran only where the software drifted.
-        assert sorted(n for n, stages in updating.items() if "os" in stages) == ["gpu0049", "gpu0050"]
+        assert sorted(n for n, stages in updating.items() if "os" in stages) == ["gpu0019", "gpu0020"]
 
         code, doc, err = cli("-o", "json", "plan", str(inventory))
         assert code == 0 and doc["drifted"] == 0 and doc["unreadable"] == [], (doc["summary"], err)

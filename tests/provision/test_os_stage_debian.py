@@ -231,7 +231,7 @@ def test_burnin_runs_on_the_nodes_runtime_and_a_node_without_it_fails_fast(
         cli: Any, tmp_path: Path, node: debian_node.DebianNode, mirror: nvidia_repo.NvidiaRepo,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """`provision --stages runtime` alone, then the real workload on the node through its runtime; with the
-    runtime gone the burn-in refuses at once, naming the command that puts it back, and that command does."""
+    runtime broken the burn-in refuses at once, naming the command that puts it back, and that command does."""
     monkeypatch.setenv("CLUSTERCTL_BMC_PASSWORD", "unused-by-the-os-stage")
     inventory = write_inventory(tmp_path / "site.yaml", node, mirror)
     outcome, _ = provision(cli, inventory, stages="runtime")
@@ -245,8 +245,10 @@ def test_burnin_runs_on_the_nodes_runtime_and_a_node_without_it_fails_fast(
     assert verdict["metrics"]["local_tokens_per_s"] > 0, verdict["metrics"]  # the node's own torch trained
     assert report["records"] >= 4  # a start, step reports every 5 of 20 steps, an end
 
-    # Removed (or never installed): nothing starts, and the message names the command that fixes it.
-    node.ssh(f"sudo mv {RUNTIME.directory} {RUNTIME.directory}.removed")
+    # Broken (its interpreter and manifest gone, as after an interrupted install): nothing starts, and the
+    # message names the command that fixes it. Both things the node's check looks for are gone, so it reads
+    # the node as having no runtime; PyTorch stays, since installing it from nothing is the first test's.
+    node.ssh(f"sudo rm {RUNTIME.directory}/bin/python {RUNTIME.directory}/runtime.json")
     code, report, elapsed = burnin(cli, inventory)
     assert code == 1 and report["job_state"] == "failed", report
     (verdict,) = report["nodes"]

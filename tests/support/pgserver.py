@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from support import leftovers
+from support import leftovers, pg_watchdog
 from support.ports import ephemeral_port
 
 ENV_URL = "CLUSTERCTL_TEST_POSTGRES_URL"
@@ -66,7 +67,7 @@ def acquire() -> Server:
     global _shared
     if _shared is None:
         url = os.environ.get(ENV_URL)
-        _shared = Server(admin_url=url) if url else _start()
+        _shared = Server(admin_url=url) if url else start_private()
     _shared.users += 1
     return _shared
 
@@ -93,7 +94,8 @@ def _bindir() -> Path | None:
     return Path(which).parent if which else None
 
 
-def _start() -> Server:
+def start_private() -> Server:
+    """A throwaway server of this process's own, stopped by `Server.stop()` or, failing that, by its watchdog."""
     bindir = _bindir()
     if bindir is None:
         message = f"no PostgreSQL binaries (initdb, pg_ctl) and {ENV_URL} is not set"
@@ -109,6 +111,7 @@ def _start() -> Server:
             pytest.fail("running as root and there is no 'postgres' user to run PostgreSQL as", pytrace=False)
         as_user = ["runuser", "-u", "postgres", "--"]
     base = Path(tempfile.mkdtemp(prefix="clusterctl-pg-"))
+    _watch(base)
     datadir, sockets = base / "data", base / "sock"
     sockets.mkdir()
     if owner is not None:
@@ -138,6 +141,14 @@ def _start() -> Server:
         pytest.fail(f"PostgreSQL did not start: {start.stderr[-1000:]} {log}", pytrace=False)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     return Server(admin_url=url, datadir=datadir, pg_ctl=pg_ctl)
+
+
+def _watch(base: Path) -> None:
+    """A watchdog (support.pg_watchdog) that stops the server and removes `base` once this process is gone:
+    a pytest killed by a timeout has no session teardown. Started before initdb, so no moment is uncovered."""
+    subprocess.run([sys.executable, pg_watchdog.__file__, str(os.getpid()), str(base)],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   start_new_session=True, env=leftovers.session_env(), timeout=30, check=True)
 
 
 @pytest.fixture(scope="session")
