@@ -120,6 +120,11 @@ class NodeContext:
             self._client = await self._stack.enter_async_context(client)
         return self._client
 
+    async def warm_up(self) -> None:
+        """Wait for a place in the warm-up group before the BMC-heavy work (once per node)."""
+        if self.places is not None:
+            await self.places.warm_up()
+
     def warmed_up(self) -> None:
         """The node's first reset is sent: its BMC-heavy start is over."""
         if self.places is not None:

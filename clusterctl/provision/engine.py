@@ -58,7 +58,7 @@ class Options:
     concurrency: int = 64
     """Nodes worked on at once; a node waiting for a reboot slot is not counted (places.py)."""
     warmup: int | None = None
-    """Nodes in their BMC-heavy start (discover, BMC image, staging) at once; a node leaves this
+    """Nodes in their BMC-heavy start (BMC image, staging: after discover) at once; a node leaves this
     group when it first waits for a reboot slot. Bursts of requests then finish node by node, not
     all together at the end, and every rack gets its first reboots going early (nodes start rack
     by rack in turn). Default: two per rack of the selection, at least 16."""
@@ -344,6 +344,8 @@ class Engine:
                 if stage in self.options.skip.get(ctx.name, ()):
                     await self._set(ctx, stage, "skipped", reason="not needed by this change")
                     continue
+                if stage != "discover":  # discover's few reads measure the draw racks' budgets wait for
+                    await ctx.warm_up()
                 result = await self._stage(ctx, stage, summary)
                 if result is None:
                     return

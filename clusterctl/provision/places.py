@@ -1,13 +1,13 @@
 """A node's places in the engine's two gates: the run's `--concurrency` and the warm-up group.
 
-A node first waits for the warm-up group, then for a place in the run's concurrency, and only then
-takes its lease: a node that waits holds nothing another controller could want. While it waits for a
-reboot slot it gives both places back (`step_out`): waiting costs the controller nothing, and the
-nodes let in meanwhile are the ones a rack's power budget may be waiting for (a node nobody has
-measured yet counts at its maximum draw, so a run whose every place is held by nodes waiting for a
-rack that cannot start a reboot until its other nodes are discovered would wait until it gives up).
-It comes back into the concurrency (`step_in`) once its reboot is over, ahead of new nodes, which
-wait for the warm-up group first.
+A node takes its place in the concurrency before its lease, so only the nodes about to work hold
+one. Discover (a few reads, and the draw a rack's power budget is judged on: a node nobody has
+measured counts at its maximum) runs before the warm-up group, which admits the BMC-heavy part
+that follows (images, resets, staging). While a node waits for a reboot slot it gives both places
+back (`step_out`): waiting costs the controller nothing, and if the waiters kept their places, a run
+whose every place is held by nodes waiting for a rack that cannot start a reboot until its other
+nodes are measured would wait until it gives up. It comes back into the concurrency (`step_in`)
+once its reboot is over.
 """
 
 from __future__ import annotations
@@ -23,18 +23,23 @@ class Places:
         self._warm = warm
         self._in_slot = False
         self._in_warm = False
+        self._warmed = False
 
     async def enter(self) -> None:
-        """Warm-up group first, then the concurrency: only the nodes about to work hold a place."""
-        if not self._in_warm:
+        """A place in the run's concurrency (again, after `leave`)."""
+        await self.step_in()
+
+    async def warm_up(self) -> None:
+        """A place in the warm-up group, unless the node already had one (its BMC-heavy start is over)."""
+        if not self._warmed and not self._in_warm:
             await self._warm.acquire()
             self._in_warm = True
-        await self.step_in()
 
     def warmed_up(self) -> None:
         """The node's BMC-heavy start is over (its first reset is sent, or it waits for a reboot slot)."""
         if self._in_warm:
             self._in_warm = False
+            self._warmed = True
             self._warm.release()
 
     def step_out(self) -> None:
@@ -51,4 +56,9 @@ class Places:
             self._in_slot = True
 
     def leave(self) -> None:
-        self.step_out()
+        if self._in_warm:
+            self._in_warm = False
+            self._warm.release()
+        if self._in_slot:
+            self._in_slot = False
+            self._slots.release()
