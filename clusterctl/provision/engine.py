@@ -58,7 +58,7 @@ class Options:
     concurrency: int = 64
     """Nodes worked on at once; a node waiting for a reboot slot is not counted (places.py)."""
     warmup: int | None = None
-    """Nodes in their BMC-heavy start (BMC image, staging: after discover) at once; a node leaves this
+    """Nodes in their BMC-heavy start (BMC image, staging) at once, and as many in discover; a node leaves this
     group when it first waits for a reboot slot. Bursts of requests then finish node by node, not
     all together at the end, and every rack gets its first reboots going early (nodes start rack
     by rack in turn). Default: two per rack of the selection, at least 16."""
@@ -245,7 +245,8 @@ class Engine:
                 ask_again = Ticker(min(controller.heartbeat_s, 2.0))
                 slots = asyncio.Semaphore(max(1, opts.concurrency))
                 racks = len({n.rack for n in nodes})
-                warm = asyncio.Semaphore(max(1, opts.warmup if opts.warmup else max(16, 2 * racks)))
+                warmup = max(1, opts.warmup if opts.warmup else max(16, 2 * racks))
+                warm, discovering = asyncio.Semaphore(warmup), asyncio.Semaphore(warmup)
                 per_run: dict[str, Any] = {}
 
                 def context(node: Node) -> NodeContext:
@@ -259,7 +260,7 @@ class Engine:
 
                 async def one(node: Node) -> None:
                     """Take `node` once it has its places (places.py) and work on it, unless another has it."""
-                    places = Places(slots, warm)
+                    places = Places(slots, warm, discovering)
                     try:
                         await places.enter()
                         got = await ask(node)
@@ -344,9 +345,12 @@ class Engine:
                 if stage in self.options.skip.get(ctx.name, ()):
                     await self._set(ctx, stage, "skipped", reason="not needed by this change")
                     continue
-                if stage != "discover":  # discover's few reads measure the draw racks' budgets wait for
+                if stage == "discover" and ctx.places is not None:
+                    async with ctx.places.discovering:  # its own group: not behind other nodes' image work
+                        result = await self._stage(ctx, stage, summary)
+                else:
                     await ctx.warm_up()
-                result = await self._stage(ctx, stage, summary)
+                    result = await self._stage(ctx, stage, summary)
                 if result is None:
                     return
                 if result.status == "skipped":

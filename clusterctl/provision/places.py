@@ -1,13 +1,16 @@
-"""A node's places in the engine's two gates: the run's `--concurrency` and the warm-up group.
+"""A node's places in the engine's gates: the run's `--concurrency`, discover's group and the warm-up group.
 
 A node takes its place in the concurrency before its lease, so only the nodes about to work hold
-one. Discover (a few reads, and the draw a rack's power budget is judged on: a node nobody has
-measured counts at its maximum) runs before the warm-up group, which admits the BMC-heavy part
-that follows (images, resets, staging). While a node waits for a reboot slot it gives both places
-back (`step_out`): waiting costs the controller nothing, and if the waiters kept their places, a run
-whose every place is held by nodes waiting for a rack that cannot start a reboot until its other
-nodes are measured would wait until it gives up. It comes back into the concurrency (`step_in`)
-once its reboot is over.
+one. Discover has a group of its own, as large as the warm-up group that admits the BMC-heavy part
+after it (images, resets, staging): discover measures the draw a rack's power budget is judged on
+(a node nobody has measured counts at its maximum), so a node's discover must not wait behind the
+image work of the nodes ahead of it, and the start-of-run burst stays the group's size (with every
+node's discover at once, a 2,000-node run finished none of them for minutes).
+
+While a node waits for a reboot slot it gives both places back (`step_out`): waiting costs the
+controller nothing, and if the waiters kept their places, a run whose every place is held by
+nodes waiting for a rack that cannot start a reboot until its other nodes are measured would wait
+until it gives up. It comes back into the concurrency (`step_in`) once its reboot is over.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import asyncio
 class Places:
     """One node's hold on the run's concurrency and warm-up semaphores (each released at most once)."""
 
-    def __init__(self, slots: asyncio.Semaphore, warm: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, warm: asyncio.Semaphore, discovering: asyncio.Semaphore) -> None:
         self._slots = slots
         self._warm = warm
+        self.discovering = discovering
+        """Discover's own group, as large as the warm-up group: its start-of-run burst stays that size."""
         self._in_slot = False
         self._in_warm = False
         self._warmed = False
