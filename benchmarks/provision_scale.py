@@ -165,14 +165,24 @@ def stop_lab(lab: subprocess.Popen[bytes]) -> float:
     return cpu
 
 
+PEAK_IN_FLIGHT = [0]
+
+
 async def watch(tracker, every_s: float) -> None:  # noqa: ANN001
-    """Progress on stderr: per stage, how many nodes are running and done (shows where a run stalls)."""
-    started = time.monotonic()
+    """Progress on stderr: per stage, how many nodes are running and done (shows where a run stalls), and
+    the nodes in flight (a stage running), sampled every 0.2 s for the peak."""
+    started = last = time.monotonic()
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(0.2)
+        in_flight = sum(c.get("running", 0) for c in tracker.counts.values())
+        PEAK_IN_FLIGHT[0] = max(PEAK_IN_FLIGHT[0], in_flight)
+        if every_s <= 0 or time.monotonic() - last < every_s:
+            continue
+        last = time.monotonic()
         parts = [f"{s}: {c.get('running', 0)}r/{c.get('done', 0) + c.get('skipped', 0)}d/{c.get('failed', 0)}f"
                  for s, c in tracker.counts.items()]
-        print(f"[{time.monotonic() - started:6.0f} s] " + "  ".join(parts), file=sys.stderr, flush=True)
+        print(f"[{last - started:6.0f} s] in flight {in_flight} (peak {PEAK_IN_FLIGHT[0]})  " + "  ".join(parts),
+              file=sys.stderr, flush=True)
 
 
 REQUESTS = [0]
@@ -200,13 +210,12 @@ async def provision(inventory, options, progress_s: float):  # noqa: ANN001, ANN
     nodes = inventory.select(None)
     tracker = Tracker(options.stages, len(nodes))
     store = Store.open(os.environ["CLUSTERCTL_STATE"])
-    watcher = asyncio.ensure_future(watch(tracker, progress_s)) if progress_s > 0 else None
+    watcher = asyncio.ensure_future(watch(tracker, progress_s))
     try:
         engine = Engine(inventory, store, options, tracker=tracker, transport_for=counting_transport)
         return await engine.run(nodes)
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        watcher.cancel()
         store.close()
 
 
@@ -260,6 +269,8 @@ def main() -> int:
         "requests_per_node_by_kind": {k: round(v / max(1, args.nodes), 1)
                                       for k, v in sorted(KINDS.items(), key=lambda kv: -kv[1])[:24]},
         "store_commits": summary.commits,
+        "peak_in_flight": PEAK_IN_FLIGHT[0],
+        "rebooting_limit": sum(r.max_rebooting for r in inventory.racks.values()),
         "medians_sim_s": where_it_went(inventory, args.time_scale, bound),
         "load_avg_before": round(load, 2),
         "poll_granularity_sim_s": args.poll_interval * args.time_scale,

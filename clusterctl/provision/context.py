@@ -6,7 +6,6 @@ the store by other means, which keeps each one a plain observe -> diff -> act ->
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from clusterctl.inventory import Inventory, Node
     from clusterctl.provision.images import ImageCheck
     from clusterctl.provision.journal import Journal
+    from clusterctl.provision.places import Places
     from clusterctl.provision.power import PowerGate
     from clusterctl.redfish import BMCTarget, Limits, RedfishClient, RetryPolicy
     from clusterctl.redfish.cadence import Durations, Learned
@@ -79,9 +79,8 @@ class NodeContext:
     """How long BMC operations took on earlier nodes of the run: later waits poll around that."""
     transport: httpx.AsyncBaseTransport | None = None
     facts: dict[str, Any] = field(default_factory=dict)
-    warmed_up: Callable[[], None] | None = None
-    """Called once the node's first reset is sent, or when it must queue for a reboot slot: its
-    BMC-heavy start is over."""
+    places: Places | None = None
+    """The node's places in the run's concurrency and warm-up group (none: a plan or a unit test)."""
     stage: str = ""
     per_run: dict[str, Any] = field(default_factory=dict)
     """One dict per engine run, shared by every node's context: what a stage's nodes share, under the
@@ -120,6 +119,26 @@ class NodeContext:
             client = RedfishClient(self.target, use_sessions=False, **kwargs)
             self._client = await self._stack.enter_async_context(client)
         return self._client
+
+    async def warm_up(self) -> None:
+        """Wait for a place in the warm-up group before the BMC-heavy work (once per node)."""
+        if self.places is not None:
+            await self.places.warm_up()
+
+    def warmed_up(self) -> None:
+        """The node's first reset is sent: its BMC-heavy start is over."""
+        if self.places is not None:
+            self.places.warmed_up()
+
+    def step_out(self) -> None:
+        """The node is about to wait for a reboot slot (the power gate calls this)."""
+        if self.places is not None:
+            self.places.step_out()
+
+    async def step_in(self) -> None:
+        """The reboot the node waited for is over: back into the run's concurrency."""
+        if self.places is not None:
+            await self.places.step_in()
 
     def poll(self, *what: str) -> Learned | float:
         """The cadence for waiting on `what` (the same work on the same server model learns together)."""

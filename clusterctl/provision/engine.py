@@ -30,6 +30,7 @@ from clusterctl.provision.batched import Batched
 from clusterctl.provision.context import NodeContext, StageResult, Tuning
 from clusterctl.provision.images import ImageCheck
 from clusterctl.provision.journal import Journal
+from clusterctl.provision.places import Places
 from clusterctl.provision.power import PowerGate, SharedSlots
 from clusterctl.provision.stages import READY, STAGES
 from clusterctl.state import node_leases
@@ -55,8 +56,9 @@ class ProvisionOptionError(ClusterctlError):
 class Options:
     stages: Sequence[str] = DEFAULT_STAGES
     concurrency: int = 64
+    """Nodes worked on at once; a node waiting for a reboot slot is not counted (places.py)."""
     warmup: int | None = None
-    """Nodes in their BMC-heavy start (discover, BMC image, staging) at once; a node leaves this
+    """Nodes in their BMC-heavy start (BMC image, staging) at once, and as many in discover; a node leaves this
     group when it first waits for a reboot slot. Bursts of requests then finish node by node, not
     all together at the end, and every rack gets its first reboots going early (nodes start rack
     by rack in turn). Default: two per rack of the selection, at least 16."""
@@ -243,7 +245,8 @@ class Engine:
                 ask_again = Ticker(min(controller.heartbeat_s, 2.0))
                 slots = asyncio.Semaphore(max(1, opts.concurrency))
                 racks = len({n.rack for n in nodes})
-                warm = asyncio.Semaphore(max(1, opts.warmup if opts.warmup else max(16, 2 * racks)))
+                warmup = max(1, opts.warmup if opts.warmup else max(16, 2 * racks))
+                warm, discovering = asyncio.Semaphore(warmup), asyncio.Semaphore(warmup)
                 per_run: dict[str, Any] = {}
 
                 def context(node: Node) -> NodeContext:
@@ -256,55 +259,52 @@ class Engine:
                     )
 
                 async def one(node: Node) -> None:
-                    while await one_try(node):
-                        # Held by a live controller: ask again (outside a slot) until it finishes the node
-                        # or is gone; the waiting nodes all ask on the same tick, in one transaction.
-                        await ask_again.wait()
-
-                async def one_try(node: Node) -> bool:
-                    """Work on `node` if this controller can take it; True when another holds it now."""
-                    async with slots:
-                        if self.stop_reason is not None:
-                            return False
-                        if controller.lost is not None:
-                            self.stop_reason = controller.lost
-                            return False
-                        got = await claim(node.name)
-                        if got is Claim.busy:
-                            return True
+                    """Take `node` once it has its places (places.py) and work on it, unless another has it."""
+                    places = Places(slots, warm, discovering)
+                    try:
+                        await places.enter()
+                        got = await ask(node)
+                        while got is Claim.busy:
+                            # Held by a live controller: ask again, holding no place, until it finishes the
+                            # node or is gone; the waiting nodes all ask on the same tick, in one transaction.
+                            places.leave()
+                            await ask_again.wait()
+                            got = await ask(node)
+                            if got in (Claim.mine, Claim.taken_over):
+                                await places.enter()
+                        if got is None:
+                            return
                         if got is Claim.finished:
                             summary.elsewhere.append(node.name)
-                            return False
+                            return
                         if node.name in controller.carried:
                             controller.carried.discard(node.name)
                             gate.carry(node)
                         try:
-                            await work(node, got)
+                            await work(node, got, places)
                         finally:
                             gate.drop(node)
                             done = node.name in summary.ready or node.name in summary.failed
                             await journal.write(lambda tx: controller.release_in(tx, [node.name], finished=done))
-                        return False
+                    finally:
+                        places.leave()
 
-                async def work(node: Node, got: Claim) -> None:
+                async def ask(node: Node) -> Claim | None:
+                    """Claim `node` (None: the run is stopping, nothing is taken)."""
+                    if self.stop_reason is None and controller.lost is not None:
+                        self.stop_reason = controller.lost
+                    if self.stop_reason is not None:
+                        return None
+                    return await claim(node.name)
+
+                async def work(node: Node, got: Claim, places: Places) -> None:
                     if got is Claim.taken_over:  # what its last holder did is newer than this run's start
                         await asyncio.to_thread(journal.reload, [node.name], opts.stages)
                     await asyncio.gather(*(journal.stage(node.name, stage, "pending")
                                            for stage in [*opts.stages, READY]))
                     ctx = context(node)
-                    await warm.acquire()
-                    held = [True]
-
-                    def release() -> None:
-                        if held[0]:
-                            held[0] = False
-                            warm.release()
-
-                    ctx.warmed_up = release
-                    try:
-                        await self._pipeline(ctx, summary)
-                    finally:
-                        release()
+                    ctx.places = places
+                    await self._pipeline(ctx, summary)
 
                 canary, rest = nodes[: opts.canary], interleave_racks(nodes[opts.canary :])
                 if canary:
@@ -345,7 +345,12 @@ class Engine:
                 if stage in self.options.skip.get(ctx.name, ()):
                     await self._set(ctx, stage, "skipped", reason="not needed by this change")
                     continue
-                result = await self._stage(ctx, stage, summary)
+                if stage == "discover" and ctx.places is not None:
+                    async with ctx.places.discovering:  # its own group: not behind other nodes' image work
+                        result = await self._stage(ctx, stage, summary)
+                else:
+                    await ctx.warm_up()
+                    result = await self._stage(ctx, stage, summary)
                 if result is None:
                     return
                 if result.status == "skipped":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -107,6 +107,18 @@ class SharedSlots:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
 
+class _Once:
+    """`waiting()`, called the first time a slot must be waited for (none: nothing to call)."""
+
+    def __init__(self, waiting: Callable[[], None] | None) -> None:
+        self._waiting = waiting
+
+    def __call__(self) -> None:
+        if self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            waiting()
+
+
 class PowerGate:
     """Reboot admission for the whole run; `async with gate.rebooting(node):` around a reset and its wait."""
 
@@ -121,7 +133,9 @@ class PowerGate:
                 max_rebooting=rack.max_rebooting,
                 max_w={n: inventory.nodes[n].hardware.max_power_w for n in rack.nodes},
             )
+        self.max_rebooting_total = max_rebooting_total
         self._total = asyncio.Semaphore(max_rebooting_total) if max_rebooting_total else None
+        """This controller's own reboots; with a store, the site-wide count is checked there too."""
         self._changed: dict[str, asyncio.Event] = {}
 
     def measured(self, node: Node, watts: float | None) -> None:
@@ -157,25 +171,23 @@ class PowerGate:
                 f"rack's power_budget_w {rack.budget_w}"
             )
 
-    def admits(self, node: Node) -> bool:
-        """Whether `rebooting(node)` would start at once, without waiting for a slot."""
-        rack = self.racks.get(node.rack)
-        if self._total is not None and self._total.locked():
-            return False
-        return rack is None or rack.fits(node.name)
-
     @asynccontextmanager
-    async def rebooting(self, node: Node) -> AsyncIterator[RackPower | None]:
+    async def rebooting(self, node: Node, *, waiting: Callable[[], None] | None = None
+                        ) -> AsyncIterator[RackPower | None]:
+        """Hold `node`'s reboot slot for the block; `waiting()` is called once if it must wait for one."""
         rack = self.racks.get(node.rack)
         if rack is None:
             yield None
             return
         if self.shared is None:
             self.check(node)  # shared: the store knows other controllers' draws (see _shared_slot)
+        wait = _Once(waiting)
         if self._total is not None:
+            if self._total.locked():
+                wait()
             await self._total.acquire()
         try:
-            slot = self._local_slot(rack, node) if self.shared is None else self._shared_slot(rack, node)
+            slot = self._local_slot(rack, node, wait) if self.shared is None else self._shared_slot(rack, node, wait)
             async with slot as held:
                 yield held
         finally:
@@ -183,8 +195,10 @@ class PowerGate:
                 self._total.release()
 
     @asynccontextmanager
-    async def _local_slot(self, rack: RackPower, node: Node) -> AsyncIterator[RackPower]:
+    async def _local_slot(self, rack: RackPower, node: Node, wait: _Once) -> AsyncIterator[RackPower]:
         async with rack.condition:
+            if not rack.fits(node.name):
+                wait()
             await rack.condition.wait_for(lambda: rack.fits(node.name))
             rack.rebooting.add(node.name)
             rack.peak_rebooting = max(rack.peak_rebooting, len(rack.rebooting))
@@ -197,12 +211,12 @@ class PowerGate:
                 rack.condition.notify_all()
 
     @asynccontextmanager
-    async def _shared_slot(self, rack: RackPower, node: Node) -> AsyncIterator[RackPower]:
+    async def _shared_slot(self, rack: RackPower, node: Node, wait: _Once) -> AsyncIterator[RackPower]:
         from clusterctl.state.reboot_slots import Take
 
         assert self.shared is not None
         changed = self._changed.setdefault(rack.name, asyncio.Event())
-        want = Take(node.name, rack.name, rack.max_w, rack.budget_w, rack.max_rebooting)
+        want = Take(node.name, rack.name, rack.max_w, rack.budget_w, rack.max_rebooting, self.max_rebooting_total)
         if node.name in rack.carried:  # its dead holder's slot, held since the take-over
             rack.carried.discard(node.name)
             try:
@@ -212,6 +226,9 @@ class PowerGate:
                 self.shared.release(node.name, changed)
             return
         gave_up_at = time.monotonic() + self.shared.hold_s
+        unmeasured = len(rack.max_w) + 1
+        if rack.turn.locked():
+            wait()
         async with rack.turn:
             while True:
                 changed.clear()
@@ -219,16 +236,20 @@ class PowerGate:
                     taken = await self.shared.take(want)
                     if taken.ok:
                         break
+                    if taken.unmeasured < unmeasured:  # progress: the clock below starts again
+                        unmeasured = taken.unmeasured
+                        gave_up_at = time.monotonic() + self.shared.hold_s
                     never = rack.budget_w is not None and taken.alone_w > rack.budget_w
-                    if never and (taken.all_measured or time.monotonic() > gave_up_at):
-                        # Unmeasured nodes count at their maximum: others get as long as a reboot may
-                        # take to measure them before this node gives up.
+                    if never and (not taken.unmeasured or time.monotonic() > gave_up_at):
+                        # Unmeasured nodes count at their maximum: while others measure them (as long as a
+                        # reboot may take for each next one), this node waits rather than gives up.
                         raise PowerBudgetTooSmall(
                             f"rack {rack.name}: a reboot of {node.name} needs an estimated {taken.alone_w:.0f} W, "
                             f"over the rack's power_budget_w {rack.budget_w}")
                     timeout: float | None = self.shared.poll_s  # another controller's reboot ends unseen
                 else:
                     timeout = self.shared.hold_s  # only one of ours ending can help: its release wakes us
+                wait()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout)
             rack.rebooting.add(node.name)

@@ -38,24 +38,24 @@ async def settle_power(ctx: NodeContext, system: ComputerSystem) -> ComputerSyst
     """A server caught mid-transition (a reboot from a killed run) holds a reboot slot until it is On."""
     if system.power_state not in TRANSITIONS:
         return system
-    if ctx.warmed_up is not None:
-        ctx.warmed_up()
-    async with ctx.gate.rebooting(ctx.node):
-        return await wait_powered_on(ctx, what="reboot in progress", poll=ctx.tuning.poll_s)
+    ctx.warmed_up()
+    async with ctx.gate.rebooting(ctx.node, waiting=ctx.step_out):
+        system = await wait_powered_on(ctx, what="reboot in progress", poll=ctx.tuning.poll_s)
+    await ctx.step_in()
+    return system
 
 
 async def reboot(ctx: NodeContext, reason: str) -> ComputerSystem:
     """Power-cycle (or power on) within the rack's limits and wait until the server is On again.
 
-    The node leaves the warm-up group (`warmed_up`) once its reset is sent, or before it queues for
-    a busy slot: the nodes that group lets in next start with a burst of requests, which would
-    otherwise land between this node's slot and its reset. The slot is given back as soon as the
-    server is On, before the outcome is written: the next node's reset need not wait on the commit.
+    The node leaves the warm-up group once its reset is sent, or, with its place in the run's
+    concurrency, before it queues for a busy slot (places.py): the nodes that group lets in next start
+    with a burst of requests, which would otherwise land between this node's slot and its reset. The
+    slot is given back as soon as the server is On, before the outcome is written: the next node's
+    reset need not wait on the commit.
     """
     client = await ctx.bmc()
-    if ctx.warmed_up is not None and not ctx.gate.admits(ctx.node):
-        ctx.warmed_up()
-    async with ctx.gate.rebooting(ctx.node) as rack:
+    async with ctx.gate.rebooting(ctx.node, waiting=ctx.step_out) as rack:
         system = await ctx.system()
         estimate = rack.estimate_w(rack.rebooting) if rack is not None else None
         await ctx.journal.intent(ctx.name, ctx.stage, "reboot", {
@@ -66,9 +66,9 @@ async def reboot(ctx: NodeContext, reason: str) -> ComputerSystem:
             action = "waited for a transition in progress"
         else:
             action = await power(client, system, "on" if system.power_state == "Off" else "cycle")
-        if ctx.warmed_up is not None:
-            ctx.warmed_up()
+        ctx.warmed_up()
         system = await wait_powered_on(ctx, what=f"reboot for {reason}", poll=ctx.poll("reboot", reason))
+    await ctx.step_in()
     await ctx.journal.outcome(ctx.name, ctx.stage, "reboot", "rebooted", action=action,
                               power_state=system.power_state)
     return system
@@ -87,7 +87,7 @@ async def ac_cycle(ctx: NodeContext, reason: str) -> ComputerSystem:
     from clusterctl.redfish.resources.chassis import power_cycle_chassis
 
     client = await ctx.bmc()
-    async with ctx.gate.rebooting(ctx.node):
+    async with ctx.gate.rebooting(ctx.node, waiting=ctx.step_out):
         system = await ctx.system()
         await ctx.journal.intent(ctx.name, ctx.stage, "ac_cycle", {"reason": reason, "rack": ctx.node.rack,
                                                                    "power_state": system.power_state})
@@ -101,5 +101,6 @@ async def ac_cycle(ctx: NodeContext, reason: str) -> ComputerSystem:
             links = ((system.model_extra or {}).get("Links") or {}).get("Chassis") or []
             action = await power_cycle_chassis(client, next((odata_id(c) for c in links if odata_id(c)), None))
         system = await wait_powered_on(ctx, what=f"AC power cycle for {reason}", poll=ctx.poll("reboot", reason))
+    await ctx.step_in()
     await ctx.journal.outcome(ctx.name, ctx.stage, "ac_cycle", "cycled", action=action)
     return system

@@ -5,7 +5,7 @@ whichever controllers reboot its nodes.
 this node's steady draw instead of assuming its maximum) and, while it reboots, the controller
 holding its slot. A take reads the rack's rows `FOR UPDATE`, sums the estimate as power.py
 describes, and marks the node rebooting only if the count and the budget allow: the budget and the
-slot are one decision in one transaction.
+slot are one decision in one transaction, and so is the site-wide `--max-reboots` count.
 
 A slot whose holder died is still counted (the server may still be cycling) until the node's next
 holder finishes it or `hold_s` (the longest a reboot may take) passes.
@@ -30,6 +30,8 @@ class Take:
     max_w: dict[str, int | None]
     budget_w: int | None
     max_rebooting: int
+    max_total: int | None = None
+    """At most this many nodes rebooting on the whole site, whichever controller reboots them."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ class Taken:
     estimate_w: float
     alone_w: float
     """The rack's estimate were this node the only one rebooting: over the budget, it never fits."""
-    all_measured: bool
-    """Every node of the rack has a measured draw: the estimate cannot go down any more."""
+    unmeasured: int
+    """Nodes of the rack without a measured draw (counted at their maximum): none, and the estimate
+    cannot go down any more."""
 
 
 def write_measured(tx: Transaction, rack_of: dict[str, str], watts: dict[str, float]) -> None:
@@ -75,11 +78,17 @@ def take(tx: Transaction, token: str, want: Take, *, now: float, hold_s: float) 
 
     after = rebooting | {want.node}
     fits = len(rebooting) < want.max_rebooting and (want.budget_w is None or estimate(after) <= want.budget_w)
+    if fits and want.max_total is not None:  # every writer holds the store's one lock: the count stays true
+        others = tx.connection.execute(
+            sa.select(sa.func.count()).select_from(t)
+            .where(t.c.rebooting_by.is_not(None), t.c.since > now - hold_s, t.c.node != want.node)
+        ).scalar_one()
+        fits = others < want.max_total
+    unmeasured = sum(n not in measured for n in want.max_w)
     if not fits:
-        return Taken(False, len(rebooting), estimate(rebooting), estimate({want.node}),
-                     all(n in measured for n in want.max_w))
+        return Taken(False, len(rebooting), estimate(rebooting), estimate({want.node}), unmeasured)
     stmt = tx.upsert(t).values(node=want.node, rack=want.rack, rebooting_by=token, since=now)
     stmt = stmt.on_conflict_do_update(index_elements=[t.c.node],
                                       set_={"rebooting_by": stmt.excluded.rebooting_by, "since": stmt.excluded.since})
     tx.connection.execute(stmt)
-    return Taken(True, len(after), estimate(after), estimate({want.node}), all(n in measured for n in want.max_w))
+    return Taken(True, len(after), estimate(after), estimate({want.node}), unmeasured)

@@ -113,3 +113,25 @@ def test_a_racks_reboot_limit_and_budget_hold_across_controllers(store: Store) -
         rebooting = dict(conn.execute(sa.select(schema.rack_power.c.node, schema.rack_power.c.rebooting_by)
                                       .where(schema.rack_power.c.rebooting_by.is_not(None))).all())
     assert rebooting["r4"] == "d"
+
+
+def test_the_site_wide_reboot_limit_counts_every_controllers_reboots_in_every_rack(store: Store) -> None:
+    """`--max-reboots 2`: whichever controllers and racks, a third reboot waits (taken in the slot's transaction)."""
+    racks = {"rack1": {"a1": 1000, "a2": 1000}, "rack2": {"b1": 1000, "b2": 1000}, "rack3": {"c1": 1000}}
+
+    def take(token: str, node: str, most: int | None = 2) -> reboot_slots.Taken:
+        rack = next(r for r, members in racks.items() if node in members)
+        with store.transaction() as tx:
+            return reboot_slots.take(tx, token, Take(node, rack, dict(racks[rack]), None, 2, most), now=time.time(),
+                                     hold_s=100)
+
+    assert take("a", "a1").ok and take("b", "b1").ok  # two controllers, two racks
+    assert not take("a", "c1").ok and not take("b", "a2").ok  # each rack has room; the site has not
+    assert take("c", "c1", most=None).ok  # a controller without the limit is not held by it...
+    assert not take("a", "b2", most=3).ok  # ...but its reboot counts for those with one
+    with store.transaction() as tx:
+        reboot_slots.release(tx, "b", ["b1"])
+    assert not take("a", "b2").ok  # still a1 and c1
+    with store.transaction() as tx:
+        reboot_slots.release(tx, "c", ["c1"])
+    assert take("b", "b2").ok
