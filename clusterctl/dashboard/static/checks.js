@@ -118,7 +118,7 @@
   }
 
   /* After the page's own view is drawn (dashboard.js's "dashboard:drawn"): on the fleet page of 12,500 nodes both
-     queries at once would share the server's one Python thread and delay the heatmap. */
+     queries at once would take turns on the server's one interpreter lock and delay the heatmap. */
   function start() {
     var load = PAGE.kind === "node" ? get("/nodes/" + encodeURIComponent(PAGE.node) + "/checks").then(drawNode) : get("/checks").then(drawFleet);
     load.then(function (parts) {
