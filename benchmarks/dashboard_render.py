@@ -1,13 +1,15 @@
 """Goals (issues 8, 18): the fleet page of 12,500 nodes renders in under 1 s, end to end; /metrics in under 2 s.
 
 A state store is filled in bulk through the store API (stages for every node, failures, checks,
-quarantines, two telemetry readings per node) with an inventory of 12,500 nodes in 2 halls of
-625 racks. The dashboard is served by uvicorn on loopback and Chromium (Debian's, headless) opens
+quarantines, XIDs, a burn-in, a check round, and one monitor sweep: the 41 samples a lab BMC's answer
+makes per node) with an inventory of 12,500 nodes in 2 halls of 625 racks.
+The dashboard is served by uvicorn on loopback and Chromium (Debian's, headless) opens
 the fleet page. The figure is the wall time from navigation to the heatmap drawn (every one of the
 12,500 squares on the canvas, `body[data-ready]`): server HTML, scripts, the /api/v1/fleet query and
 JSON, and the client render. Shown beside it: the browser's own clock for "painted", the load event,
 and the server's /api/v1/fleet time alone. `/metrics` is timed as Prometheus scrapes it: one GET, the
-whole text exposition (series counted, so a cardinality jump shows).
+whole text exposition (series counted, so a cardinality jump shows), each after a write to the store
+so that it is rendered, not reused; one more scrape of the unchanged store shows the reuse.
 
     .venv/bin/python benchmarks/dashboard_render.py            # 12,500 nodes, median of 5 loads
     .venv/bin/python benchmarks/dashboard_render.py --nodes 2000 --loads 3
@@ -16,6 +18,7 @@ whole text exposition (series counted, so a cardinality jump shows).
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -60,7 +63,15 @@ def inventory_text(nodes: int) -> str:
 
 
 def fill(store: Any, names: list[str]) -> None:
-    from clusterctl.state.records import Sample
+    """What a day of the site writes: provision stages with failures, checks, quarantines, XIDs, one
+    burn-in, one check round (findings and risk scores) and one full monitor sweep per node: the
+    samples `monitor` writes from a lab BMC (power, limit, inlet, exhaust, 16 fans, 6 PSUs, 8 GPUs)."""
+    from clusterctl.check.judge import Finding
+    from clusterctl.check.risk import Risk
+    from clusterctl.check.round import record
+    from clusterctl.monitor.sweep import samples_from
+    from clusterctl.redfish.resources.telemetry import FanReading, PsuReading, Telemetry, TemperatureReading
+    from clusterctl.verdict import NodeVerdict
 
     run = store.start_run("provision")
     for stage in ("discover", "firmware", "bios", "os", "validate"):
@@ -72,11 +83,36 @@ def fill(store: Any, names: list[str]) -> None:
             tx.record_check(name, "gpu.temperature", "warn", run_id=run, detail="hot at idle")
         for name in names[7::997]:
             tx.set_flag(name, quarantined=True, reason="XID 79", source="benchmark")
+            tx.event("gpu.xid", node=name, payload={"xid": 79, "gpu": 3})
+    burnin = store.start_run("burnin")
+    with store.transaction() as tx:
+        for i, name in enumerate(names):
+            tx.record_burnin(name, "pass", run_id=burnin, metrics={"local_tokens_per_s": 41_000.0 + i % 300})
+    store.finish_run(burnin, "succeeded")
     now = time.time()
-    store.record_telemetry(
-        [Sample(n, "power_watts", 5000.0 + i % 700, now) for i, n in enumerate(names)]
-        + [Sample(n, "inlet_celsius", 21.0 + i % 9, now) for i, n in enumerate(names)]
-    )
+    findings = [Finding(n, "gpu.sm_clock_mhz", "history", 0.07, now - 86_400, "7 % below", "run DCGM", 1.4)
+                for n in names[11::401]]
+    record(store, [NodeVerdict(n) for n in names], now, {}, findings,
+           [Risk(n, (i % 13) / 10, ["fan 3 % below its median"]) for i, n in enumerate(names)],
+           inventory=None, args=None)
+    samples = []
+    for i, n in enumerate(names):
+        failed_psu = 2 if i % 503 == 0 else None
+        reading = Telemetry(
+            power_watts=5000.0 + i % 700, power_limit_watts=10_200.0, inlet_c=21.0 + i % 9, exhaust_c=45.0 + i % 7,
+            fans=[FanReading(name=f"Fan{f}", rpm=9000.0 + (i + f) % 400) for f in range(1, 17)],
+            psus=[PsuReading(name=f"PSU{p}", health="Critical" if p == failed_psu else "OK",
+                             input_watts=0.0 if p == failed_psu else 900.0) for p in range(1, 7)],
+            temperatures=[TemperatureReading(name=f"GPU {g} Temp", celsius=40.0 + (i + g) % 30) for g in range(1, 9)],
+        )
+        samples += samples_from(n, [reading], now)
+    store.record_telemetry(samples)
+
+
+def load() -> str:
+    """On a shared machine the figures are only as good as the load beside them."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} on {os.cpu_count()} cores"
 
 
 def serve(app: Any) -> tuple[str, Any, threading.Thread]:
@@ -119,7 +155,7 @@ def main() -> int:
         store = Store.open(f"sqlite:///{folder / 'state.db'}")
         fill(store, names)
         print(f"setup: {len(names)} nodes in {len(inventory.racks)} racks, store filled in "
-              f"{time.monotonic() - began:.1f} s")
+              f"{time.monotonic() - began:.1f} s ({load()})")
         base, server, thread = serve(create_app(store, inventory, Token(TOKEN, "benchmark")))
         try:
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
@@ -130,18 +166,23 @@ def main() -> int:
                     api_times.append(time.perf_counter() - t0)
                 assert body.json()["total"] == args.nodes
                 size_kb = len(body.content) / 1024
-                metrics_times = []
+                metrics_times, metrics_cpu = [], []
                 for _ in range(args.loads):
-                    t0 = time.perf_counter()
+                    store.event("benchmark.tick")  # the store changed, as after a sweep: a full render, not reuse
+                    c0, t0 = time.process_time(), time.perf_counter()
                     scraped = http.get("/metrics")
                     metrics_times.append(time.perf_counter() - t0)
+                    metrics_cpu.append(time.process_time() - c0)
+                t0 = time.perf_counter()
+                assert http.get("/metrics").content == scraped.content
+                reused = time.perf_counter() - t0
                 series = sum(1 for line in scraped.text.splitlines() if line and not line.startswith("#"))
                 scrape = statistics.median(metrics_times)
                 print(f"/metrics, {args.nodes} nodes: {series} series ({series / args.nodes:.1f} a node), "
-                      f"{len(scraped.content) / 1024:.0f} KiB; median {scrape * 1000:.0f} ms over {args.loads} "
-                      "scrapes; "
-                      f"goal < {METRICS_GOAL_S * 1000:.0f} ms -> {'PASS' if scrape < METRICS_GOAL_S else 'FAIL'}",
-                      flush=True)
+                      f"{len(scraped.content) / 1024:.0f} KiB; after a store change: median {scrape * 1000:.0f} ms "
+                      f"(this process's CPU {statistics.median(metrics_cpu) * 1000:.0f} ms) over {args.loads} scrapes; "
+                      f"unchanged store: {reused * 1000:.0f} ms; goal < {METRICS_GOAL_S * 1000:.0f} ms -> "
+                      f"{'PASS' if scrape < METRICS_GOAL_S else 'FAIL'} ({load()})", flush=True)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -173,6 +214,7 @@ def main() -> int:
             store.close()
 
     figure = statistics.median(drawn)
+    print(f"({load()} at the end)")
     print(f"/api/v1/fleet (server, {size_kb:.0f} KiB JSON): median {statistics.median(api_times) * 1000:.0f} ms")
     print(f"load event: median {statistics.median(loads) * 1000:.0f} ms; in the page: /api/v1/fleet fetched and parsed "
           f"{statistics.median(fetch_ms):.0f} ms, heatmap built {statistics.median(render_ms):.0f} ms (before layout), "

@@ -223,11 +223,15 @@ def create_app(store: Store, inventory: Inventory | None, token: Token, *, metri
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    exposition: list[Any] = []  # made on the first scrape: prometheus_client loads only if /metrics is used
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        from clusterctl.dashboard.metrics import CONTENT_TYPE, render
+        from clusterctl.dashboard.metrics import CONTENT_TYPE, Exposition
 
-        return Response(render(model), media_type=CONTENT_TYPE)
+        if not exposition:
+            exposition.append(Exposition(model))
+        return Response(exposition[0](), media_type=CONTENT_TYPE)
 
     _declare_bearer(app)
     return TokenGate(app, token, metrics_open=metrics_open, clock=clock)

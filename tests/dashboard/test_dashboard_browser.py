@@ -202,8 +202,19 @@ def _check_api_and_metrics(base: str, fleet: Any) -> None:
         assert http.get("/metrics").status_code == 401
         assert http.get("/api/v1/fleet", headers=AUTH).json()["counts"] == fleet.counts
         text = http.get("/metrics", headers=AUTH).text
+        # The per-PSU detail stays in the API, behind the node page.
+        psus = http.get("/api/v1/nodes/gpu0010/telemetry", params={"metric": "psu_ok"}, headers=AUTH).json()
+    failed = [s["labels"]["psu"] for s in psus["series"] if s["points"][-1][1] == 0.0]
+    assert len(psus["series"]) == 6 and len(failed) == 1 and "2" in failed[0], psus  # psu_failed psu=2
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    psu = [s for s in families["clusterctl_psu_healthy"].samples if s.labels["node"] == "gpu0010"]
-    assert [s.value for s in psu].count(0.0) == 1, "the lab's failed PSU, read over Redfish"
-    assert len({s.labels["node"] for s in families["clusterctl_gpu_temperature_celsius"].samples}) == NODES
-    assert all(s.value > 0 for s in families["clusterctl_node_power_watts"].samples)
+
+    def per_node(name: str) -> dict[str, float]:
+        return {s.labels["node"]: s.value for s in families[name].samples}
+
+    unhealthy = per_node("clusterctl_node_psus_unhealthy")
+    assert unhealthy.pop("gpu0010") == 1.0, "the lab's failed PSU, read over Redfish"
+    assert set(unhealthy.values()) == {0.0} and len(unhealthy) == NODES - 1
+    assert per_node("clusterctl_node_gpus_missing") == dict.fromkeys(per_node("clusterctl_bmc_up"), 0.0)
+    assert len(per_node("clusterctl_bmc_up")) == NODES and set(per_node("clusterctl_bmc_up").values()) == {1.0}
+    assert all(v > 0 for v in per_node("clusterctl_node_power_watts").values())
+    assert min(per_node("clusterctl_node_fan_speed_min_rpm").values()) > 0

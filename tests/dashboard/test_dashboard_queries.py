@@ -18,9 +18,9 @@ from dashboard_support import AUTH, fill
 from clusterctl.dashboard.app import create_app
 from clusterctl.dashboard.auth import Token
 from clusterctl.inventory import load_inventory
-from clusterctl.monitor import names
+from clusterctl.monitor import samples_from
+from clusterctl.redfish.resources.telemetry import FanReading, PsuReading, Telemetry, TemperatureReading
 from clusterctl.sim.inventory import render_lab_inventory
-from clusterctl.state.records import Sample
 from clusterctl.state.store import Store
 
 ENDPOINTS = ("/", "/api/v1/fleet", "/metrics")
@@ -34,10 +34,10 @@ def _statements(tmp: Path, nodes: int, token: Token, serve: Any) -> dict[str, in
         node_names = list(inventory.nodes)
         fill(store, node_names)
         now = time.time()
-        store.record_telemetry(
-            [Sample(n, names.POWER_WATTS, 5000.0 + i, now) for i, n in enumerate(node_names)]
-            + [Sample(n, names.GPU_TEMPERATURE_CELSIUS, 40.0 + g, now, {"gpu": g})
-               for n in node_names for g in range(2)])
+        store.record_telemetry([s for i, n in enumerate(node_names) for s in samples_from(n, [Telemetry(
+            power_watts=5000.0 + i, inlet_c=22.0, fans=[FanReading(name="Fan1", rpm=9000.0)],
+            psus=[PsuReading(name="PSU1", health="OK")],
+            temperatures=[TemperatureReading(name=f"GPU {g} Temp", celsius=40.0 + g) for g in range(2)])], now)])
         sent = [0]
 
         def count(*_args: Any) -> None:

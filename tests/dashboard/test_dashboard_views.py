@@ -9,10 +9,11 @@ import pytest
 from dashboard_support import REPO, fill  # type: ignore[import-not-found]
 from prometheus_client.parser import text_string_to_metric_families
 
-from clusterctl.dashboard.metrics import DOCUMENTED, render
+from clusterctl.dashboard.metrics import DOCUMENTED, Exposition, render
 from clusterctl.dashboard.views import FRESH_S, UNPLACED, NotFound, ReadModel
 from clusterctl.inventory import load_inventory
-from clusterctl.monitor import names
+from clusterctl.monitor import names, samples_from
+from clusterctl.redfish.resources.telemetry import FanReading, PsuReading, Telemetry, TemperatureReading
 from clusterctl.state.records import Sample
 from clusterctl.state.store import Store
 
@@ -91,36 +92,80 @@ def test_events_page_and_follow(model: tuple[ReadModel, list[str]]) -> None:
     assert {e["kind"] for e in view.events(kind="gpu.xid")["events"]} == {"gpu.xid"}
 
 
+def _sweep(node: str, ts: float, *, power: float, fans: list[float], failed_psus: int = 0, gpus: int = 8,
+           inlet: float = 22.0) -> list[Sample]:
+    """The samples `monitor` writes for one BMC answer (clusterctl.monitor.samples_from)."""
+    reading = Telemetry(
+        power_watts=power, inlet_c=inlet, exhaust_c=inlet + 20,
+        fans=[FanReading(name=f"Fan{i}", rpm=rpm) for i, rpm in enumerate(fans, 1)],
+        psus=[PsuReading(name=f"PSU{p}", health="Critical" if p <= failed_psus else "OK", input_watts=900.0)
+              for p in range(1, 7)],
+        temperatures=[TemperatureReading(name=f"GPU {g} Temp", celsius=40.0 + g) for g in range(1, gpus + 1)],
+    )
+    return samples_from(node, [reading], ts)
+
+
 def test_metrics_parse_and_carry_the_documented_names(model: tuple[ReadModel, list[str]]) -> None:
     view, nodes = model
     fleet = fill(view.store, nodes)
     now = time.time()
     view.store.record_telemetry([
-        Sample(nodes[0], names.POWER_WATTS, 5000.0, now - 120), Sample(nodes[0], names.POWER_WATTS, 5200.0, now - 60),
-        Sample(nodes[1], names.POWER_WATTS, 4800.0, now - 60),
-        Sample(nodes[2], names.POWER_WATTS, 9999.0, now - 2 * FRESH_S),  # stale: not a current reading
-        Sample(nodes[0], names.GPU_TEMPERATURE_CELSIUS, 40.0, now - 120, {"gpu": "1"}),
-        Sample(nodes[0], names.GPU_TEMPERATURE_CELSIUS, 61.0, now - 60, {"gpu": "1"}),
-        Sample(nodes[0], names.GPU_TEMPERATURE_CELSIUS, 63.0, now - 60, {"gpu": "2"}),
+        *_sweep(nodes[0], now - 120, power=5000.0, fans=[9000.0, 3000.0]),  # older: not the current reading
+        *_sweep(nodes[0], now - 60, power=5200.0, fans=[9000.0, 8800.0, 0.0], failed_psus=1, gpus=7, inlet=24.5),
+        *_sweep(nodes[1], now - 60, power=4800.0, fans=[9100.0, 9050.0]),
+        *_sweep(nodes[2], now - 2 * FRESH_S, power=9999.0, fans=[9000.0]),  # stale: not a current reading
+        *_sweep(nodes[3], now - 120, power=4000.0, fans=[9000.0]),
+        Sample(nodes[3], names.BMC_UP, 0.0, now - 60),  # then its BMC stopped answering
     ])
     families = {f.name: f for f in text_string_to_metric_families(render(view).decode())}
     # The parser drops `_total` from counter family names; the samples keep it.
     exposed = {s.name for f in families.values() for s in f.samples} | set(families)
     missing = [n for n in DOCUMENTED if n not in exposed and n.removesuffix("_total") not in families]
     assert not missing
+    assert set(families) <= {n.removesuffix("_total") for n in DOCUMENTED}  # nothing undocumented
 
     def samples(name: str) -> list:
         return families[name].samples
 
+    def per_node(name: str) -> dict[str, float]:
+        return {s.labels["node"]: s.value for s in samples(name)}
+
     states = {s.labels["node"]: s.labels["state"] for s in samples("clusterctl_node_state")}
     assert sum(1 for s in states.values() if s == "fail") == fleet.counts["fail"]
+    assert {s.labels["rack"] for s in samples("clusterctl_node_state") if s.labels["node"] == nodes[0]} == {"lab-r01"}
     assert {s.labels["state"]: s.value for s in samples("clusterctl_nodes")}["ready"] == fleet.counts["ready"]
     assert [(s.labels["node"], s.labels["check"], s.value) for s in samples("clusterctl_check_failures")
             if s.name.endswith("_total")] == [(nodes[4], "gpu.count", 1.0)]
+    # Each node's newest sweep only; a stale one says nothing, a BMC that stopped answering says only that.
+    assert per_node("clusterctl_bmc_up") == {nodes[0]: 1.0, nodes[1]: 1.0, nodes[3]: 0.0}
+    assert per_node("clusterctl_node_power_watts") == {nodes[0]: 5200.0, nodes[1]: 4800.0}
+    assert per_node("clusterctl_node_fan_speed_min_rpm") == {nodes[0]: 0.0, nodes[1]: 9050.0}
+    assert per_node("clusterctl_node_psus_unhealthy") == {nodes[0]: 1.0, nodes[1]: 0.0}
+    assert per_node("clusterctl_node_gpus_missing") == {nodes[0]: 1.0, nodes[1]: 0.0}
+    assert per_node("clusterctl_node_inlet_temperature_celsius") == {nodes[0]: 24.5, nodes[1]: 22.0}
     rack = {s.labels["rack"]: s.value for s in samples("clusterctl_rack_power_watts")}
     assert rack == {"lab-r01": 10000.0}  # newest reading per node, summed
-    gpu = {s.labels["gpu"]: s.value for s in samples("clusterctl_gpu_temperature_celsius")}
-    assert gpu == {"1": 61.0, "2": 63.0}
+    # One series a node per figure: no per-fan, per-PSU or per-GPU label on any of them.
+    assert all(set(s.labels) == {"node"} for name in ("clusterctl_bmc_up", "clusterctl_node_fan_speed_min_rpm",
+                                                     "clusterctl_node_psus_unhealthy") for s in samples(name))
     xids = {(s.labels["xid"], s.labels["gpu"]): s.value for s in samples("clusterctl_xid_errors")
             if s.name.endswith("_total")}
     assert xids == {("79", "2"): 2.0, ("48", "5"): 1.0}  # repeats counted, per code
+
+
+def test_metrics_text_is_rendered_again_when_the_store_changes_or_it_ages(model: tuple[ReadModel, list[str]]) -> None:
+    view, nodes = model
+    fill(view.store, nodes)
+    clock = [1000.0]
+    exposition = Exposition(view, ttl_s=10.0, clock=lambda: clock[0])
+    first = exposition()
+    assert exposition() is first  # the store unchanged and the text young: served again, not rendered
+    view.store.record_telemetry(_sweep(nodes[0], time.time(), power=6000.0, fans=[9000.0]))
+    swept = exposition()
+    assert f'clusterctl_node_power_watts{{node="{nodes[0]}"}} 6000.0'.encode() in swept
+    view.store.set_flag(nodes[1], quarantined=True, reason="test", source="test")  # a state change, no telemetry
+    flagged = exposition()
+    assert f'node="{nodes[1]}",rack="lab-r01",stage="",state="quarantined"'.encode() in flagged
+    assert exposition() is flagged
+    clock[0] += 10.0
+    assert exposition() is not flagged  # aged: a sweep may have gone stale since

@@ -70,7 +70,13 @@
     nodes.forEach(function (n) { if (n) content.appendChild(n); });
     content.removeAttribute("aria-busy");
     document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+    drawn();
+  }
+
+  // checks.js waits for this before its own request, so the page's main query has the server to itself.
+  function drawn() {
     document.body.dataset.ready = "1";
+    document.dispatchEvent(new Event("dashboard:drawn"));
   }
 
   function fail(err) {
@@ -78,7 +84,7 @@
     box.hidden = false;
     box.textContent = err.message;
     content.removeAttribute("aria-busy");
-    document.body.dataset.ready = "1";
+    drawn();
   }
 
   // -- fleet ------------------------------------------------------------------------------------------------
