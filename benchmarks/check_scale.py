@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ def lab_round(nodes: int, parallel: int) -> int:
     from clusterctl.sim import process as lab_process
     from clusterctl.sim.inventory import render_lab_inventory
     from tests.support.ports import free_port
-    from tests.support.process import terminate
+    from tests.support.process import cpu_seconds, terminate
 
     with tempfile.TemporaryDirectory(prefix="check-scale-") as tmp:
         work = Path(tmp)
@@ -68,11 +69,13 @@ def lab_round(nodes: int, parallel: int) -> int:
             for n in range(2):
                 if n:
                     lab_process.control(lab_dir, info, "POST", "/clock", json={"advance_s": DAY / 4})
+                lab_cpu, ours = cpu_seconds(lab.pid), _children_cpu()
                 started = time.monotonic()
                 done = subprocess.run([sys.executable, "-m", "clusterctl", "-q", "-o", "json", "check",
                                        str(inventory), "--parallel", str(parallel)],
                                       capture_output=True, env=env, timeout=RUN_TIMEOUT_S, check=False)
                 wall = time.monotonic() - started
+                lab_cpu, ours = cpu_seconds(lab.pid) - lab_cpu, _children_cpu() - ours
                 try:
                     doc = json.loads(done.stdout)
                 except ValueError:
@@ -88,9 +91,22 @@ def lab_round(nodes: int, parallel: int) -> int:
                       f"  round {n + 1}: wall {wall:.1f} s for {nodes} nodes, regressions {s['regressions']}")
                 print(f"    of which {parts} (collect is validate's SSH and Redfish; judge and record are the "
                       "check's own)")
+                print(f"    CPU: controller {ours:.1f} s ({ours / nodes * 1000:.1f} ms per node), lab {lab_cpu:.1f} s "
+                      f"({lab_cpu / nodes * 1000:.1f} ms per node), on {os.cpu_count()} cores; load average "
+                      f"{_load()}")
         finally:
             terminate(lab, kill_timeout=5)
     return 0
+
+
+def _children_cpu() -> float:
+    """User and system CPU seconds of the ended children waited for: the check process."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def fill(store_url: str, nodes: int, days: int, per_day: int, seed: int = 17) -> tuple[int, int]:
