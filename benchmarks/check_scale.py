@@ -35,6 +35,7 @@ TRENDS_GOAL_S = 1.0
 START_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 1800.0
 DAY = 86_400.0
+MODEL = "H100-SXM5-80GB"
 METRICS = {"gpu.sm_clock_mhz": 1980.0, "gpu.temperature_c": 34.0, "gpu.power_w": 560.0, "gpu.ecc_corrected": 0.0,
            "gpu.remapped_rows": 0.0, "gpu.xid": 0.0, "ib.symbol_error": 0.0, "ib.link_downed": 0.0,
            "ib.rate_gbps": 400.0, "bmc.inlet_c": 22.0, "bmc.fan_rpm": 5280.0, "bmc.power_w": 1960.0}
@@ -110,7 +111,10 @@ def _load() -> str:
 
 
 def fill(store_url: str, nodes: int, days: int, per_day: int, seed: int = 17) -> tuple[int, int]:
-    """Synthetic rounds straight into the store: one run per round, its figures, 1 % findings and risks."""
+    """Synthetic rounds straight into the store: one run per round, its figures, its peers' bands (one GPU model),
+    1 % findings and risks."""
+    from clusterctl.check.figures import metric as catalog
+    from clusterctl.check.judge import band_of
     from clusterctl.state import schema
     from clusterctl.state.store import Store
 
@@ -127,9 +131,14 @@ def fill(store_url: str, nodes: int, days: int, per_day: int, seed: int = 17) ->
             found = [{"run_id": run_id, "node": n, "metric": "gpu.ecc_corrected", "judge": judge,
                       "value": 1.5, "since": ts - DAY, "detail": "synthetic", "remediation": "synthetic", "ts": ts}
                      for n in rng.sample(names, max(1, nodes // 100)) for judge in ("rate", "risk")]
+            bands = [{"run_id": run_id, "metric": m, "model": MODEL, "median": b.median, "mad": b.mad,
+                      "peers": b.peers}
+                     for m in METRICS if (c := catalog(m)) is not None and c.peers
+                     for b in [band_of([row["value"] for row in rows if row["metric"] == m])]]
             with store.transaction() as tx:
                 tx.connection.execute(schema.check_figures.insert(), rows)
                 tx.connection.execute(schema.check_findings.insert(), found)
+                tx.connection.execute(schema.check_bands.insert(), bands)
             store.finish_run(run_id, "succeeded", {"synthetic": True})
             figures += len(rows)
             findings += len(found)
@@ -164,8 +173,10 @@ def trends(nodes: int, days: int, per_day: int) -> int:
                 worst = max(worst, took)
                 points = sum(s["rounds"] for s in data.get("series", {}).values())
                 print(f"  {label}: {took * 1000:.0f} ms ({points:,} points, {len(data['regressions'])} regressions)")
-            print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'}")
+            print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'} "
+                  f"(slowest {worst * 1000:.0f} ms; load average {_load()})")
             judging(store, nodes)
+            node_page(store, node)
     return 0
 
 
@@ -189,6 +200,33 @@ def judging(store: object, nodes: int) -> None:
     rows = sum(len(s) for per in past.values() for s in per.values())
     print(f"  a round's judging over this history: read {rows:,} figures of the last {policy.window_days:g} days in "
           f"{read:.1f} s, judged {nodes} nodes in {judged:.1f} s ({len(findings)} findings)")
+
+
+def node_page(store: object, node: str) -> None:
+    """The dashboard's node checks (series, regressions, the peers' band over the newest 90 rounds), as a
+    dashboard process that just started serves it: from the bands the rounds stored, then as a store whose
+    rounds predate check_bands makes it compute them from the fleet's figures."""
+    import sqlalchemy as sa
+
+    from clusterctl.dashboard.checks import BandCache, node_checks
+    from clusterctl.dashboard.views import ReadModel
+    from clusterctl.state import schema
+
+    model = ReadModel(store, None)  # type: ignore[arg-type]
+    node_checks(model, node, 3650, BandCache())  # the page cache warm, as for the trends above
+    started = time.monotonic()
+    page = node_checks(model, node, 3650, BandCache())
+    stored = time.monotonic() - started
+    points = len(page["series"]["gpu.sm_clock_mhz"]["band"])
+    with store.transaction() as tx:  # type: ignore[attr-defined]
+        tx.connection.execute(sa.delete(schema.check_bands))
+    started = time.monotonic()
+    again = node_checks(model, node, 3650, BandCache())
+    computed = time.monotonic() - started
+    same = again["series"] == page["series"]
+    print(f"  dashboard node page, cold (a fresh process): {stored * 1000:.0f} ms from the stored bands "
+          f"({points} rounds in the band); {computed * 1000:.0f} ms computing them from the fleet's figures as "
+          f"before check_bands{'' if same else ' (DIFFERENT bands: a bug)'}; load average {_load()}")
 
 
 def main() -> int:
