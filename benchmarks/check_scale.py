@@ -126,15 +126,16 @@ def fill(store_url: str, nodes: int, days: int, per_day: int, seed: int = 17) ->
         for r in range(days * per_day):
             ts = start + r * DAY / per_day
             run_id = store.start_run("check", args={"synthetic": True})
-            rows = [{"run_id": run_id, "node": n, "metric": m, "value": v + rng.random(), "ts": ts, "labels": None}
-                    for n in names for m, v in METRICS.items()]
+            values = {(n, m): v + rng.random() for n in names for m, v in METRICS.items()}
+            rows = [{"run_id": run_id, "node": n, "metric": m, "value": v, "ts": ts, "labels": None}
+                    for (n, m), v in values.items()]
             found = [{"run_id": run_id, "node": n, "metric": "gpu.ecc_corrected", "judge": judge,
                       "value": 1.5, "since": ts - DAY, "detail": "synthetic", "remediation": "synthetic", "ts": ts}
                      for n in rng.sample(names, max(1, nodes // 100)) for judge in ("rate", "risk")]
             bands = [{"run_id": run_id, "metric": m, "model": MODEL, "median": b.median, "mad": b.mad,
                       "peers": b.peers}
                      for m in METRICS if (c := catalog(m)) is not None and c.peers
-                     for b in [band_of([row["value"] for row in rows if row["metric"] == m])]]
+                     for b in [band_of([values[(n, m)] for n in names])]]
             with store.transaction() as tx:
                 tx.connection.execute(schema.check_figures.insert(), rows)
                 tx.connection.execute(schema.check_findings.insert(), found)
