@@ -41,6 +41,10 @@ METRICS = {"gpu.sm_clock_mhz": 1980.0, "gpu.temperature_c": 34.0, "gpu.power_w":
            "ib.rate_gbps": 400.0, "bmc.inlet_c": 22.0, "bmc.fan_rpm": 5280.0, "bmc.power_w": 1960.0}
 
 
+GOALS: list[str] = []
+"""One line per goal, printed again at the end."""
+
+
 def lab_round(nodes: int, parallel: int) -> int:
     from clusterctl.sim import process as lab_process
     from clusterctl.sim.inventory import render_lab_inventory
@@ -92,9 +96,13 @@ def lab_round(nodes: int, parallel: int) -> int:
                       f"  round {n + 1}: wall {wall:.1f} s for {nodes} nodes, regressions {s['regressions']}")
                 print(f"    of which {parts} (collect is validate's SSH and Redfish; judge and record are the "
                       "check's own)")
+                GOALS.append(f"round {n + 1} over {nodes} nodes: {wall:.1f} s wall (goal {ROUND_GOAL_S:.0f} s for "
+                             f"2,000: {'met' if wall < ROUND_GOAL_S and nodes >= 2000 else 'not met'}), CPU controller "
+                             f"{ours:.1f} s + lab {lab_cpu:.1f} s on {os.cpu_count()} cores, load average {_load()}")
+                cores = os.cpu_count() or 1
                 print(f"    CPU: controller {ours:.1f} s ({ours / nodes * 1000:.1f} ms per node), lab {lab_cpu:.1f} s "
-                      f"({lab_cpu / nodes * 1000:.1f} ms per node), on {os.cpu_count()} cores; load average "
-                      f"{_load()}")
+                      f"({lab_cpu / nodes * 1000:.1f} ms per node): no faster than {(ours + lab_cpu) / cores:.0f} s "
+                      f"on {cores} idle cores; load average {_load()}")
         finally:
             terminate(lab, kill_timeout=5)
     return 0
@@ -174,6 +182,9 @@ def trends(nodes: int, days: int, per_day: int) -> int:
                 worst = max(worst, took)
                 points = sum(s["rounds"] for s in data.get("series", {}).values())
                 print(f"  {label}: {took * 1000:.0f} ms ({points:,} points, {len(data['regressions'])} regressions)")
+            GOALS.append(f"trends over {days} days x {nodes} nodes: slowest query {worst * 1000:.0f} ms (goal "
+                         f"{TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'}), "
+                         f"load average {_load()}")
             print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'} "
                   f"(slowest {worst * 1000:.0f} ms; load average {_load()})")
             judging(store, nodes)
@@ -248,6 +259,9 @@ def main() -> int:
     if not args.skip_trends:
         print(f"check_scale: trends over {days} days x {nodes} nodes of history")
         status |= trends(nodes, days, args.per_day)
+    print("check_scale goals:")
+    for line in GOALS:
+        print("  " + line)
     return status
 
 
