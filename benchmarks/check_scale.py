@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,16 +35,21 @@ TRENDS_GOAL_S = 1.0
 START_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 1800.0
 DAY = 86_400.0
+MODEL = "H100-SXM5-80GB"
 METRICS = {"gpu.sm_clock_mhz": 1980.0, "gpu.temperature_c": 34.0, "gpu.power_w": 560.0, "gpu.ecc_corrected": 0.0,
            "gpu.remapped_rows": 0.0, "gpu.xid": 0.0, "ib.symbol_error": 0.0, "ib.link_downed": 0.0,
            "ib.rate_gbps": 400.0, "bmc.inlet_c": 22.0, "bmc.fan_rpm": 5280.0, "bmc.power_w": 1960.0}
+
+
+GOALS: list[str] = []
+"""One line per goal, printed again at the end."""
 
 
 def lab_round(nodes: int, parallel: int) -> int:
     from clusterctl.sim import process as lab_process
     from clusterctl.sim.inventory import render_lab_inventory
     from tests.support.ports import free_port
-    from tests.support.process import terminate
+    from tests.support.process import cpu_seconds, terminate
 
     with tempfile.TemporaryDirectory(prefix="check-scale-") as tmp:
         work = Path(tmp)
@@ -68,11 +74,13 @@ def lab_round(nodes: int, parallel: int) -> int:
             for n in range(2):
                 if n:
                     lab_process.control(lab_dir, info, "POST", "/clock", json={"advance_s": DAY / 4})
+                lab_cpu, ours = cpu_seconds(lab.pid), _children_cpu()
                 started = time.monotonic()
                 done = subprocess.run([sys.executable, "-m", "clusterctl", "-q", "-o", "json", "check",
                                        str(inventory), "--parallel", str(parallel)],
                                       capture_output=True, env=env, timeout=RUN_TIMEOUT_S, check=False)
                 wall = time.monotonic() - started
+                lab_cpu, ours = cpu_seconds(lab.pid) - lab_cpu, _children_cpu() - ours
                 try:
                     doc = json.loads(done.stdout)
                 except ValueError:
@@ -88,13 +96,33 @@ def lab_round(nodes: int, parallel: int) -> int:
                       f"  round {n + 1}: wall {wall:.1f} s for {nodes} nodes, regressions {s['regressions']}")
                 print(f"    of which {parts} (collect is validate's SSH and Redfish; judge and record are the "
                       "check's own)")
+                GOALS.append(f"round {n + 1} over {nodes} nodes: {wall:.1f} s wall (goal {ROUND_GOAL_S:.0f} s for "
+                             f"2,000: {'met' if wall < ROUND_GOAL_S and nodes >= 2000 else 'not met'}), CPU controller "
+                             f"{ours:.1f} s + lab {lab_cpu:.1f} s on {os.cpu_count()} cores, load average {_load()}")
+                cores = os.cpu_count() or 1
+                print(f"    CPU: controller {ours:.1f} s ({ours / nodes * 1000:.1f} ms per node), lab {lab_cpu:.1f} s "
+                      f"({lab_cpu / nodes * 1000:.1f} ms per node): no faster than {(ours + lab_cpu) / cores:.0f} s "
+                      f"on {cores} idle cores; load average {_load()}")
         finally:
             terminate(lab, kill_timeout=5)
     return 0
 
 
+def _children_cpu() -> float:
+    """User and system CPU seconds of the ended children waited for: the check process."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def fill(store_url: str, nodes: int, days: int, per_day: int, seed: int = 17) -> tuple[int, int]:
-    """Synthetic rounds straight into the store: one run per round, its figures, 1 % findings and risks."""
+    """Synthetic rounds straight into the store: one run per round, its figures, its peers' bands (one GPU model),
+    1 % findings and risks."""
+    from clusterctl.check.figures import metric as catalog
+    from clusterctl.check.judge import band_of
     from clusterctl.state import schema
     from clusterctl.state.store import Store
 
@@ -106,14 +134,20 @@ def fill(store_url: str, nodes: int, days: int, per_day: int, seed: int = 17) ->
         for r in range(days * per_day):
             ts = start + r * DAY / per_day
             run_id = store.start_run("check", args={"synthetic": True})
-            rows = [{"run_id": run_id, "node": n, "metric": m, "value": v + rng.random(), "ts": ts, "labels": None}
-                    for n in names for m, v in METRICS.items()]
+            values = {(n, m): v + rng.random() for n in names for m, v in METRICS.items()}
+            rows = [{"run_id": run_id, "node": n, "metric": m, "value": v, "ts": ts, "labels": None}
+                    for (n, m), v in values.items()]
             found = [{"run_id": run_id, "node": n, "metric": "gpu.ecc_corrected", "judge": judge,
                       "value": 1.5, "since": ts - DAY, "detail": "synthetic", "remediation": "synthetic", "ts": ts}
                      for n in rng.sample(names, max(1, nodes // 100)) for judge in ("rate", "risk")]
+            bands = [{"run_id": run_id, "metric": m, "model": MODEL, "median": b.median, "mad": b.mad,
+                      "peers": b.peers}
+                     for m in METRICS if (c := catalog(m)) is not None and c.peers
+                     for b in [band_of([values[(n, m)] for n in names])]]
             with store.transaction() as tx:
                 tx.connection.execute(schema.check_figures.insert(), rows)
                 tx.connection.execute(schema.check_findings.insert(), found)
+                tx.connection.execute(schema.check_bands.insert(), bands)
             store.finish_run(run_id, "succeeded", {"synthetic": True})
             figures += len(rows)
             findings += len(found)
@@ -148,8 +182,13 @@ def trends(nodes: int, days: int, per_day: int) -> int:
                 worst = max(worst, took)
                 points = sum(s["rounds"] for s in data.get("series", {}).values())
                 print(f"  {label}: {took * 1000:.0f} ms ({points:,} points, {len(data['regressions'])} regressions)")
-            print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'}")
+            GOALS.append(f"trends over {days} days x {nodes} nodes: slowest query {worst * 1000:.0f} ms (goal "
+                         f"{TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'}), "
+                         f"load average {_load()}")
+            print(f"  goal {TRENDS_GOAL_S:.0f} s: {'met' if worst < TRENDS_GOAL_S else 'not met'} "
+                  f"(slowest {worst * 1000:.0f} ms; load average {_load()})")
             judging(store, nodes)
+            node_page(store, node)
     return 0
 
 
@@ -175,6 +214,33 @@ def judging(store: object, nodes: int) -> None:
           f"{read:.1f} s, judged {nodes} nodes in {judged:.1f} s ({len(findings)} findings)")
 
 
+def node_page(store: object, node: str) -> None:
+    """The dashboard's node checks (series, regressions, the peers' band over the newest 90 rounds), as a
+    dashboard process that just started serves it: from the bands the rounds stored, then as a store whose
+    rounds predate check_bands makes it compute them from the fleet's figures."""
+    import sqlalchemy as sa
+
+    from clusterctl.dashboard.checks import BandCache, node_checks
+    from clusterctl.dashboard.views import ReadModel
+    from clusterctl.state import schema
+
+    model = ReadModel(store, None)  # type: ignore[arg-type]
+    node_checks(model, node, 3650, BandCache())  # the page cache warm, as for the trends above
+    started = time.monotonic()
+    page = node_checks(model, node, 3650, BandCache())
+    stored = time.monotonic() - started
+    points = len(page["series"]["gpu.sm_clock_mhz"]["band"])
+    with store.transaction() as tx:  # type: ignore[attr-defined]
+        tx.connection.execute(sa.delete(schema.check_bands))
+    started = time.monotonic()
+    again = node_checks(model, node, 3650, BandCache())
+    computed = time.monotonic() - started
+    same = again["series"] == page["series"]
+    print(f"  dashboard node page, cold (a fresh process): {stored * 1000:.0f} ms from the stored bands "
+          f"({points} rounds in the band); {computed * 1000:.0f} ms computing them from the fleet's figures as "
+          f"before check_bands{'' if same else ' (DIFFERENT bands: a bug)'}; load average {_load()}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nodes", type=int, default=2000)
@@ -193,6 +259,9 @@ def main() -> int:
     if not args.skip_trends:
         print(f"check_scale: trends over {days} days x {nodes} nodes of history")
         status |= trends(nodes, days, args.per_day)
+    print("check_scale goals:")
+    for line in GOALS:
+        print("  " + line)
     return status
 
 

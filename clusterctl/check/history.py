@@ -6,7 +6,7 @@ A node's history is read through (node, metric, ts); the fleet's regressions thr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,17 @@ CHUNK = 500  # nodes per IN (...): well under SQLite's bound on parameters
 
 
 def write_round(store: Store, run_id: int, ts: float, figures: Iterable[Figure], findings: Iterable[Finding],
-                risks: Iterable[Risk]) -> None:
+                risks: Iterable[Risk], models: Mapping[str, str | None] | None = None) -> None:
+    """The round's figures, findings, risk scores, and its peers' bands per metric and GPU model (`models`,
+    by node; without it every node is one group), computed as the peers judge computes them."""
+    from clusterctl.check.judge import peer_bands
+
+    figures = list(figures)
+    by_node: dict[str, dict[str, Figure]] = {}
+    for f in figures:
+        by_node.setdefault(f.node, {})[f.metric] = f
+    band_rows = [{"run_id": run_id, "metric": name, "model": model, "median": b.median, "mad": b.mad,
+                  "peers": b.peers} for (model, name), b in peer_bands(by_node, models or {}).items()]
     fig_rows = [{"run_id": run_id, "node": f.node, "metric": f.metric, "value": f.value, "ts": ts,
                  "labels": f.labels} for f in figures]
     found_rows = [{"run_id": run_id, "node": f.node, "metric": f.metric, "judge": f.judge, "value": f.value,
@@ -36,6 +46,21 @@ def write_round(store: Store, run_id: int, ts: float, figures: Iterable[Figure],
             tx.connection.execute(schema.check_figures.insert(), fig_rows)
         if found_rows:
             tx.connection.execute(schema.check_findings.insert(), found_rows)
+        if band_rows:
+            tx.connection.execute(schema.check_bands.insert(), band_rows)
+
+
+def stored_bands(read: Callable[[sa.Executable], list[Any]], run_ids: Sequence[int], metrics: Sequence[str]
+                 ) -> dict[tuple[int, str], dict[str | None, tuple[float, float, int]]]:
+    """{(run_id, metric): {GPU model: (median, MAD, peers)}} of the rounds that stored their bands (0006 on)."""
+    t = schema.check_bands
+    out: dict[tuple[int, str], dict[str | None, tuple[float, float, int]]] = {}
+    for start in range(0, len(run_ids), CHUNK):
+        query = sa.select(t.c.run_id, t.c.metric, t.c.model, t.c.median, t.c.mad, t.c.peers).where(
+            t.c.run_id.in_(list(run_ids[start:start + CHUNK])), t.c.metric.in_(list(metrics))).order_by(t.c.id)
+        for run_id, name, model, median, mad, peers in read(query):
+            out.setdefault((run_id, name), {})[model] = (median, mad, peers)
+    return out
 
 
 def _read(store: Store, query: sa.Executable) -> list[Any]:

@@ -20,6 +20,8 @@ from typing import Any
 from clusterctl.check.figures import Figure, Metric, metric
 
 DAY_S = 86_400.0
+MIN_PEERS = 3
+"""Fewer figures than this in a group are not judged against each other."""
 Series = Sequence[tuple[float, float]]
 """(ts, value) oldest first: a node's earlier figures of one metric."""
 
@@ -91,32 +93,62 @@ def _where(fig: Figure) -> str:
 # -- peers --------------------------------------------------------------------------------------------
 
 
-def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[str, str | None],
-                  policy: Policy) -> list[Finding]:
-    """Outliers among the nodes of one GPU model in this round."""
+@dataclass(frozen=True)
+class Band:
+    """One round's peers of one GPU model in one metric: what `against_peers` compares each of them with."""
+
+    median: float
+    mad: float
+    """The median absolute deviation from the median."""
+    peers: int
+
+    def width(self, policy: Policy) -> float:
+        """How far from the median a figure may be before it is an outlier (on its bad side)."""
+        return max(policy.peer_mads * self.mad, policy.peer_share * abs(self.median))
+
+
+def peer_groups(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[str, str | None]
+                ) -> dict[tuple[str | None, str], list[Figure]]:
+    """{(GPU model, metric): this round's figures} for the metrics judged against peers."""
     groups: dict[tuple[str | None, str], list[Figure]] = {}
     for node, mine in figures.items():
         for fig in mine.values():
             m = metric(fig.metric)
             if m is not None and m.peers:
                 groups.setdefault((models.get(node), fig.metric), []).append(fig)
+    return groups
+
+
+def band_of(values: Sequence[float]) -> Band:
+    median = statistics.median(values)
+    return Band(median, statistics.median(abs(v - median) for v in values), len(values))
+
+
+def peer_bands(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[str, str | None]
+               ) -> dict[tuple[str | None, str], Band]:
+    """Every group's band, as the round stores it for the dashboard (groups too small to judge included)."""
+    return {key: band_of([f.value for f in figs]) for key, figs in peer_groups(figures, models).items()}
+
+
+def against_peers(figures: Mapping[str, Mapping[str, Figure]], models: Mapping[str, str | None],
+                  policy: Policy) -> list[Finding]:
+    """Outliers among the nodes of one GPU model in this round."""
     found = []
-    for (_model, name), figs in groups.items():
-        if len(figs) < 3:
+    for (_model, name), figs in peer_groups(figures, models).items():
+        if len(figs) < MIN_PEERS:
             continue
         m = metric(name)
         assert m is not None
         own = policy.for_metric(name)
-        values = [f.value for f in figs]
-        median = statistics.median(values)
-        mad = statistics.median(abs(v - median) for v in values)
+        band = band_of([f.value for f in figs])
+        median = band.median
         if median == 0:
             continue
         for fig in figs:
             off = fig.value - median
             bad = -off if m.kind == "level" else off
             share = bad / abs(median)
-            if bad > own.peer_mads * mad and share > own.peer_share:
+            if bad > own.peer_mads * band.mad and share > own.peer_share:
                 ratio = share / own.peer_share
                 detail = (f"{m.words} {_fmt(fig.value, m.unit)}{_where(fig)} is {share:.1%} "
                           f"{'below' if m.kind == 'level' else 'above'} its {len(figs)} peers' median "

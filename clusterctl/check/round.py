@@ -194,7 +194,7 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
                                           data={"change": finding.value, "since": finding.since}))
     clock.append(time.monotonic())
     run_id = record(store, report.verdicts, ts, figures, findings, risks, inventory=inventory_path,
-                    args={**(args or {}), "policy": policy.as_dict()})
+                    args={**(args or {}), "policy": policy.as_dict()}, models=models)
     clock.append(time.monotonic())
     seconds = dict(zip([*parts, "judge", "record"], (b - a for a, b in zip(clock, clock[1:], strict=False)),
                        strict=True))
@@ -202,8 +202,10 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
 
 
 def record(store: Store, verdicts: Sequence[NodeVerdict], ts: float, figures: Mapping[str, Mapping[str, Figure]],
-           findings: Sequence[Finding], risks: Sequence[Risk], *, inventory: str | None, args: Any) -> int:
-    """One run of kind "check": validate's check rows, every figure, the findings, each node's check stage."""
+           findings: Sequence[Finding], risks: Sequence[Risk], *, inventory: str | None, args: Any,
+           models: Mapping[str, str | None] | None = None) -> int:
+    """One run of kind "check": validate's check rows, every figure, the findings, each node's check stage, and
+    the peers' bands per GPU model (`models`, by node) the dashboard draws."""
     from clusterctl.state.records import NewEvent
     from clusterctl.validate.run import check_rows
 
@@ -222,7 +224,8 @@ def record(store: Store, verdicts: Sequence[NodeVerdict], ts: float, figures: Ma
         for (outcome, reason), names in stages.items():
             tx.set_stages(names, STAGE, outcome, run_id=run_id, reason=reason)
         tx.record_events(events, run_id=run_id)
-    stored.write_round(store, run_id, ts, [f for figs in figures.values() for f in figs.values()], findings, risks)
+    stored.write_round(store, run_id, ts, [f for figs in figures.values() for f in figs.values()], findings, risks,
+                       models)
     counts = summarize(list(verdicts))
     summary = {**{k: counts[k] for k in ("nodes", "pass", "warn", "fail")}, "regressions": len(findings),
                "round_ts": ts}

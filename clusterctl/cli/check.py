@@ -114,7 +114,6 @@ def run(
     inventory = load_inventory(file)
     nodes = inventory.select(limit)
     skipped: dict[str, str] = {}
-    chosen = limit
     via = validation.quarantine_via(nodes, drain_via) if drain_on else None
     holds = None
     hold_minutes = 10 + plan.burnin_minutes + (45 if plan.dcgm else 0)
@@ -127,7 +126,6 @@ def run(
         holds = kube_hold.hold_nodes(api, manifests, start_timeout_s=hold_start_timeout)
         skipped = holds.skipped
         nodes = [n for n in nodes if n.name in holds.held]
-        chosen = ",".join(n.name for n in nodes)
     elif idle_from == "slurm" or launcher == "slurm":
         from clusterctl.check import hold
         from clusterctl.check.idle import slurm_states, split_idle
@@ -141,7 +139,6 @@ def run(
         else:
             idle, skipped = split_idle(names, slurm_states(names, conf))
         nodes = [n for n in nodes if n.name in set(idle)]
-        chosen = ",".join(idle)
     if not nodes and (holds is not None or idle_from):
         cfg.emit({"nodes": [], "skipped": skipped}, lambda console: console.print(
             f"no idle node to check ({len(skipped)} busy or unknown to the scheduler)", highlight=False, markup=False))
@@ -151,7 +148,7 @@ def run(
                                  connect_timeout=connect_timeout, timeout=timeout, ring=plan.ring)
     started = time.monotonic()
     try:
-        result = _round(cfg, file, inventory, nodes, request, policy, plan, chosen, limit, suite, via, drain_on,
+        result = _round(cfg, file, inventory, nodes, request, policy, plan, limit, suite, via, drain_on,
                         slurm_conf, kubeconfig, context)
     finally:
         if holds is not None and launcher == "kubernetes":
@@ -169,14 +166,17 @@ def run(
         raise typer.Exit(1)
 
 
-def _round(cfg: Any, file: Path, inventory: Any, nodes: Any, request: Any, policy: Any, plan: Any, chosen: str | None,
+def _round(cfg: Any, file: Path, inventory: Any, nodes: Any, request: Any, policy: Any, plan: Any,
            limit: str | None, suite: str, via: str | None, drain_on: str | None, slurm_conf: Path | None,
            kubeconfig: Path | None, context: str | None) -> RoundResult:
     from clusterctl.check.round import drain, run_round
-    from clusterctl.cli.validate import _bmc_targets, _progress
+    from clusterctl.cli.validate import _progress
+    from clusterctl.redfish.target import targets_for
 
     with cfg.open_store() as store:
-        result = run_round(store, inventory, nodes, request, policy, bmc_targets=_bmc_targets(file, chosen),
+        # The inventory already loaded, not read again: the same nodes' BMCs.
+        targets = list(targets_for(inventory, nodes).values())
+        result = run_round(store, inventory, nodes, request, policy, bmc_targets=targets,
                            inventory_path=str(file), args={"limit": limit, "suite": suite,
                                                            "burnin_minutes": plan.burnin_minutes},
                            phase=lambda label, total: _progress(cfg, total, label), suite=plan)

@@ -7,13 +7,13 @@ deviation, `peer_share` × |median|), with the thresholds of the newest check ru
 its bad side is what a "peers" regression names, so the chart shows why a round was or was not flagged.
 
 Bounded reads, never one per metric per round: the node's series and findings through `trends.node_trends`,
-its rounds through the figures' (node, metric, ts) index, then the fleet's figures of those rounds (the newest
-MAX_ROUNDS) by the run_id index, one query per CHUNK rounds, only for rounds not yet in the BandCache.
+its rounds through the figures' (node, metric, ts) index, then the bands those rounds stored (check_bands, a
+few rows a round). Only a round without stored bands (older than the table) costs the fleet's figures of it,
+by the run_id index, one query per CHUNK rounds, and is kept in the BandCache.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,7 +22,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from clusterctl.check import history as stored
 from clusterctl.check.figures import metric as catalog
-from clusterctl.check.judge import Policy
+from clusterctl.check.judge import MIN_PEERS, Band, Policy, band_of
 from clusterctl.dashboard.api import JSON, ErrorBody
 from clusterctl.state import schema
 
@@ -85,13 +85,10 @@ def change_words(judge: str, metric_name: str, value: float | None) -> str:
 
 
 class BandCache:
-    """Each round's peer median and spread per metric and GPU model, kept once computed.
+    """The peer median and spread per metric and GPU model of rounds that stored no bands, kept once computed.
 
-    A round's figures are written in one transaction and never change after, so its band is computed once
-    per dashboard process: the first node page after a round pays for that round's figures of the fleet
-    (2,000 nodes, SQLite: about 60 ms a round, so 5 s for a cold 90-round chart on a shared 2-core machine),
-    every later page only for rounds newer than it saw (11 ms for 90 cached rounds). Bounded: the oldest
-    entries go first.
+    Such a round's figures never change, so its band is computed once per dashboard process (2,000 nodes,
+    SQLite: about 60 ms a round). Bounded: the oldest entries go first.
     """
 
     def __init__(self, size: int = 20_000) -> None:
@@ -121,14 +118,28 @@ def _spread(model: ReadModel, ids: list[int], metrics: list[str], peers: set[str
                 values.setdefault((run_id, name), []).append(value)
     out = {}
     for key, vals in values.items():
-        median = statistics.median(vals)
-        out[key] = (median, statistics.median(abs(v - median) for v in vals), len(vals))
+        b = band_of(vals)
+        out[key] = (b.median, b.mad, b.peers)
     return out
+
+
+def _from_rollup(stored: dict[str | None, tuple[float, float, int]] | None, group: str | None,
+                 whole_fleet: bool) -> tuple[float, float, int] | None:
+    """The stored band of the node's GPU model; without an inventory (everyone is a peer) only a round of one model
+    has a stored band that is the whole fleet's."""
+    if not stored:
+        return None
+    if whole_fleet:
+        return next(iter(stored.values())) if len(stored) == 1 else None
+    return stored.get(group, (0.0, 0.0, 0))  # a round with bands but none of this model: no peers of it
 
 
 def bands(model: ReadModel, node: str, since: float, metrics: list[str], policy: Policy,
           cache: BandCache | None = None) -> dict[str, list[list[float]]]:
-    """{metric: [[ts, median, low, high], ...oldest first]} over the node's newest MAX_ROUNDS rounds."""
+    """{metric: [[ts, median, low, high], ...oldest first]} over the node's newest MAX_ROUNDS rounds.
+
+    Each round stored its bands (check_bands, computed by the peers judge); a round stored before that table
+    existed, or a fleet of several models seen without an inventory, is computed from the fleet's figures."""
     t = schema.check_figures
     rounds = model._rows(sa.select(t.c.run_id, sa.func.max(t.c.ts)).where(  # noqa: SLF001
         t.c.node == node, t.c.ts >= since, t.c.run_id.is_not(None)).group_by(t.c.run_id)
@@ -139,21 +150,30 @@ def bands(model: ReadModel, node: str, since: float, metrics: list[str], policy:
     cache = cache if cache is not None else BandCache()
     peers = _peers(model, node)
     group = _gpu(model, node) if peers is not None else None
-    missing = sorted({r for r in when for m in metrics if cache.get((r, m, group)) is None})
+    rollup = stored.stored_bands(model._rows, sorted(when), metrics)  # noqa: SLF001
+    known: dict[tuple[int, str], tuple[float, float, int]] = {}
+    for r in when:
+        for m in metrics:
+            hit = _from_rollup(rollup.get((r, m)), group, peers is None)
+            if hit is None:
+                hit = cache.get((r, m, group))
+            if hit is not None:
+                known[(r, m)] = hit
+    missing = sorted({r for r in when for m in metrics if (r, m) not in known})
     if missing:
         found = _spread(model, missing, metrics, peers)
         for r in missing:
             for m in metrics:
-                cache.put((r, m, group), found.get((r, m), (0.0, 0.0, 0)))  # (.., 0): no figure that round
+                if (r, m) not in known:
+                    known[(r, m)] = found.get((r, m), (0.0, 0.0, 0))  # (.., 0): no figure that round
+                    cache.put((r, m, group), known[(r, m)])
     out: dict[str, list[list[float]]] = {}
     for run_id, ts in when.items():
         for name in metrics:
-            hit = cache.get((run_id, name, group))
-            if hit is None or hit[2] < 3:  # the judge does not compare fewer
+            median, mad, count = known[(run_id, name)]
+            if count < MIN_PEERS:  # the judge does not compare fewer
                 continue
-            median, mad, _ = hit
-            own = policy.for_metric(name)
-            width = max(own.peer_mads * mad, own.peer_share * abs(median))
+            width = Band(median, mad, count).width(policy.for_metric(name))
             out.setdefault(name, []).append([ts, median, median - width, median + width])
     return {name: sorted(points) for name, points in out.items()}
 

@@ -67,6 +67,36 @@ def _known_hosts(path: str) -> Any:
     return cached
 
 
+_keys_cache: dict[tuple[str, int, int], Any] = {}
+
+
+def _client_key(path: str) -> Any | None:
+    """The private key file, parsed once per file version and shared (a key is only read to sign): opening and
+    parsing it for every connection is a file read and a parse per node. None when it does not load here, so
+    paramiko loads it itself and reports why as before (missing file, passphrase, unknown format)."""
+    import os
+
+    import paramiko
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_mtime_ns, st.st_size)
+    with _known_hosts_lock:
+        cached = _keys_cache.get(key)
+    if cached is None:
+        try:
+            cached = paramiko.PKey.from_path(path)
+        except Exception:  # noqa: BLE001 - an encrypted key raises TypeError here: paramiko's own load says why
+            return None
+        with _known_hosts_lock:
+            for stale in [k for k in _keys_cache if k[0] == path]:
+                del _keys_cache[stale]
+            _keys_cache[key] = cached
+    return cached
+
+
 def _tail(data: bytes, limit: int = TAIL) -> str:
     text = data.decode("utf-8", errors="replace").strip()
     return text if len(text) <= limit else "…" + text[-limit:]
@@ -147,11 +177,11 @@ class SSHPool:
             raise SSHHostKeyError(f"cannot read known_hosts {where}: {exc}", node=target.name) from None
         # Never trust on first use: an unknown host is an error the operator resolves with ssh-keyscan.
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        key_args: dict[str, Any] = (
-            {"key_filename": str(target.key_file), "look_for_keys": False, "allow_agent": False}
-            if target.key_file is not None
-            else {}
-        )
+        key_args: dict[str, Any] = {}
+        if target.key_file is not None:
+            loaded = _client_key(str(target.key_file))
+            key_args = {"pkey": loaded} if loaded is not None else {"key_filename": str(target.key_file)}
+            key_args |= {"look_for_keys": False, "allow_agent": False}
         try:
             client.connect(
                 target.address, port=target.port, username=target.user, timeout=self.connect_timeout,

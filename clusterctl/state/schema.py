@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # The newest migration this code knows. `Store.open` compares the store's
 # `alembic_version` with it to skip importing Alembic when nothing needs doing.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 class RunStatus(StrEnum):
@@ -252,5 +252,21 @@ check_findings = sa.Table(
     sa.Column("ts", Epoch, nullable=False),
     sa.Index(None, "ts"),
     sa.Index(None, "node", "ts"),
+    sqlite_autoincrement=True,
+)
+
+check_bands = sa.Table(
+    "check_bands",
+    metadata,
+    # Each round's peer statistics per metric and GPU model, as the peers judge computed them: a node page's
+    # band over 90 rounds reads a few hundred of these instead of every node's figures of those rounds.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(255), nullable=True),  # the GPU model; null: nodes the inventory gives none
+    sa.Column("median", sa.Double, nullable=False),
+    sa.Column("mad", sa.Double, nullable=False),  # median absolute deviation from the median
+    sa.Column("peers", sa.Integer, nullable=False),  # figures the median is of
+    sa.Index(None, "run_id", "metric"),
     sqlite_autoincrement=True,
 )

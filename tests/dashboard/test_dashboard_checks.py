@@ -12,6 +12,7 @@ import statistics
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from dashboard_support import AUTH, screenshot  # type: ignore[import-not-found]
 
 from clusterctl.check import history
@@ -22,6 +23,7 @@ from clusterctl.dashboard.app import create_app
 from clusterctl.dashboard.auth import Token
 from clusterctl.dashboard.checks import BandCache, fleet_checks, node_checks
 from clusterctl.dashboard.views import ReadModel
+from clusterctl.state import schema
 from clusterctl.state.store import Store
 
 T0 = 1_800_000_000.0
@@ -51,7 +53,8 @@ def fill_checks(store: Store) -> dict[str, Any]:
         past = history.history(store, NODES, ts - 8 * DAY_S, ts)
         findings, risks = judge_round(figures, ts, dict.fromkeys(NODES, "H100"), past, policy)
         run = store.start_run("check", args={"policy": policy.as_dict()})
-        history.write_round(store, run, ts, [f for figs in figures.values() for f in figs.values()], findings, risks)
+        history.write_round(store, run, ts, [f for figs in figures.values() for f in figs.values()], findings, risks,
+                            dict.fromkeys(NODES, "H100"))
         store.set_stages(NODES, "check", "done", run_id=run)
         store.finish_run(run, "failed" if findings else "succeeded")
         named[ts] = sorted((f.node, f.metric, f.judge) for f in findings)
@@ -77,17 +80,71 @@ def test_band_and_lists_on_both_backends(store_url: str) -> None:
         first = node_checks(model, SLOW, 3650, cache)
         _check_band(first["series"]["gpu.sm_clock_mhz"]["band"])
         assert first["series"]["gpu.ecc_corrected"]["band"] == []  # a counter is not judged against peers
-        # A cached round is not read again: a figure written into it now changes nothing shown.
+        assert cache.known == {}  # every round stored its bands: no figures were ranked
+        # A round stored before check_bands existed has no rows there: its band comes from the fleet's figures,
+        # the same band, and is computed once per process.
         first_round = history.latest_runs(store, ROUNDS)[-1]
-        history.write_round(store, first_round, T0, [Figure(n, "gpu.sm_clock_mhz", 1.0) for n in NODES], [], [])
-        assert node_checks(model, SLOW, 3650, cache)["series"]["gpu.sm_clock_mhz"]["band"] == \
-            first["series"]["gpu.sm_clock_mhz"]["band"]
-        assert node_checks(model, SLOW, 3650, BandCache())["series"]["gpu.sm_clock_mhz"]["band"] != \
-            first["series"]["gpu.sm_clock_mhz"]["band"]  # ...where a fresh cache reads it
+        with store.transaction() as tx:
+            tx.connection.execute(sa.delete(schema.check_bands).where(schema.check_bands.c.run_id == first_round))
+        assert node_checks(model, SLOW, 3650, cache)["series"] == first["series"]
+        assert {run for run, _, _ in cache.known} == {first_round}
         fleet = fleet_checks(model)
         assert {r["node"] for r in fleet["regressions"]} == {SLOW, CREEP}
         assert len(fleet["early_warning"]) == 20 and len(fleet_checks(model, top=500)["early_warning"]) == len(NODES)
         assert filled["last_findings"]
+
+
+def _inventory(models: dict[str, str]) -> Any:
+    """What the dashboard reads of an inventory to group peers: each node's GPU model."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(nodes={n: SimpleNamespace(hardware=SimpleNamespace(gpu=SimpleNamespace(model=m)))
+                                  for n, m in models.items()})
+
+
+def test_the_band_drawn_is_the_one_the_peers_judge_flags_outside_of(store: Store) -> None:
+    """Two GPU models judged apart; outliers on both sides of both. Per node and round, a figure outside the
+    drawn band on its bad side (below a level, above a heat) is exactly what the verdict named."""
+    import random
+
+    rng = random.Random(17)
+    models = {n: "H100" if i % 3 else "A100" for i, n in enumerate(NODES)}
+    base = {"H100": (1980.0, 40.0), "A100": (1410.0, 36.0)}
+    policy = Policy()
+    seen: dict[tuple[str, str, float], float] = {}
+    named: set[tuple[str, str, float]] = set()
+    for r in range(5):
+        ts = T0 + r * DAY_S / 4
+        figures = {}
+        for n in NODES:
+            clock, heat = base[models[n]]
+            clock *= rng.choice([1.0, 1.0, 1.0, 0.97, 0.85, 1.2])  # some far off the median, either side
+            heat += rng.choice([0.0, 0.5, -0.5, 9.0, -9.0])
+            figures[n] = {"gpu.sm_clock_mhz": Figure(n, "gpu.sm_clock_mhz", clock),
+                          "gpu.temperature_c": Figure(n, "gpu.temperature_c", heat)}
+            seen[(n, "gpu.sm_clock_mhz", ts)], seen[(n, "gpu.temperature_c", ts)] = clock, heat
+        findings, risks = judge_round(figures, ts, models, {}, policy)
+        named |= {(f.node, f.metric, ts) for f in findings if f.judge == "peers"}
+        run = store.start_run("check", args={"policy": policy.as_dict()})
+        history.write_round(store, run, ts, [f for figs in figures.values() for f in figs.values()], findings, risks,
+                            models)
+        store.finish_run(run, "succeeded")
+    model = ReadModel(store, _inventory(models))  # type: ignore[arg-type]
+    outside = set()
+    cache = BandCache()
+    for n in NODES:
+        series = node_checks(model, n, 3650, cache)["series"]
+        for name, bad in (("gpu.sm_clock_mhz", lambda v, low, high: v < low),
+                          ("gpu.temperature_c", lambda v, low, high: v > high)):
+            band = series[name]["band"]
+            assert len(band) == 5
+            outside |= {(n, name, ts) for ts, _, low, high in band if bad(seen[(n, name, ts)], low, high)}
+    assert cache.known == {}  # all of it from the stored bands
+    assert named and outside == named
+    # Grouped by model: the A100s' median is theirs, not the fleet's.
+    a100 = next(n for n in NODES if models[n] == "A100")
+    assert all(abs(median - 1410.0) < 1410.0 * 0.05
+               for _, median, _, _ in node_checks(model, a100, 3650)["series"]["gpu.sm_clock_mhz"]["band"])
 
 
 def _check_api(base: str, filled: dict[str, Any]) -> None:

@@ -132,6 +132,7 @@ def test_a_store_of_the_previous_revision_gains_the_lease_table(store_url: str) 
         with store.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE leases")
             conn.exec_driver_sql("DROP INDEX ix_telemetry_metric_ts")  # added by 0003
+            conn.exec_driver_sql("DROP TABLE check_bands")  # added by 0006
             conn.exec_driver_sql("DROP TABLE check_findings")  # added by 0004
             conn.exec_driver_sql("DROP TABLE check_figures")
             for table in ("rack_power", "node_leases", "controllers"):  # added by 0005
