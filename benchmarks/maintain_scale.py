@@ -164,7 +164,8 @@ def main() -> int:
         peak, _ = peak_out_of_service(store, report["run"])
         path = paths(store, one["run"])
         fleet = paths(store, report["run"])
-    (path_1,) = path.values()
+    ((began_1, ended_1),) = path.values()
+    path_1 = ended_1 - began_1
     bound = math.ceil((args.nodes - 1) / width) * path_1
     first, last = min(s for s, _ in fleet.values()), max(e for _, e in fleet.values())
     spent = [e - s for s, e in fleet.values()]
