@@ -26,7 +26,7 @@ from clusterctl import log
 from clusterctl.burnin.quarantine import Schedulers
 from clusterctl.errors import ClusterctlError
 from clusterctl.maintain import ledger
-from clusterctl.maintain.drift import NodeDrift, observe
+from clusterctl.maintain.drift import NodeDrift, observe, observe_stream
 from clusterctl.maintain.floor import Floor, parse_count, parse_min_available
 from clusterctl.maintain.scheduler import Scheduler
 from clusterctl.provision.context import Tuning
@@ -73,7 +73,9 @@ class Report:
     peak_unavailable: int = 0
     seconds: float = 0.0
     observe_s: float = 0.0
-    """Of `seconds`, the time spent reading the fleet's drift before the first batch."""
+    """Of `seconds`, the time before the first nodes' drift was known (the rest is read beside the rollout)."""
+    read_s: float = 0.0
+    """The time to read the whole fleet's drift."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"run": self.run_id, "nodes": self.nodes, "drifted": sorted(self.drifted),
@@ -81,7 +83,7 @@ class Report:
                 "skipped": dict(sorted(self.skipped.items())), "held": dict(sorted(self.held.items())),
                 "stopped": self.stopped, "max_unavailable": self.max_unavailable,
                 "peak_unavailable": self.peak_unavailable, "seconds": round(self.seconds, 2),
-                "observe_s": round(self.observe_s, 2)}
+                "observe_s": round(self.observe_s, 2), "read_s": round(self.read_s, 2)}
 
 
 class Stop(Exception):  # noqa: N818 - a signal inside the rollout, never raised out of it
@@ -144,66 +146,27 @@ class Rollout:
             self.run_id = report.run_id = self.store.start_run("maintain", inventory=str(self.inventory.path),
                                                                 args=args)
             self.start_event = self.store.last_event_id()
-            observing = time.monotonic()
-            drifts, previous = await self.plan(nodes)
-            report.observe_s = time.monotonic() - observing
-            by_name = {d.node: d for d in drifts}
+            previous = await asyncio.to_thread(ledger.last_states, self.store, [n.name for n in nodes])
             flagged = {f.node for f in self.store.flags(quarantined_only=True)}
             for name, state in previous.items():
                 if state.state == "failed" and name in flagged:  # released since: maintained again
                     report.skipped[name] = f"left drained by an earlier rollout: {state.reason}"
-            for d in drifts:
-                unread = {k: v for k, v in d.errors.items() if k in ("firmware", "bios")}
-                if unread and not d.drifted:
-                    report.skipped[d.node] = "; ".join(f"{k} not read: {v}" for k, v in unread.items())
             carried = [n for n in nodes if n.name in previous and previous[n.name].state in ledger.HELD]
-            taken = {n.name for n in carried} | set(report.skipped)
-            fresh = [n for n in nodes if by_name[n.name].drifted and n.name not in taken]
-            for node in carried + fresh:
-                self.reasons[node.name] = by_name[node.name].describe()
-            report.drifted = [n.name for n in carried + fresh]
-            if carried:
-                self.announce(f"taking up {len(carried)} node(s) an earlier rollout held: "
-                              f"{', '.join(n.name for n in carried)}")
-                self.held.update(n.name for n in carried)
-                await self._batch(carried, by_name)
-            queue = interleave_racks(fresh)  # a batch spread over racks reboots within each rack's limits
-            canary = {n.name for n in queue[: self.options.canary]}
-            running: set[asyncio.Task[None]] = set()
+            carried_names = {n.name for n in carried}
+            # Read in the order nodes start: the held ones, then spread over racks (a batch spread over racks
+            # reboots within each rack's limits). Each node may start once its own drift is known.
+            rest = [n for n in nodes if n.name not in carried_names and n.name not in report.skipped]
+            reading = _Reading(self, carried + interleave_racks(rest), carried_names, report)
             try:
-                while queue and report.stopped is None:
-                    await self._wait_while_paused()
-                    self._reap(running)
-                    in_canary = queue[0].name in canary
-                    batch, dropped = await self._next_batch([n for n in queue if n.name in canary] if in_canary
-                                                            else queue, running)
-                    self._reap(running)
-                    started_now = {n.name for n in batch} | dropped
-                    queue = [n for n in queue if n.name not in started_now]
-                    if batch and in_canary:  # the canaries go alone: the rollout waits for their verdict
-                        await self._batch(batch, by_name)
-                    elif batch:  # the rest start as soon as the floor lets them, beside the nodes in flight
-                        self.claimed.update(n.name for n in batch)  # counted before their drain is recorded
-                        running.add(asyncio.create_task(self._batch(batch, by_name)))
-                    elif not dropped and not running:
-                        break
-                    if canary and not any(n.name in canary for n in queue):  # the canaries are through
-                        failed = sorted(canary & set(report.failed))
-                        if failed:
-                            report.stopped = f"canary failed on {', '.join(failed)}"
-                        canary = set()
-                    if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
-                        report.stopped = (f"{len(report.failed)} node(s) failed "
-                                          f"(--max-failures {self.options.max_failures})")
-                while running:  # no new node starts now; the ones in flight finish
-                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    self._reap(running)
-            except Stop:  # the groups in flight see the abort too, and hold their nodes drained with the reason
-                await self._settle(running, cancel=False)
-                raise
-            except BaseException:
-                await self._settle(running, cancel=True)
-                raise
+                if carried:
+                    await reading.until(lambda: carried_names <= reading.by_name.keys())
+                    self.announce(f"taking up {len(carried)} node(s) an earlier rollout held: "
+                                  f"{', '.join(n.name for n in carried)}")
+                    self.held.update(carried_names)
+                    await self._batch(carried, reading.by_name)
+                await self._roll(reading, threshold)
+            finally:
+                await reading.close()
             done = not report.failed and not report.skipped and report.stopped is None
             status = "succeeded" if done else "failed"  # as the exit code says
         except Stop:
@@ -218,6 +181,56 @@ class Rollout:
                 self.store.finish_run(report.run_id, status, report.as_dict())
             await asyncio.to_thread(lease.release)
         return report
+
+    async def _roll(self, reading: _Reading, threshold: int | None) -> None:
+        """Start every drifted node as soon as its drift is known and the floor has room for it, the canaries
+        first and alone; then wait for the nodes in flight."""
+        report = reading.report
+        queue = reading.queue
+        running: set[asyncio.Task[None]] = set()
+        canary = reading.canary  # the first --canary drifted nodes, as their drift arrives
+        canaries_first = self.options.canary > 0
+        try:
+            while report.stopped is None:
+                self._reap(running)
+                if not queue or (canaries_first and len(canary) < self.options.canary and not reading.finished()):
+                    if reading.finished():  # every drift read, every drifted node started
+                        break
+                    await reading.more(running)  # the next nodes' drift, or a node in flight back
+                    continue
+                await self._wait_while_paused()
+                self._reap(running)
+                in_canary = canaries_first and queue[0].name in canary
+                batch, dropped = await self._next_batch([n for n in queue if n.name in canary] if in_canary
+                                                        else list(queue), running)
+                self._reap(running)
+                started_now = {n.name for n in batch} | dropped
+                queue[:] = [n for n in queue if n.name not in started_now]
+                if batch and in_canary:  # the canaries go alone: the rollout waits for their verdict
+                    await self._batch(batch, reading.by_name)
+                elif batch:  # the rest start as soon as the floor lets them, beside the nodes in flight
+                    self.claimed.update(n.name for n in batch)  # counted before their drain is recorded
+                    running.add(asyncio.create_task(self._batch(batch, reading.by_name)))
+                elif not dropped and not running:
+                    break
+                if canaries_first and (len(canary) >= self.options.canary or reading.finished()) and not any(
+                        n.name in canary for n in queue):  # the canaries are through
+                    failed = sorted(canary & set(report.failed))
+                    if failed:
+                        report.stopped = f"canary failed on {', '.join(failed)}"
+                    canaries_first = False
+                if threshold is not None and len(report.failed) >= threshold and report.stopped is None:
+                    report.stopped = (f"{len(report.failed)} node(s) failed "
+                                      f"(--max-failures {self.options.max_failures})")
+            while running:  # no new node starts now; the ones in flight finish
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                self._reap(running)
+        except Stop:  # the groups in flight see the abort too, and hold their nodes drained with the reason
+            await self._settle(running, cancel=False)
+            raise
+        except BaseException:
+            await self._settle(running, cancel=True)
+            raise
 
     def _widen_threads(self) -> None:
         """Groups of nodes run side by side, each blocking a worker thread while it validates or records:
@@ -395,6 +408,7 @@ class Rollout:
     def _force(self, name: str) -> None:
         """--force-after: the node's jobs are requeued, and that is an event of its own."""
         self._record(name, "forcing", f"jobs still running after --force-after {self.options.force_after_s:.0f} s")
+        error: str | None
         try:
             jobs = self.scheduler.force(name)
         except ClusterctlError as exc:
@@ -527,3 +541,72 @@ class Rollout:
     async def _resume(self, batch: list[Node]) -> None:
         for node in batch:
             await asyncio.to_thread(self._give_back, node.name, "resumed")
+
+
+class _Reading:
+    """The drift of the rollout's nodes, read beside it: a drifted node joins the queue as soon as its own
+    drift is known, in the order given; held nodes (carried from an earlier rollout) are only recorded."""
+
+    def __init__(self, rollout: Rollout, order: list[Node], carried: set[str], report: Report) -> None:
+        self.rollout = rollout
+        self.report = report
+        self.by_name: dict[str, NodeDrift] = {}
+        self.queue: list[Node] = []
+        self.canary: set[str] = set()
+        self._nodes = {n.name: n for n in order}
+        self._carried = carried
+        self._arrived = asyncio.Event()
+        self._began = time.monotonic()
+        self._task = asyncio.create_task(self._read(order))
+
+    async def _read(self, order: list[Node]) -> None:
+        at_once = min(self.rollout.options.concurrency, OBSERVE_AT_ONCE)
+        async for drifts in observe_stream(self.rollout.inventory, order, concurrency=at_once):
+            self._take(drifts)
+        self.report.read_s = time.monotonic() - self._began
+
+    def _take(self, drifts: list[NodeDrift]) -> None:
+        report, wanted = self.report, self.rollout.options.canary
+        if not self.by_name:
+            report.observe_s = time.monotonic() - self._began
+        for d in drifts:
+            self.by_name[d.node] = d
+            if d.node in self._carried:
+                self.rollout.reasons[d.node] = d.describe()
+                report.drifted.append(d.node)
+                continue
+            unread = {k: v for k, v in d.errors.items() if k in ("firmware", "bios")}
+            if unread and not d.drifted:
+                report.skipped[d.node] = "; ".join(f"{k} not read: {v}" for k, v in unread.items())
+            elif d.drifted:
+                self.rollout.reasons[d.node] = d.describe()
+                report.drifted.append(d.node)
+                self.queue.append(self._nodes[d.node])
+                if len(self.canary) < wanted:
+                    self.canary.add(d.node)
+        self._arrived.set()
+
+    def finished(self) -> bool:
+        """Every drift read (a read that broke raises here)."""
+        if self._task.done():
+            self._task.result()
+            return True
+        return False
+
+    async def more(self, running: set[asyncio.Task[None]]) -> None:
+        """Until more drift arrives, the read ends or one of the node groups in flight finishes."""
+        self._arrived.clear()
+        waiter = asyncio.ensure_future(self._arrived.wait())
+        try:
+            await asyncio.wait({waiter, self._task, *running}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        self.finished()
+
+    async def until(self, ready: Callable[[], bool]) -> None:
+        while not ready() and not self.finished():
+            await self.more(set())
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
