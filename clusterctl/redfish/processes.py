@@ -186,8 +186,9 @@ def worker_main() -> None:
         try:
             send(("result", j, result))
         except (TypeError, AttributeError, ValueError, pickle.PicklingError) as exc:  # a value that does not pickle
-            failed = TargetResult(result.target, error=f"result could not be sent back: {exc}",
-                                  error_type=type(exc).__name__, seconds=result.seconds)
+            failed: TargetResult[Any] = TargetResult(
+                result.target, error=f"result could not be sent back: {exc}", error_type=type(exc).__name__,
+                seconds=result.seconds)
             send(("result", j, failed))
 
     async def main() -> None:

@@ -86,6 +86,25 @@ def test_spread_over_processes_gives_what_one_process_gives(lab: Lab, tmp_path: 
     assert _children() <= before
 
 
+async def unpicklable(bmc: RedfishClient) -> Any:
+    return lambda: bmc.name
+
+
+def test_a_value_that_cannot_come_back_is_its_bmcs_error(lab: Lab, tmp_path: Path) -> None:
+    targets = _targets(lab, tmp_path)[:3]  # the worker gets the second
+    results = eventloop.run(run_fleet(targets, unpicklable, retry=QUICK, processes=2))
+    assert [r.ok for r in results] == [True, False, True]
+    assert "could not be sent back" in (results[1].error or "") and results[1].target == targets[1].name
+
+
+def test_an_operation_in_main_is_refused_before_any_worker_starts(lab: Lab, tmp_path: Path) -> None:
+    async def op(bmc: RedfishClient) -> None: ...
+
+    op.__module__ = "__main__"
+    with pytest.raises(ValueError, match="importable module"):
+        eventloop.run(run_fleet(_targets(lab, tmp_path), op, processes=2))
+
+
 def test_a_worker_that_dies_fails_only_its_own_bmcs(tmp_path: Path) -> None:
     # Every other BMC is slow, and round-robin deals those to the one worker: it is mid-sweep when killed.
     slow = [{"node": f"gpu{i:04d}", "kind": "bmc_slow", "params": {"delay_ms": 5000}} for i in (2, 4)]
