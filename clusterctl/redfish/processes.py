@@ -34,7 +34,6 @@ from clusterctl import log
 from clusterctl.fanout import TargetResult
 
 T = TypeVar("T")
-_log = log.get("redfish.processes")
 
 BMCS_PER_PROCESS = 500
 """Below this many BMCs a process's share does not pay for starting it (an interpreter and its imports)."""
@@ -73,6 +72,10 @@ async def run_in_processes(
     function = getattr(op, "func", op)  # a functools.partial names its function
     if getattr(function, "__module__", None) == "__main__":
         raise ValueError("an operation spread over processes must live in an importable module, not __main__")
+    try:
+        pickle.dumps(op)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise ValueError(f"an operation spread over processes must be a module-level function: {exc}") from exc
     shares = [list(range(k, len(targets), processes)) for k in range(processes)]
     workers: list[_Worker] = []
     try:
@@ -107,25 +110,32 @@ class _Worker:
     @classmethod
     async def start(cls, share: list[int], targets: list[Any], op: Any, options: dict[str, Any],
                     sweep: Any) -> _Worker:
+        # Pickled before the process starts: an `op` that does not pickle (a closure) starts nothing.
+        # Two frames: the caller's import path first, in place before `op` is looked up in its module.
+        spec = {"targets": targets, "op": op, "options": options, "sweep": sweep, "levels": _log_levels()}
+        frames = b"".join(_FRAME.pack(len(p)) + p for p in (pickle.dumps(list(sys.path)), pickle.dumps(spec)))
         here = str(Path(__file__).resolve().parents[2])  # where this clusterctl is imported from
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from clusterctl.redfish.processes import worker_main; worker_main()",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
         )
-        assert process.stdin is not None  # noqa: S101 - piped above
-        # Two frames: the caller's import path first, in place before `op` is looked up in its module.
-        spec = {"targets": targets, "op": op, "options": options, "sweep": sweep, "levels": _log_levels()}
-        for payload in (pickle.dumps(list(sys.path)), pickle.dumps(spec)):
-            process.stdin.write(_FRAME.pack(len(payload)) + payload)
-        await process.stdin.drain()
-        return cls(process, share, [t.name for t in targets])
+        worker = cls(process, share, [t.name for t in targets])
+        try:
+            assert process.stdin is not None  # noqa: S101 - piped above
+            process.stdin.write(frames)
+            await process.stdin.drain()
+        except BaseException:
+            worker.kill()
+            await process.wait()
+            raise
+        return worker
 
     async def collect(self, on_done: Callable[[int, TargetResult[Any]], None]) -> None:
         """Hand on each result as it arrives; a worker that dies leaves its unfinished targets failed."""
         stdout = self.process.stdout
         assert stdout is not None  # noqa: S101 - piped in start
-        while self.pending:
+        while True:  # to the end of its output, so that no log record is left in a full pipe
             try:
                 (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
                 message = pickle.loads(await stdout.readexactly(size))  # noqa: S301 - our own worker's output

@@ -97,12 +97,16 @@ def test_a_value_that_cannot_come_back_is_its_bmcs_error(lab: Lab, tmp_path: Pat
     assert "could not be sent back" in (results[1].error or "") and results[1].target == targets[1].name
 
 
-def test_an_operation_in_main_is_refused_before_any_worker_starts(lab: Lab, tmp_path: Path) -> None:
-    async def op(bmc: RedfishClient) -> None: ...
+def test_an_operation_a_worker_cannot_import_is_refused_before_any_worker_starts(lab: Lab, tmp_path: Path) -> None:
+    async def closure(bmc: RedfishClient) -> None: ...
 
-    op.__module__ = "__main__"
+    before = _children()
+    with pytest.raises(ValueError, match="module-level function"):
+        eventloop.run(run_fleet(_targets(lab, tmp_path), closure, processes=2))
+    closure.__module__ = "__main__"
     with pytest.raises(ValueError, match="importable module"):
-        eventloop.run(run_fleet(_targets(lab, tmp_path), op, processes=2))
+        eventloop.run(run_fleet(_targets(lab, tmp_path), closure, processes=2))
+    assert _children() <= before
 
 
 def test_a_worker_that_dies_fails_only_its_own_bmcs(tmp_path: Path) -> None:
