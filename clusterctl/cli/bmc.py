@@ -113,7 +113,7 @@ class BMCOptions:
 
         targets = self.targets() if targets is None else targets
         retry = RetryPolicy(attempts=self.attempts)
-        processes = auto_processes(min(len(targets), self.parallel)) if spread else 1
+        processes = auto_processes(len(targets)) if spread else 1  # --parallel is then split among them
 
         async def go(on_done: Callable[[Any], None] | None) -> list[TargetResult[Any]]:
             return await run_fleet(targets, op, max_bmcs=self.parallel, per_bmc_timeout=self.timeout, retry=retry,
