@@ -166,3 +166,26 @@ def test_auto_processes_pays_only_for_large_fleets() -> None:
     assert auto_processes(499) == 1
     assert auto_processes(1000) == min(2, cores)
     assert auto_processes(10**6) == cores
+
+
+def test_bmc_telemetry_spread_over_processes_prints_what_one_process_prints(
+    lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.cli import run_cli
+
+    from clusterctl.redfish import processes
+
+    inventory = lab.inventory(tmp_path / "inventory.yaml")
+    alone = run_cli(capsys, "-o", "json", "bmc", "telemetry", inventory)
+    monkeypatch.setattr(processes, "auto_processes", lambda fleet: 2)  # a 6-node lab would get 1
+    before = _children()
+    spread = run_cli(capsys, "-o", "json", "bmc", "telemetry", inventory)
+
+    def readings(result: Any) -> list[tuple[Any, ...]]:
+        # Power and temperatures move between two reads; which chassis, PSUs and fans each BMC has does not.
+        return [(r["bmc"], r["ok"], [(t["chassis"], len(t["psus"]), len(t["fans"])) for t in r["value"]])
+                for r in result.document("bmc telemetry")]
+
+    assert (alone.code, spread.code) == (0, 0), spread.err[-2000:]
+    assert readings(spread) == readings(alone) and len(readings(spread)) == NODES
+    assert _children() <= before
