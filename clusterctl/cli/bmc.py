@@ -100,18 +100,24 @@ class BMCOptions:
                         self.vendor)
 
     def run(self, s: Settings, op: Callable[[RedfishClient], Awaitable[Any]],
-            targets: list[BMCTarget] | None = None) -> list[TargetResult[Any]]:
-        """`op` on every BMC at once (bounded), with a progress bar when the fleet is large."""
+            targets: list[BMCTarget] | None = None, *, spread: bool = False) -> list[TargetResult[Any]]:
+        """`op` on every BMC at once (bounded), with a progress bar when the fleet is large.
+
+        `spread`: a read-only sweep whose `op` is module-level, worth spreading over processes
+        when the fleet is large enough to keep more than one core busy (`auto_processes`).
+        """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from clusterctl.redfish import RetryPolicy, run_fleet
+        from clusterctl.redfish.processes import auto_processes
 
         targets = self.targets() if targets is None else targets
         retry = RetryPolicy(attempts=self.attempts)
+        processes = auto_processes(len(targets)) if spread else 1  # --parallel is then split among them
 
         async def go(on_done: Callable[[Any], None] | None) -> list[TargetResult[Any]]:
             return await run_fleet(targets, op, max_bmcs=self.parallel, per_bmc_timeout=self.timeout, retry=retry,
-                                   on_done=on_done)
+                                   on_done=on_done, processes=processes)
 
         if len(targets) <= PROGRESS_FROM or s.verbosity < 0:
             return eventloop.run(go(None))
@@ -206,10 +212,11 @@ def _table(console: Console, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def _report(ctx: typer.Context, op: Callable[[RedfishClient], Awaitable[Any]], columns: list[str],
-            rows_of: Callable[[Any], list[list[Any]]], targets: list[BMCTarget] | None = None) -> None:
+            rows_of: Callable[[Any], list[list[Any]]], targets: list[BMCTarget] | None = None, *,
+            spread: bool = False) -> None:
     """`op` on every BMC, then one table of `rows_of` each answer (the BMC's name first) and one of failures."""
     s = settings(ctx)
-    results = bmc_options(ctx).run(s, op, targets)
+    results = bmc_options(ctx).run(s, op, targets, spread=spread)
 
     def draw(console: Console) -> None:
         _table(console, ["BMC", *columns], [[r.target, *row] for r in results if r.ok for row in rows_of(r.value)])
@@ -273,13 +280,15 @@ def telemetry(
     ctx: typer.Context,
 ) -> None:
     """Power draw and limit, inlet/exhaust temperatures, PSU and fan health, per chassis."""
+    columns = ["chassis", "power W", "limit W", "inlet °C", "exhaust °C", "PSUs OK", "min fan RPM", "fans not OK"]
+    _report(ctx, telemetry_of, columns, lambda v: [_chassis_row(t) for t in v or []], spread=True)
+
+
+async def telemetry_of(client: RedfishClient) -> list[dict[str, Any]]:
+    """One BMC's telemetry as plain data; module-level, so that it crosses to run_fleet's worker processes."""
     from clusterctl.redfish.resources.telemetry import node_telemetry
 
-    async def op(client: RedfishClient) -> list[dict[str, Any]]:
-        return [t.model_dump() for t in await node_telemetry(client)]
-
-    columns = ["chassis", "power W", "limit W", "inlet °C", "exhaust °C", "PSUs OK", "min fan RPM", "fans not OK"]
-    _report(ctx, op, columns, lambda v: [_chassis_row(t) for t in v or []])
+    return [t.model_dump() for t in await node_telemetry(client)]
 
 
 def _chassis_row(t: dict[str, Any]) -> list[Any]:

@@ -85,6 +85,7 @@ class LabApp:
 
     async def handle(self, bmc: BMC, scope: dict[str, Any], receive: Receive) -> Response:
         self.fleet.activity += 1
+        bmc.journal.requests += 1
         await self._wait_reachable(bmc)
         delay = self.latency_s + sum(p["delay_ms"] for p in bmc.hw.faults_of("bmc_slow")) / 1000.0
         if delay > 0:

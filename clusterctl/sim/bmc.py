@@ -263,6 +263,7 @@ class Journal:
     virtual_media: list[str] = field(default_factory=list)
     images_pushed: list[dict[str, str]] = field(default_factory=list)  # {file, sha256} of each multipart upload
     sessions_created: int = 0
+    requests: int = 0  # Redfish requests answered (any status), counted alike for every client
     sel_cleared: int = 0
     idrac_resets: int = 0
     job_queue_cleared: int = 0
@@ -926,6 +927,7 @@ class BMC:
             "jobs": {jid: job.state(self.clock.now())[0] for jid, job in self.jobs.items()},
             "sessions": len(self.sessions),
             "sessions_created": j.sessions_created,
+            "requests": j.requests,
             "idrac_resets": j.idrac_resets,
             "job_queue_cleared": j.job_queue_cleared,
             "ac_cycles": j.ac_cycles,
