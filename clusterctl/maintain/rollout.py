@@ -351,10 +351,18 @@ class Rollout:
         ledger.record(self.store, node, state, run_id=self.run_id, reason=reason, **payload)
 
     async def _batch(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> None:
-        batch = await self._lease(batch)
+        """Lease the batch (state/node_leases.py) and take each node through its path; nodes another live
+        controller holds (a provision on them, a check round) follow when it lets them go."""
+        holders = await asyncio.to_thread(self._claim, [n.name for n in batch])
+        leased = [n for n in batch if n.name not in holders]
+        parts = [self._path(leased, drifts)] if leased else []
+        if holders:
+            parts.append(self._after_holders([n for n in batch if n.name in holders], holders, drifts))
+        _raise_first(await asyncio.gather(*parts, return_exceptions=True))
+
+    async def _path(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> None:
+        """Leased nodes: drain, update, validate, burn-in, resume; their leases go when the path ends."""
         names = [n.name for n in batch]
-        if not batch:
-            return
         self.announce(f"batch of {len(batch)}: {', '.join(names)}")
         try:
             live = await self._drain(batch)
@@ -368,29 +376,38 @@ class Rollout:
             raise
         await asyncio.to_thread(self._release, names)
 
-    async def _lease(self, batch: list[Node]) -> list[Node]:
-        """The batch's nodes leased before anything touches them; a node another live controller holds (a
-        provision on it, a check round) is asked for again each poll, up to the drain timeout, then skipped
-        with its holder named."""
+    async def _after_holders(self, waiting: list[Node], holders: dict[str, dict[str, Any]],
+                             drifts: dict[str, NodeDrift]) -> None:
+        """Nodes held elsewhere, asked for again each poll: each starts its path once leased; those still held
+        after the drain timeout are skipped with their holder named (they count against the floor meanwhile)."""
         deadline = time.monotonic() + self.options.drain_timeout_s
-        waiting = [n.name for n in batch]
-        holders: dict[str, dict[str, Any]] = {}
-        while True:
-            holders = await asyncio.to_thread(self._claim, waiting)
-            waiting = sorted(holders)
-            if not waiting or time.monotonic() > deadline:
-                break
-            await asyncio.to_thread(self._check_abort)
-            await asyncio.sleep(self.options.poll_s)
-        for name in waiting:
-            reason = (f"{node_leases.describe(holders[name])} for --drain-timeout "
-                      f"{self.options.drain_timeout_s:.0f} s")
-            await asyncio.to_thread(self._record, name, "skipped", reason)
-            assert self.report is not None
-            self.report.skipped[name] = reason
-            self.claimed.discard(name)
-            self.held.discard(name)
-        return [n for n in batch if n.name not in holders]
+        started: list[asyncio.Task[None]] = []
+        try:
+            while waiting and time.monotonic() <= deadline:
+                await asyncio.to_thread(self._check_abort)
+                await asyncio.sleep(self.options.poll_s)
+                holders = await asyncio.to_thread(self._claim, [n.name for n in waiting])
+                got = [n for n in waiting if n.name not in holders]
+                if got:
+                    started.append(asyncio.create_task(self._path(got, drifts)))
+                    waiting = [n for n in waiting if n.name in holders]
+            for node in waiting:
+                reason = (f"{node_leases.describe(holders[node.name])} for --drain-timeout "
+                          f"{self.options.drain_timeout_s:.0f} s")
+                await asyncio.to_thread(self._record, node.name, "skipped", reason)
+                assert self.report is not None
+                self.report.skipped[node.name] = reason
+                self.claimed.discard(node.name)
+                self.held.discard(node.name)
+        except Stop:  # the paths under way see the abort too and hold their nodes with the reason
+            await asyncio.gather(*started, return_exceptions=True)
+            raise
+        except BaseException:  # interrupted: the ledger says which nodes are held, for the next run
+            for task in started:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+            raise
+        _raise_first(await asyncio.gather(*started, return_exceptions=True))
 
     def _claim(self, names: list[str]) -> dict[str, dict[str, Any]]:
         """Lease `names` in one transaction; {node: its holder} of those another live controller holds."""
@@ -605,6 +622,13 @@ class Rollout:
     async def _resume(self, batch: list[Node]) -> None:
         for node in batch:
             await asyncio.to_thread(self._give_back, node.name, "resumed")
+
+
+def _raise_first(results: list[Any]) -> None:
+    """After every part of a batch has settled: the first exception one of them ended with, if any."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class _Reading:

@@ -56,6 +56,13 @@ class Provision(threading.Thread):
             self.stop.wait(0.05)
 
 
+def release_after_first_resume(store: Store, check: node_leases.Controller) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not store.events(0, kind="maintain.resumed", limit=1):
+        time.sleep(0.05)
+    check.close()
+
+
 def test_maintain_and_a_provision_never_work_on_one_node_at_once(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, cli: CLI
 ) -> None:
@@ -66,8 +73,13 @@ def test_maintain_and_a_provision_never_work_on_one_node_at_once(
         before = lab_changes(lab.directory)
         holder = node_leases.start(store, "provision", command="provision --limit gpu0002", heartbeat_s=3600)
         provision = Provision(store, [n for n in NODES if n != HELD])
+        # A check round on gpu0004 until the rollout resumed a node: the rollout waits for it, not skips it.
+        check = node_leases.start(store, "check", heartbeat_s=3600)
+        release = threading.Thread(target=release_after_first_resume, args=(store, check), daemon=True)
         try:
             assert holder.claim([HELD]) == {HELD: Claim.mine}
+            assert check.claim(["gpu0004"]) == {"gpu0004": Claim.mine}
+            release.start()
             provision.start()
             code, doc, err = cli("-o", "json", "maintain", str(inventory), "--yes", "--max-unavailable", "2",
                                  "--burnin-minutes", "0", "--drain-timeout", "3s", *FAST)
@@ -79,6 +91,8 @@ def test_maintain_and_a_provision_never_work_on_one_node_at_once(
             provision.join(timeout=30)
             provision.controller.close()
             holder.close()
+            release.join(timeout=60)
+            check.close()
 
         assert code == 1, (doc, err)
         assert sorted(doc["resumed"]) == [n for n in NODES if n != HELD], doc
