@@ -19,8 +19,9 @@ that never take the fleet below its capacity floor.
   rollout killed with SIGKILL leaves its leases; the next one on the same host takes them at once.
 - Still one rollout per store (the store-wide "maintain" lease, state/leases.py): `--max-unavailable`
   and `--min-available` are one budget for the whole fleet, counted from the scheduler's view plus the
-  nodes this rollout holds. Two rollouts each counting only their own would together break it; sharing
-  the count would mean taking it in the store with each node's lease, which this does not do.
+  nodes this rollout holds. Two rollouts each counting only their own nodes could together break it,
+  so a second one is refused while one runs; sharing that count through the store, taken in the same
+  transaction as each node's lease, would lift this.
 """
 
 from __future__ import annotations
