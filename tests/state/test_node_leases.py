@@ -185,3 +185,16 @@ def test_a_run_under_a_live_controller_is_its_own_and_is_closed_with_it_when_it_
     finally:
         provision.close()
         live.close()
+
+
+def test_a_killed_check_round_is_reaped_like_any_controller(store: Store) -> None:
+    killed = node_leases.start(store, "check", pid=dead_pid(), heartbeat_s=3600)
+    assert killed.claim(["n1", "n2"]) == {"n1": Claim.mine, "n2": Claim.mine}
+    provision = node_leases.start(store, "provision", heartbeat_s=3600)
+    try:
+        # At once on its host; and a round only read the nodes, so the provision has nothing to re-read.
+        assert provision.claim(["n1", "n2"]) == {"n1": Claim.mine, "n2": Claim.mine}
+        assert store.run(killed.run_id).status == "interrupted"
+        assert [c["job"] for c in node_leases.controllers(store)] == ["provision"]
+    finally:
+        provision.close()
