@@ -2,6 +2,12 @@
 figure stored per node, judged against the node's peers and its own history, early-warning scores,
 and the round recorded as one run of kind "check".
 
+A round is a controller of the store (state/node_leases.py, job "check"): it leases its nodes in one
+transaction before touching them and gives them all back at the end, without marking them done (a check
+repeats; the next round or a provision takes the nodes as before). A node another live controller holds
+(a provision or a maintain working on it, another round) is not checked: it is reported skipped with its
+holder, never judged, and no figure of it is stored for the round.
+
 The round's instant is the nodes' clock (the median of what their agents report): on a real fleet
 that is the controller's time give or take NTP, and on the lab it is the simulated day the nodes
 live in, so trends per day mean the same on both.
@@ -19,6 +25,8 @@ from clusterctl.check import history as stored
 from clusterctl.check.figures import METRICS, Figure, bandwidth_figures, node_figures, ring_figures
 from clusterctl.check.judge import DAY_S, Finding, Policy, against_history, against_peers
 from clusterctl.check.risk import Risk, node_risk, worst_first
+from clusterctl.state import node_leases
+from clusterctl.state.node_leases import Claim
 from clusterctl.verdict import CheckResult, NodeVerdict, summarize
 
 if TYPE_CHECKING:
@@ -69,6 +77,8 @@ class RoundResult:
     drained: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per part: collect (validate's), judge (history read and judging), record."""
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Nodes not checked because another live controller held them: node -> its holder (job, host, pid, run)."""
 
     @property
     def regressed(self) -> set[str]:
@@ -88,6 +98,8 @@ class RoundResult:
             "nodes": [v.as_dict() for v in self.verdicts],
             "drained": self.drained,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "skipped": {node: node_leases.describe(h) for node, h in sorted(self.held.items())},
+            "held_by": dict(sorted(self.held.items())),
         }
 
 
@@ -171,8 +183,41 @@ def judge_round(figures: Mapping[str, Mapping[str, Figure]], ts: float, models: 
 def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request: Request, policy: Policy, *,
               bmc_targets: Sequence[BMCTarget] | None, inventory_path: str | None, args: Any,
               phase: Phase | None = None, suite: Suite = Suite()) -> RoundResult:
+    """Lease the nodes, check those no other controller holds, record the round, give the nodes back."""
+    args = {**(args or {}), "policy": policy.as_dict()}
+    controller = node_leases.start(store, "check", command=f"check {inventory_path or ''}".strip(),
+                                   inventory=inventory_path, args=args)
+    assert controller.run_id is not None
+    try:
+        with store.transaction() as tx:
+            claims = controller.claim_in(tx, [n.name for n in nodes])
+            busy = [n for n, c in claims.items() if c not in (Claim.mine, Claim.taken_over)]
+            held = node_leases.held_by(tx, busy) if busy else {}
+        for name in busy:  # its holder went between the claim and the read: still not this round's
+            held.setdefault(name, {"job": "?", "host": "?", "pid": "?", "run": None})
+        mine = [n for n in nodes if n.name not in held]
+        if bmc_targets is not None:
+            bmc_targets = [t for t in bmc_targets if t.name not in held]
+        result = _checked(store, inventory, mine, request, policy, bmc_targets=bmc_targets, phase=phase,
+                          suite=suite, run_id=controller.run_id, held=held)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.finish_run(controller.run_id, status, {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    finally:
+        controller.close()  # every lease of the round goes with it, unmarked
+    return result
+
+
+def _checked(store: Store, inventory: Inventory, nodes: Sequence[Node], request: Request, policy: Policy, *,
+             bmc_targets: Sequence[BMCTarget] | None, phase: Phase | None, suite: Suite, run_id: int,
+             held: dict[str, dict[str, Any]]) -> RoundResult:
     from clusterctl.validate.run import validate_nodes
 
+    if not nodes:  # every node held elsewhere: nothing to collect or judge
+        store.finish_run(run_id, "succeeded", {"nodes": 0, "pass": 0, "warn": 0, "fail": 0, "regressions": 0,
+                                               "skipped": len(held)})
+        return RoundResult(run_id, time.time(), [], {}, [], [], held=held)
     kwargs = {"phase": phase} if phase is not None else {}
     clock = [time.monotonic()]
     report = validate_nodes(inventory, nodes, request, bmc_targets=bmc_targets, **kwargs)
@@ -193,23 +238,25 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
                                           rule=f"check.{finding.judge}", remediation=finding.remediation,
                                           data={"change": finding.value, "since": finding.since}))
     clock.append(time.monotonic())
-    run_id = record(store, report.verdicts, ts, figures, findings, risks, inventory=inventory_path,
-                    args={**(args or {}), "policy": policy.as_dict()}, models=models)
+    record(store, report.verdicts, ts, figures, findings, risks, inventory=None, args=None, models=models,
+           run_id=run_id, skipped=len(held))
     clock.append(time.monotonic())
     seconds = dict(zip([*parts, "judge", "record"], (b - a for a, b in zip(clock, clock[1:], strict=False)),
                        strict=True))
-    return RoundResult(run_id, ts, report.verdicts, figures, findings, risks, seconds=seconds)
+    return RoundResult(run_id, ts, report.verdicts, figures, findings, risks, seconds=seconds, held=held)
 
 
 def record(store: Store, verdicts: Sequence[NodeVerdict], ts: float, figures: Mapping[str, Mapping[str, Figure]],
            findings: Sequence[Finding], risks: Sequence[Risk], *, inventory: str | None, args: Any,
-           models: Mapping[str, str | None] | None = None) -> int:
+           models: Mapping[str, str | None] | None = None, run_id: int | None = None, skipped: int = 0) -> int:
     """One run of kind "check": validate's check rows, every figure, the findings, each node's check stage, and
-    the peers' bands per GPU model (`models`, by node) the dashboard draws."""
+    the peers' bands per GPU model (`models`, by node) the dashboard draws. `run_id`: the round's run, started
+    when its controller registered (else one is started here)."""
     from clusterctl.state.records import NewEvent
     from clusterctl.validate.run import check_rows
 
-    run_id = store.start_run("check", inventory=inventory, args=args)
+    if run_id is None:
+        run_id = store.start_run("check", inventory=inventory, args=args)
     stages: dict[tuple[str, str | None], list[str]] = {}
     events = []
     for verdict in verdicts:
@@ -228,7 +275,7 @@ def record(store: Store, verdicts: Sequence[NodeVerdict], ts: float, figures: Ma
                        models)
     counts = summarize(list(verdicts))
     summary = {**{k: counts[k] for k in ("nodes", "pass", "warn", "fail")}, "regressions": len(findings),
-               "round_ts": ts}
+               "round_ts": ts, **({"skipped": skipped} if skipped else {})}
     failed = counts["fail"] > 0 or bool(findings)
     store.finish_run(run_id, "failed" if failed else "succeeded", summary)
     return run_id

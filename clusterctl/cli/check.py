@@ -158,7 +158,7 @@ def run(
     elapsed = time.monotonic() - started
     data = result.as_dict(top)
     data["seconds"]["total"] = round(elapsed, 2)
-    data["skipped"] = skipped
+    data["skipped"] = {**skipped, **data["skipped"]}  # the scheduler's busy nodes, and those another controller held
     if holds is not None:
         data["held"] = holds.held
     cfg.emit(data, lambda console: _draw(console, result, top))
@@ -197,6 +197,12 @@ def _draw(console: Console, result: RoundResult, top: int) -> None:
     console.print(f"Checked {s['nodes']} nodes (run {result.run_id}): {s['pass']} pass, {s['warn']} warn, "
                   f"{s['fail']} fail; {len(result.findings)} regression(s) on {len(result.regressed)} node(s)",
                   highlight=False, markup=False)
+    if result.held:
+        from clusterctl.state.node_leases import describe
+
+        console.print(f"Skipped {len(result.held)} node(s) another controller holds: "
+                      + "; ".join(f"{node} {describe(h)}" for node, h in sorted(result.held.items())),
+                      highlight=False, markup=False)
     failing = [(v.node, c) for v in result.verdicts for c in v.problems() if not c.rule or
                not c.rule.startswith("check.")]
     if failing:

@@ -180,6 +180,7 @@ def _draw_status(console: Console, data: dict[str, Any], run_filter: int | None)
     if not data["stages"]:
         console.print("No node stages recorded" + (f" for run {run_filter}." if run_filter else " yet."),
                       markup=False)
+        _draw_controllers(console, data)  # a first run working on its nodes has none recorded yet
         return
     table = Table(title=None, show_edge=False)
     table.add_column("stage")
@@ -204,6 +205,12 @@ def _draw_status(console: Console, data: dict[str, Any], run_filter: int | None)
     if data["quarantined"]:
         names = fold(q["node"] for q in data["quarantined"])
         console.print(f"Quarantined: {names}", markup=False, highlight=False)
+    _draw_controllers(console, data)
+
+
+def _draw_controllers(console: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     if data["controllers"]:
         held = Table(title="controllers", show_edge=False, title_justify="left")
         for column in ("controller", "job", "run", "heartbeat", "nodes"):

@@ -12,6 +12,16 @@ that never take the fleet below its capacity floor.
   Kubernetes cordon + Eviction API (PodDisruptionBudgets decide) + uncordon, or none.
 - Every transition is a `maintain.<state>` event written before its side effect
   (clusterctl.maintain.ledger), so the same command after a kill -9 picks up the nodes it held.
+- The rollout is a controller of the store (state/node_leases.py, job "maintain"): each node is leased
+  before its drain and kept through update, validation and burn-in until it is resumed or held out, so
+  a `provision` or `check` on the same store never touches a node mid-maintenance. A node another live
+  controller holds is waited for (up to `--drain-timeout`), then skipped with the holder named. A
+  rollout killed with SIGKILL leaves its leases; the next one on the same host takes them at once.
+- Still one rollout per store (the store-wide "maintain" lease, state/leases.py): `--max-unavailable`
+  and `--min-available` are one budget for the whole fleet, counted from the scheduler's view plus the
+  nodes this rollout holds. Two rollouts each counting only their own nodes could together break it,
+  so a second one is refused while one runs; sharing that count through the store, taken in the same
+  transaction as each node's lease, would lift this.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from clusterctl.maintain.drift import NodeDrift, observe, observe_stream
 from clusterctl.maintain.floor import Floor, parse_count, parse_min_available
 from clusterctl.maintain.scheduler import Scheduler
 from clusterctl.provision.context import Tuning
+from clusterctl.state import node_leases
+from clusterctl.state.node_leases import Claim
 
 if TYPE_CHECKING:
     from clusterctl.inventory import Inventory, Node
@@ -114,6 +126,7 @@ class Rollout:
         self.reasons: dict[str, str] = {}
         self.claimed: set[str] = set()
         """Chosen under the floor, their drain not recorded yet: out of service for the floor already."""
+        self.controller: node_leases.Controller | None = None
 
     # -- the plan ---------------------------------------------------------------------------------------
 
@@ -134,8 +147,8 @@ class Rollout:
         threshold = failure_threshold(self.options.max_failures, len(nodes))
         lease = await asyncio.to_thread(leases.acquire, self.store, "maintain",
                                         command=f"maintain {self.inventory.path}")
-        # The provision engines this rollout starts each take their nodes' leases; the rack limits they share
-        # live in the store, so they hold across the engines of this rollout and any other controller.
+        # The provision engines this rollout starts work under its controller, on the nodes it leased; the rack
+        # limits they share live in the store, so they hold across this rollout and any other controller.
         self._widen_threads()
         report = Report(run_id=None, nodes=len(nodes), max_unavailable=self.floor.max_unavailable)
         self.report = report
@@ -143,8 +156,10 @@ class Rollout:
         try:
             if isinstance(args, dict):  # the floor as this run counts it, for views of the run while it goes on
                 args = {**args, "allowed_unavailable": self.floor.max_unavailable, "fleet": self.floor.total}
-            self.run_id = report.run_id = self.store.start_run("maintain", inventory=str(self.inventory.path),
-                                                                args=args)
+            self.controller = await asyncio.to_thread(
+                node_leases.start, self.store, "maintain", command=f"maintain {self.inventory.path}",
+                inventory=str(self.inventory.path), args=args)
+            self.run_id = report.run_id = self.controller.run_id
             self.start_event = self.store.last_event_id()
             previous = await asyncio.to_thread(ledger.last_states, self.store, [n.name for n in nodes])
             flagged = {f.node for f in self.store.flags(quarantined_only=True)}
@@ -177,9 +192,13 @@ class Rollout:
             raise
         finally:
             report.seconds = time.monotonic() - started
-            if report.run_id is not None:
-                self.store.finish_run(report.run_id, status, report.as_dict())
-            await asyncio.to_thread(lease.release)
+            try:
+                if report.run_id is not None:
+                    self.store.finish_run(report.run_id, status, report.as_dict())
+            finally:
+                if self.controller is not None:
+                    await asyncio.to_thread(self.controller.close)
+                await asyncio.to_thread(lease.release)
         return report
 
     async def _roll(self, reading: _Reading, threshold: int | None) -> None:
@@ -333,6 +352,17 @@ class Rollout:
         ledger.record(self.store, node, state, run_id=self.run_id, reason=reason, **payload)
 
     async def _batch(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> None:
+        """Lease the batch (state/node_leases.py) and take each node through its path; nodes another live
+        controller holds (a provision on them, a check round) follow when it lets them go."""
+        holders = await asyncio.to_thread(self._claim, [n.name for n in batch])
+        leased = [n for n in batch if n.name not in holders]
+        parts = [self._path(leased, drifts)] if leased else []
+        if holders:
+            parts.append(self._after_holders([n for n in batch if n.name in holders], holders, drifts))
+        _raise_first(await asyncio.gather(*parts, return_exceptions=True))
+
+    async def _path(self, batch: list[Node], drifts: dict[str, NodeDrift]) -> None:
+        """Leased nodes: drain, update, validate, burn-in, resume; their leases go when the path ends."""
         names = [n.name for n in batch]
         self.announce(f"batch of {len(batch)}: {', '.join(names)}")
         try:
@@ -343,7 +373,58 @@ class Rollout:
             await self._resume(live)
         except Stop:
             await asyncio.to_thread(self._hold_on_abort, names)
+            await asyncio.to_thread(self._release, names)
             raise
+        await asyncio.to_thread(self._release, names)
+
+    async def _after_holders(self, waiting: list[Node], holders: dict[str, dict[str, Any]],
+                             drifts: dict[str, NodeDrift]) -> None:
+        """Nodes held elsewhere, asked for again each poll: each starts its path once leased; those still held
+        after the drain timeout are skipped with their holder named (they count against the floor meanwhile)."""
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        started: list[asyncio.Task[None]] = []
+        try:
+            while waiting and time.monotonic() <= deadline:
+                await asyncio.to_thread(self._check_abort)
+                await asyncio.sleep(self.options.poll_s)
+                holders = await asyncio.to_thread(self._claim, [n.name for n in waiting])
+                got = [n for n in waiting if n.name not in holders]
+                if got:
+                    started.append(asyncio.create_task(self._path(got, drifts)))
+                    waiting = [n for n in waiting if n.name in holders]
+            for node in waiting:
+                reason = (f"{node_leases.describe(holders[node.name])} for --drain-timeout "
+                          f"{self.options.drain_timeout_s:.0f} s")
+                await asyncio.to_thread(self._record, node.name, "skipped", reason)
+                assert self.report is not None
+                self.report.skipped[node.name] = reason
+                self.claimed.discard(node.name)
+                self.held.discard(node.name)
+        except Stop:  # the paths under way see the abort too and hold their nodes with the reason
+            await asyncio.gather(*started, return_exceptions=True)
+            raise
+        except BaseException:  # interrupted: the ledger says which nodes are held, for the next run
+            for task in started:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+            raise
+        _raise_first(await asyncio.gather(*started, return_exceptions=True))
+
+    def _claim(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Lease `names` in one transaction; {node: its holder} of those another live controller holds."""
+        assert self.controller is not None
+        with self.store.transaction() as tx:
+            found = self.controller.claim_in(tx, names)
+            busy = [n for n in names if found[n] is Claim.busy]
+            held = node_leases.held_by(tx, busy) if busy else {}
+        # A holder gone between the claim and the read: asked again on the next poll.
+        return {n: held.get(n, {"job": "?", "host": "?", "pid": "?"}) for n in busy}
+
+    def _release(self, names: list[str]) -> None:
+        """The nodes' path is over (resumed, held out or skipped): their leases go, for any controller."""
+        assert self.controller is not None
+        with self.store.transaction() as tx:
+            self.controller.release_in(tx, names, finished=False)
 
     def _hold_on_abort(self, names: list[str]) -> None:
         assert self.report is not None
@@ -477,7 +558,8 @@ class Rollout:
         engine = Engine(self.inventory, self.store,
                         Options(stages=stages, concurrency=max(self.options.concurrency, len(batch)), tuning=tuning,
                                 skip=skip))
-        summary = await engine.run(batch, args={"maintain_run": self.run_id, "stages": stages})
+        summary = await engine.run(batch, args={"maintain_run": self.run_id, "stages": stages},
+                                   controller=self.controller)
         ok = []
         for node in batch:
             if node.name in summary.failed:
@@ -541,6 +623,13 @@ class Rollout:
     async def _resume(self, batch: list[Node]) -> None:
         for node in batch:
             await asyncio.to_thread(self._give_back, node.name, "resumed")
+
+
+def _raise_first(results: list[Any]) -> None:
+    """After every part of a batch has settled: the first exception one of them ended with, if any."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class _Reading:

@@ -196,13 +196,23 @@ class Engine:
 
     # -- the run ---------------------------------------------------------------------------------------
 
-    async def run(self, nodes: list[Node], *, args: Any = None) -> Summary:
-        """Provision those of `nodes` no other controller of the store works on or finishes meanwhile."""
+    async def run(self, nodes: list[Node], *, args: Any = None,
+                  controller: node_leases.Controller | None = None) -> Summary:
+        """Provision those of `nodes` no other controller of the store works on or finishes meanwhile.
+
+        `controller`: the caller's (`maintain`), which already holds the nodes and keeps them when this run
+        ends; the run is then recorded as one under the caller's (args `under_run`), so it counts as the
+        caller's while that controller lives and is closed with it when it is gone."""
         opts = self.options
         started = time.monotonic()
         self._threshold = failure_threshold(opts.max_failures, len(nodes))
         tracker = self.tracker or Tracker(opts.stages, len(nodes))
         self.tracker = tracker
+        if controller is not None:
+            self._controller = controller
+            run_id = await asyncio.to_thread(self.store.start_run, "provision", inventory=str(self.inventory.path),
+                                             args={**(args or {}), "under_run": controller.run_id})
+            return await self._run_controlled(nodes, controller, started, tracker, run_id=run_id)
         self._controller = await asyncio.to_thread(
             node_leases.start, self.store, "provision", command=f"provision {self.inventory.path}",
             inventory=str(self.inventory.path), args=args)
@@ -212,14 +222,15 @@ class Engine:
             await asyncio.to_thread(self._controller.close)
 
     async def _run_controlled(self, nodes: list[Node], controller: node_leases.Controller, started: float,
-                              tracker: Tracker) -> Summary:
+                              tracker: Tracker, *, run_id: int | None = None) -> Summary:
         from clusterctl.redfish import Limits, RetryPolicy
         from clusterctl.redfish.cadence import Durations
         from clusterctl.redfish.target import targets_for
 
         opts = self.options
         names = [n.name for n in nodes]
-        run_id = controller.run_id
+        lent = run_id is not None  # the caller's controller: its nodes stay held when this run ends
+        run_id = run_id if lent else controller.run_id
         assert run_id is not None
         summary = Summary(run_id=run_id, nodes=len(nodes))
         shared = SharedSlots(controller, {n: node.rack for n, node in self.inventory.nodes.items()},
@@ -285,7 +296,9 @@ class Engine:
                         finally:
                             gate.drop(node)
                             done = node.name in summary.ready or node.name in summary.failed
-                            await journal.write(lambda tx: controller.release_in(tx, [node.name], finished=done))
+                            if not lent:
+                                await journal.write(
+                                    lambda tx: controller.release_in(tx, [node.name], finished=done))
                     finally:
                         places.leave()
 

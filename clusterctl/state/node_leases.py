@@ -5,7 +5,11 @@ and renews it from one thread: that single heartbeat keeps every node lease it h
 holding 10,000 nodes costs the same one UPDATE per beat as holding one. It takes nodes as it comes
 to them (work-stealing: two controllers given the same nodes split them, each node done by one) and
 releases each as it finishes, marking it finished so a controller that started earlier does not do
-it again.
+it again. Those finished marks belong to `provision`, whose work is done once: `check` and `maintain`
+repeat their work on every run, so their claims neither read nor write them (a check round must not
+make a provision skip a node, nor a provision's finish make a later round skip it). `check` only
+reads a node, so it leaves no trace at all; `maintain` changes nodes, so a provision that takes a
+node after it re-reads the node's journal.
 
 A controller that is gone (its pid dead on the reader's host, told apart from a reused pid by the
 process start time; or no heartbeat for `ttl_s` from another host, NTP assumed) is reaped by the
@@ -44,6 +48,10 @@ if TYPE_CHECKING:
 
 _log = log.get("state.node_leases")
 _CHUNK = 500  # nodes per IN (...) list: well under both databases' bound-parameter limits
+REPEATING = frozenset({"check", "maintain"})
+"""Jobs done again on every run: the finished marks of `provision` are not theirs to read or write."""
+READING = frozenset({"check"})
+"""Jobs that only read a node: they do not mark it worked on."""
 
 
 class Claim(StrEnum):
@@ -96,9 +104,19 @@ def reap(tx: Transaction, *, host: str, ttl_s: float, now: float, me: str | None
             run = tx.connection.execute(sa.select(schema.runs.c.status).where(schema.runs.c.id == g.run_id)).first()
             if run is not None and run.status == "running":
                 tx.finish_run(g.run_id, "interrupted", {"note": f"its controller is gone: {g.why}"})
+            for sub in _runs_under(tx, {g.run_id}):  # e.g. the provision runs of a killed maintain
+                tx.finish_run(sub, "interrupted", {"note": f"its controller is gone: {g.why}"})
         tx.event("lease.taken_over", payload={"from": {"host": g.host, "pid": g.pid, "run": g.run_id},
                                               "why": g.why, "nodes": freed})
     return gone
+
+
+def _runs_under(tx: Transaction, parents: set[int]) -> list[int]:
+    """Running runs started on behalf of one of `parents` (args `under_run`: `maintain`'s provision runs
+    share the controller of their rollout)."""
+    r = schema.runs
+    rows = tx.connection.execute(sa.select(r.c.id, r.c.args).where(r.c.status == "running"))
+    return [i for i, args in rows if isinstance(args, dict) and args.get("under_run") in parents]
 
 
 class Controller:
@@ -136,6 +154,7 @@ class Controller:
         # (or by an older clusterctl): say so, as the single-run lock did.
         c = schema.controllers
         owned = {r for (r,) in tx.connection.execute(sa.select(c.c.run_id).where(c.c.run_id.is_not(None)))}
+        owned.update(_runs_under(tx, owned))
         r = schema.runs
         for (run_id,) in tx.connection.execute(sa.select(r.c.id).where(r.c.kind == self.job, r.c.status == "running")):
             if run_id not in owned:
@@ -187,6 +206,7 @@ class Controller:
             return self.claim_in(tx, names)
 
     def claim_in(self, tx: Transaction, names: list[str]) -> dict[str, Claim]:
+        """Nodes this controller already holds come back `mine` (or `taken_over`), as when first taken."""
         nl = schema.node_leases
         conn = tx.connection
         now = time.time()
@@ -199,18 +219,21 @@ class Controller:
         if missing:
             conn.execute(nl.insert(), [{"node": n} for n in missing])
         result: dict[str, Claim] = {}
+        repeating = self.job in REPEATING
+        free = sa.or_(nl.c.controller.is_(None), nl.c.controller == self.token)
+        marks: dict[str, Any] = {} if self.job in READING else {"worked_by": self.token}
         for chunk in _chunks(names):
+            where = [nl.c.node.in_(chunk), free]
+            if not repeating:
+                where.append(sa.or_(nl.c.finished_at.is_(None), nl.c.finished_at < self.started_at))
             took = conn.execute(
-                nl.update()
-                .where(nl.c.node.in_(chunk), nl.c.controller.is_(None),
-                       sa.or_(nl.c.finished_at.is_(None), nl.c.finished_at < self.started_at))
-                .values(controller=self.token, job=self.job, taken_at=now, worked_by=self.token)
+                nl.update().where(*where).values(controller=self.token, job=self.job, taken_at=now, **marks)
                 .returning(nl.c.node)
             ).scalars().all()
             for node in took:
                 old = found.get(node)
                 others = (old is not None and old.worked_by not in (None, self.token)
-                          and (old.finished_at is None or old.finished_at >= self.started_at))
+                          and (repeating or old.finished_at is None or old.finished_at >= self.started_at))
                 result[node] = Claim.taken_over if others else Claim.mine
             if took:
                 rp = schema.rack_power
@@ -227,13 +250,15 @@ class Controller:
         return result
 
     def release_in(self, tx: Transaction, names: list[str], *, finished: bool) -> None:
-        """Give nodes back (finished: not to be redone by controllers that started before now)."""
+        """Give nodes back (finished: not to be redone by controllers that started before now; a repeating
+        job's release leaves the finished marks as they were)."""
         nl, rp = schema.node_leases, schema.rack_power
         now = time.time()
+        marks = {} if self.job in REPEATING else {"finished_at": now if finished else None}
         for chunk in _chunks(names):
             tx.connection.execute(
                 nl.update().where(nl.c.node.in_(chunk), nl.c.controller == self.token)
-                .values(controller=None, job=None, finished_at=now if finished else None)
+                .values(controller=None, job=None, **marks)
             )
             # A slot carried over from a dead holder and not used since: the node's stages are over.
             tx.connection.execute(rp.update().where(rp.c.node.in_(chunk), rp.c.rebooting_by.is_not(None))
@@ -250,6 +275,24 @@ def start(store: Store, job: str, *, command: str | None = None, inventory: str 
         ctl._register(tx, inventory=inventory, args=args)
     ctl._thread.start()
     return ctl
+
+
+def held_by(tx: Transaction, names: list[str]) -> dict[str, dict[str, Any]]:
+    """{node: {job, host, pid, run}} of those of `names` a controller holds, read in `tx` (to name the holder
+    of a node a claim found busy)."""
+    nl, c = schema.node_leases, schema.controllers
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(names):
+        query = (sa.select(nl.c.node, c.c.job, c.c.host, c.c.pid, c.c.run_id)
+                 .join(c, c.c.token == nl.c.controller).where(nl.c.node.in_(chunk)))
+        found.update({r.node: {"job": r.job, "host": r.host, "pid": r.pid, "run": r.run_id}
+                      for r in tx.connection.execute(query)})
+    return found
+
+
+def describe(holder: dict[str, Any]) -> str:
+    """How a report names the controller holding a node."""
+    return f"held by {holder['job']} (host {holder['host']}, pid {holder['pid']})"
 
 
 def holders(store: Store) -> dict[str, str]:

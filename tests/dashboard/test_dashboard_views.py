@@ -169,3 +169,36 @@ def test_metrics_text_is_rendered_again_when_the_store_changes_or_it_ages(model:
     assert exposition() is flagged
     clock[0] += 10.0
     assert exposition() is not flagged  # aged: a sweep may have gone stale since
+
+
+def test_the_fleet_view_and_status_show_every_controller_with_its_nodes(
+    model: tuple[ReadModel, list[str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support.cli import run_cli
+
+    from clusterctl.inventory.hostlist import fold
+    from clusterctl.state import node_leases
+
+    view, nodes = model
+    monkeypatch.setenv("CLUSTERCTL_STATE", view.store.url)
+    jobs = ("provision", "maintain", "check")
+    started = [node_leases.start(view.store, job, heartbeat_s=3600) for job in jobs]
+    try:
+        for i, controller in enumerate(started):
+            controller.claim(nodes[2 * i:2 * i + 2])
+        shown = {c["job"]: c for c in view.fleet()["controllers"]}
+        result = run_cli(capsys, "-o", "json", "status")
+        listed = {c["job"]: c for c in result.document("status")["controllers"]}
+        text = run_cli(capsys, "status").out
+    finally:
+        for controller in started:
+            controller.close()
+    assert set(shown) == set(listed) == set(jobs)
+    for i, (job, controller) in enumerate(zip(jobs, started, strict=True)):
+        held = nodes[2 * i:2 * i + 2]
+        assert shown[job]["controller"] == listed[job]["controller"] == controller.name
+        assert shown[job]["holding"] == listed[job]["holding"] == 2
+        assert shown[job]["run"] == listed[job]["run"] == controller.run_id
+        assert shown[job]["nodes"] == listed[job]["nodes"] == fold(held)
+        assert any(f" {job} " in line and f"2: {fold(held)}" in line for line in text.splitlines()), text
+    assert view.fleet()["controllers"] == []

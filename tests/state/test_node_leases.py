@@ -135,3 +135,66 @@ def test_the_site_wide_reboot_limit_counts_every_controllers_reboots_in_every_ra
     with store.transaction() as tx:
         reboot_slots.release(tx, "c", ["c1"])
     assert take("b", "b2").ok
+
+
+def test_check_and_maintain_repeat_their_work_and_leave_the_finished_marks_of_provision_alone(store: Store) -> None:
+    done = node_leases.start(store, "provision", heartbeat_s=3600)
+    assert done.claim(["n1"]) == {"n1": Claim.mine}
+    later = node_leases.start(store, "provision", heartbeat_s=3600)  # started before n1's check
+    check = node_leases.start(store, "check", heartbeat_s=3600)
+    maintain = node_leases.start(store, "maintain", heartbeat_s=3600)
+    try:
+        assert later.claim(["n2"]) == {"n2": Claim.mine}
+        # A provision finished n1 after this round registered: a check or maintain takes it all the same.
+        with store.transaction() as tx:
+            done.release_in(tx, ["n1"], finished=True)
+        assert check.claim(["n1", "n2", "n3"]) == {"n1": Claim.taken_over, "n2": Claim.busy, "n3": Claim.mine}
+        assert check.claim(["n3"]) == {"n3": Claim.mine}  # held already: still this round's
+        with store.transaction() as tx:
+            assert node_leases.held_by(tx, ["n1", "n2", "n4"]) == {
+                "n1": {"job": "check", "host": check.host, "pid": check.pid, "run": check.run_id},
+                "n2": {"job": "provision", "host": later.host, "pid": later.pid, "run": later.run_id}}
+            check.release_in(tx, ["n1", "n3"], finished=True)
+        assert maintain.claim(["n3"]) == {"n3": Claim.mine}  # a check leaves no trace on a node
+        with store.transaction() as tx:
+            maintain.release_in(tx, ["n3"], finished=True)
+        # The round and the rollout marked nothing finished: `later` still skips n1 (finished by the other
+        # provision) and does n3, knowing that maintain changed it since it started.
+        assert later.claim(["n1", "n3"]) == {"n1": Claim.finished, "n3": Claim.taken_over}
+        again = node_leases.start(store, "check", heartbeat_s=3600)  # the next round takes every node again
+        try:
+            assert again.claim(["n1", "n4"]) == {"n1": Claim.taken_over, "n4": Claim.mine}
+        finally:
+            again.close()
+    finally:
+        for c in (done, later, check, maintain):
+            c.close()
+    assert node_leases.holders(store) == {}
+
+
+def test_a_run_under_a_live_controller_is_its_own_and_is_closed_with_it_when_it_is_gone(store: Store) -> None:
+    killed = node_leases.start(store, "maintain", pid=dead_pid(), heartbeat_s=3600)
+    live = node_leases.start(store, "maintain", host="elsewhere.example", pid=1, heartbeat_s=3600)
+    under_killed = store.start_run("provision", args={"under_run": killed.run_id})
+    under_live = store.start_run("provision", args={"under_run": live.run_id})
+    provision = node_leases.start(store, "provision", heartbeat_s=3600)  # reaps `killed`, not `live`
+    try:
+        assert store.run(killed.run_id).status == "interrupted"
+        assert store.run(under_killed).status == "interrupted"
+        assert store.run(under_live).status == "running"  # a provision run of the live rollout, not an orphan
+    finally:
+        provision.close()
+        live.close()
+
+
+def test_a_killed_check_round_is_reaped_like_any_controller(store: Store) -> None:
+    killed = node_leases.start(store, "check", pid=dead_pid(), heartbeat_s=3600)
+    assert killed.claim(["n1", "n2"]) == {"n1": Claim.mine, "n2": Claim.mine}
+    provision = node_leases.start(store, "provision", heartbeat_s=3600)
+    try:
+        # At once on its host; and a round only read the nodes, so the provision has nothing to re-read.
+        assert provision.claim(["n1", "n2"]) == {"n1": Claim.mine, "n2": Claim.mine}
+        assert store.run(killed.run_id).status == "interrupted"
+        assert [c["job"] for c in node_leases.controllers(store)] == ["provision"]
+    finally:
+        provision.close()
