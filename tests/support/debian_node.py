@@ -128,7 +128,7 @@ class DebianNode:
             raise
 
     def _mount_root(self, rootfs: Path) -> None:
-        """The cached root under an overlay: a copy writes (and its removal deletes) ~20,000 files per node,
+        """The cached root under an overlay: a copy writes (and its removal deletes) ~15,000 files per node,
         and deleting a provisioned node's root (PyTorch in its runtime) took a minute on a busy test machine.
         Where the overlay cannot be mounted (a temporary directory that is itself an overlay cannot hold the
         upper layer), the node gets a copy, as before."""
