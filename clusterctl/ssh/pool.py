@@ -263,4 +263,12 @@ def _collect(channel: Any, target: SSHTarget, deadline: float) -> tuple[bytes, b
             channel.close()
             raise SSHCommandTimeout("the command ran past its deadline", node=target.name)
         if not progressed:
-            select.select([channel], [], [], min(0.2, remaining))
+            _wait_readable(channel, min(0.2, remaining))
+
+
+def _wait_readable(channel: Any, timeout: float) -> None:
+    """poll(2), not select(2): select cannot watch a descriptor numbered 1024 or above (FD_SETSIZE, see
+    select(2)), and a controller talking to 12,500 BMCs and nodes holds more descriptors than that."""
+    poller = select.poll()
+    poller.register(channel.fileno(), select.POLLIN)
+    poller.poll(timeout * 1000)

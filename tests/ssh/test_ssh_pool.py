@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,24 @@ def test_command_timeout_and_unreachable_host(fleet: SSHFleet) -> None:
     closed = dataclasses.replace(target, name="gone", address="127.0.78.200")
     with pytest.raises(SSHUnreachable, match="gone: cannot connect"):
         SSHPool(connect_timeout=2).run(closed, ["true"])
+
+
+def test_a_session_on_a_descriptor_above_1024_is_read(fleet: SSHFleet) -> None:
+    """At 12,500 nodes the controller holds thousands of BMC connections, so a node's SSH channel gets a
+    descriptor above select(2)'s limit of 1024: reading it must still work (it broke 804 nodes' validation)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.fail(f"this test needs 2,048 open files; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert min(held) < 1024 < max(held)
+        result = SSHPool().run(fleet.targets()[0], ["sh", "-c", "sleep 0.3; echo late"])
+        assert (result.exit_status, result.stdout) == (0, b"late\n")
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_pool_bounds_sessions_across_threads(fleet: SSHFleet) -> None:
