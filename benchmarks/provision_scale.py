@@ -90,19 +90,36 @@ def parse() -> argparse.Namespace:
     return args
 
 
-def critical_path(inventory, idle_w: float) -> dict[str, float]:  # noqa: ANN001
-    """Lower bound on the makespan, in simulated seconds, from the lab's durations and the limits."""
-    from clusterctl.sim.bmc import BIOS_JOB_S, COMPONENTS, IDRAC_RESET_S, POST_S, PUSH_VERIFY_S
+def critical_path(inventory, idle_w: float, time_scale: float) -> dict[str, float]:  # noqa: ANN001
+    """Lower bound on the makespan, in simulated seconds, from the lab's durations and the limits, for the
+    pipeline's order (BMC image, the other images staged for one reboot, the AC cycle the HGX and CPLD
+    images wait for, then the BIOS job's reboot). After each iDRAC restart (its own image, the AC cycle)
+    the Lifecycle Controller takes no update or job until it has collected inventory (LC_SETTLE_S)."""
+    from clusterctl.sim.bmc import (
+        AC_CYCLE_COMPONENTS,
+        AC_CYCLE_S,
+        BIOS_JOB_S,
+        COMPONENTS,
+        IDRAC_RESET_S,
+        LC_SETTLE_REAL_S,
+        LC_SETTLE_S,
+        POST_S,
+        PUSH_VERIFY_S,
+    )
     from clusterctl.sim.inventory import FIRMWARE
 
     start = {key: spec[2] for key, spec in COMPONENTS.items()}
     sim_key = {"iDRAC": "idrac", "BIOS": "bios", "ConnectX-7": "nic", "HGX-H100": "gpu", "PSU": "psu", "CPLD": "cpld"}
     behind = [sim_key[c] for c, v in FIRMWARE.items() if start[sim_key[c]] != v]
-    idrac = PUSH_VERIFY_S + COMPONENTS["idrac"][3] + IDRAC_RESET_S if "idrac" in behind else 0.0
+    lc_settle = max(LC_SETTLE_S, LC_SETTLE_REAL_S * time_scale)
+    idrac = PUSH_VERIFY_S + COMPONENTS["idrac"][3] + IDRAC_RESET_S + lc_settle if "idrac" in behind else 0.0
     staged = [k for k in behind if k != "idrac"]
     firmware_reboot = sum(COMPONENTS[k][3] for k in staged) + POST_S if staged else 0.0
+    ac_cycle = AC_CYCLE_S + POST_S if set(staged) & set(AC_CYCLE_COMPONENTS) else 0.0
     bios_reboot = BIOS_JOB_S + POST_S
-    per_node = firmware_reboot + bios_reboot
+    per_node = firmware_reboot + ac_cycle + bios_reboot  # time a node holds a reboot slot
+    # One node alone: after the AC cycle its BIOS job waits for the LC, which starts when the iDRAC is back.
+    chain = per_node + (max(0.0, AC_CYCLE_S + lc_settle - ac_cycle) if ac_cycle else 0.0)
     worst = 0.0
     for rack in inventory.racks.values():
         n = len(rack.nodes)
@@ -110,23 +127,24 @@ def critical_path(inventory, idle_w: float) -> dict[str, float]:  # noqa: ANN001
         if rack.power_budget_w:
             extra = [inventory.nodes[x].hardware.max_power_w or 0 for x in rack.nodes]
             at_once = min(at_once, max(1, int((rack.power_budget_w - n * idle_w) // max(max(extra) - idle_w, 1))))
-        bound = idrac + PUSH_VERIFY_S + max(per_node, n * per_node / at_once)
+        bound = idrac + PUSH_VERIFY_S + max(chain, n * per_node / at_once)
         worst = max(worst, bound)
     return {"critical_path_s": worst, "per_node_reboot_work_s": per_node, "idrac_s": idrac,
-            "first_reboot_s": idrac + PUSH_VERIFY_S, "reboot_s": {"firmware": firmware_reboot, "bios": bios_reboot}}
+            "first_reboot_s": idrac + PUSH_VERIFY_S,
+            "reboot_s": {"firmware": firmware_reboot, "bios": bios_reboot, "ac_cycle": ac_cycle}}
 
 
 def where_it_went(events, inventory, scale: float, bound: dict) -> dict[str, float]:  # noqa: ANN001
     """Where the makespan exceeds the critical path, read back from the journal (simulated seconds):
     how late each rack's first reboot started, how long after its nominal end each reboot was seen
-    done, and how long a freed reboot slot stayed empty before the next reset."""
+    done, and how long a freed reboot slot stayed empty before the next reset (or AC cycle)."""
     t0 = events[0].ts
     rack_of = {name: node.rack for name, node in inventory.nodes.items()}
     started: dict[str, float] = {}
     spans: dict[str, list[tuple[float, float]]] = {}
     lags: dict[str, list[float]] = {"firmware": [], "bios": []}
     for e in events:
-        if not e.node or not isinstance(e.payload, dict) or e.payload.get("key") != "reboot":
+        if not e.node or not isinstance(e.payload, dict) or e.payload.get("key") not in ("reboot", "ac_cycle"):
             continue
         t = (e.ts - t0) * scale
         if e.kind.endswith(".intent"):
@@ -134,7 +152,7 @@ def where_it_went(events, inventory, scale: float, bound: dict) -> dict[str, flo
         elif e.kind.endswith(".outcome") and e.node in started:
             begin = started.pop(e.node)
             spans.setdefault(rack_of[e.node], []).append((begin, t))
-            if e.stage in lags:
+            if e.stage in lags and e.payload["key"] == "reboot":
                 lags[e.stage].append(t - begin - bound["reboot_s"][e.stage])
     gaps = []
     for rack_spans in spans.values():
@@ -416,7 +434,7 @@ def measure(work: Path, args: argparse.Namespace) -> int:
         finally:
             store.close()
     idle_w = 1400 + GPU_COUNT * GPU_IDLE_W  # the lab's idle draw, as discover measures it
-    bound = critical_path(inventory, idle_w)
+    bound = critical_path(inventory, idle_w, args.time_scale)
     span = max(r.finished_at or r.started_at for r in runs) - min(r.started_at for r in runs)
     makespan = span * args.time_scale
     cpu = sum(c["cpu_s"] for c in controllers)
