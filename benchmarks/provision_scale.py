@@ -121,6 +121,7 @@ def critical_path(inventory, idle_w: float, time_scale: float) -> dict[str, floa
     # One node alone: after the AC cycle its BIOS job waits for the LC, which starts when the iDRAC is back.
     chain = per_node + (max(0.0, AC_CYCLE_S + lc_settle - ac_cycle) if ac_cycle else 0.0)
     worst = 0.0
+    slots = {}
     for rack in inventory.racks.values():
         n = len(rack.nodes)
         at_once = rack.max_rebooting
@@ -129,20 +130,23 @@ def critical_path(inventory, idle_w: float, time_scale: float) -> dict[str, floa
             at_once = min(at_once, max(1, int((rack.power_budget_w - n * idle_w) // max(max(extra) - idle_w, 1))))
         bound = idrac + PUSH_VERIFY_S + max(chain, n * per_node / at_once)
         worst = max(worst, bound)
+        slots[rack.name] = at_once
     return {"critical_path_s": worst, "per_node_reboot_work_s": per_node, "idrac_s": idrac,
-            "first_reboot_s": idrac + PUSH_VERIFY_S,
+            "first_reboot_s": idrac + PUSH_VERIFY_S, "slots": slots,
             "reboot_s": {"firmware": firmware_reboot, "bios": bios_reboot, "ac_cycle": ac_cycle}}
 
 
-def where_it_went(events, inventory, scale: float, bound: dict) -> dict[str, float]:  # noqa: ANN001
+def where_it_went(events, inventory, scale: float, bound: dict) -> dict[str, Any]:  # noqa: ANN001
     """Where the makespan exceeds the critical path, read back from the journal (simulated seconds):
     how late each rack's first reboot started, how long after its nominal end each reboot was seen
-    done, and how long a freed reboot slot stayed empty before the next reset (or AC cycle)."""
+    done, and how long a freed reboot slot stayed empty before the next reset (or AC cycle). For the
+    rack that ended last: when its first reboot began, how long its slots were busy and idle (each
+    per slot: the sum over its nodes / the reboots it may run at once), and when its last one ended."""
     t0 = events[0].ts
     rack_of = {name: node.rack for name, node in inventory.nodes.items()}
     started: dict[str, float] = {}
     spans: dict[str, list[tuple[float, float]]] = {}
-    lags: dict[str, list[float]] = {"firmware": [], "bios": []}
+    lags: dict[str, list[float]] = {"firmware": [], "bios": [], "ac_cycle": []}
     for e in events:
         if not e.node or not isinstance(e.payload, dict) or e.payload.get("key") not in ("reboot", "ac_cycle"):
             continue
@@ -152,8 +156,9 @@ def where_it_went(events, inventory, scale: float, bound: dict) -> dict[str, flo
         elif e.kind.endswith(".outcome") and e.node in started:
             begin = started.pop(e.node)
             spans.setdefault(rack_of[e.node], []).append((begin, t))
-            if e.stage in lags and e.payload["key"] == "reboot":
-                lags[e.stage].append(t - begin - bound["reboot_s"][e.stage])
+            kind = "ac_cycle" if e.payload["key"] == "ac_cycle" else e.stage
+            if kind in lags:
+                lags[kind].append(t - begin - bound["reboot_s"][kind])
     gaps = []
     for rack_spans in spans.values():
         ends = sorted(end for _, end in rack_spans)
@@ -162,12 +167,18 @@ def where_it_went(events, inventory, scale: float, bound: dict) -> dict[str, flo
             if before:
                 gaps.append(begin - before[-1])
     firsts = [min(b for b, _ in rack_spans) for rack_spans in spans.values()]
-    return {
+    figures = {
         "first_reboot_late_s": round(statistics.median(firsts) - bound["first_reboot_s"], 1) if firsts else 0.0,
-        "firmware_reboot_seen_late_s": round(statistics.median(lags["firmware"]), 1) if lags["firmware"] else 0.0,
-        "bios_reboot_seen_late_s": round(statistics.median(lags["bios"]), 1) if lags["bios"] else 0.0,
+        **{f"{k}_seen_late_s": round(statistics.median(v), 1) if v else 0.0 for k, v in lags.items()},
         "slot_handoff_s": round(statistics.median(gaps), 1) if gaps else 0.0,
     }
+    if spans:
+        last = max(spans, key=lambda r: max(e for _, e in spans[r]))
+        first, end = min(b for b, _ in spans[last]), max(e for _, e in spans[last])
+        busy = sum(e - b for b, e in spans[last]) / bound["slots"][last]
+        figures["last_rack"] = {"rack": last, "first_reboot_s": round(first, 1), "busy_per_slot_s": round(busy, 1),
+                                "idle_per_slot_s": round(end - first - busy, 1), "last_end_s": round(end, 1)}
+    return figures
 
 
 def stage_timing(events, scale: float) -> dict[str, dict[str, float]]:  # noqa: ANN001
