@@ -39,6 +39,18 @@ Past 9,999 nodes the lab names nodes per hall and serves them from one process p
 (clusterctl.sim.halls, as benchmarks/site_scale.py starts it): one process cannot hold a socket
 for each of 12,500 BMCs and answer them all on one core.
 
+Where the goal is missed (`gap_sim_s`, on the rack that ended last; measured Dec 3 on the shared
+2-core machine, 400 nodes, load 6-15): its first reboot starts 120-380 s after the bound (every
+node's discover and BMC image at once, the start-of-run burst, stretched by the machine's load),
+its slots stand idle ~200-480 s per slot (a node holds a slot three times, reboot, AC cycle and
+BIOS reboot, and between them waits for its BMC's Lifecycle Controller, while the rack's other
+nodes may not be ready), and each reboot is seen done a few seconds late (polling). With two
+controllers each holds half of every rack: a slot freed by one is seen by the other at its next
+store poll (`SharedSlots.poll_s`, <= 2 s), while its own waiters are woken at once, so one
+controller's nodes go first. The controller's CPU is ~0.22 s a node (1 controller) and ~0.32 s
+(2 controllers, together): 12,500 nodes at --time-scale 10 would need ~4 cores, so on 2 cores
+that run measures CPU starvation, not the orchestrator; at --time-scale 1 it fits, in 100 minutes.
+
     python benchmarks/provision_scale.py --nodes 2000 --time-scale 10
     python benchmarks/provision_scale.py --nodes 2000 --controllers 2
     python benchmarks/provision_scale.py --nodes 12500
