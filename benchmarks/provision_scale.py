@@ -47,9 +47,11 @@ BIOS reboot, and between them waits for its BMC's Lifecycle Controller, while th
 nodes may not be ready), and each reboot is seen done a few seconds late (polling). With two
 controllers each holds half of every rack: a slot freed by one is seen by the other at its next
 store poll (`SharedSlots.poll_s`, <= 2 s), while its own waiters are woken at once, so one
-controller's nodes go first. The controller's CPU is ~0.22 s a node (1 controller) and ~0.32 s
-(2 controllers, together): 12,500 nodes at --time-scale 10 would need ~4 cores, so on 2 cores
-that run measures CPU starvation, not the orchestrator; at --time-scale 1 it fits, in 100 minutes.
+controller's nodes go first. The controller's CPU is ~0.22 s a node (1 controller; ~137 BMC
+requests, ~1.6 ms each all told) and ~0.32 s (2 controllers, together): 12,500 nodes at
+--time-scale 10 would need ~4 cores, so on 2 cores that run measures CPU starvation, not the
+orchestrator. A slower time scale alone does not help: polls (system power state, LC status,
+jobs: ~75 of the ~137 requests) come every --poll-interval real seconds while a node waits.
 
     python benchmarks/provision_scale.py --nodes 2000 --time-scale 10
     python benchmarks/provision_scale.py --nodes 2000 --controllers 2
