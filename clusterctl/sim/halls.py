@@ -52,10 +52,12 @@ def up(root: Path, nodes: int, *, per_hall: int = HALL_NODES, time_scale: float 
             ssh_port=ssh_port, names=f"h{hall}-gpu[0001-{count:04d}]" if count > 1 else f"h{hall}-gpu0001",
             base_address=f"127.{2 * hall - 1}.0.0", ssh_base_address=f"127.{2 * hall}.0.0")
         summaries.append(summary)
-    known = "".join((hall_dir(root, h) / "ssh" / "known_hosts").read_text() for h in range(1, len(sizes) + 1))
+    known_files = [hall_dir(root, h) / "ssh" / "known_hosts" for h in range(1, len(sizes) + 1)]
+    known = "".join(f.read_text() for f in known_files if f.exists())  # none with SSH off (ssh_port 0)
     labdir.write_private(root / KNOWN_HOSTS, known)
     path = root / INVENTORY
-    path.write_text(render_site_inventory(root, sizes, port=port, ssh_port=ssh_port))
+    # SSH off (ssh_port 0): the inventory names the usual port, as process.write_inventory does for one lab.
+    path.write_text(render_site_inventory(root, sizes, port=port, ssh_port=ssh_port or 2222))
     return path, summaries
 
 

@@ -70,3 +70,16 @@ def test_one_lab_process_per_hall_is_one_site_over_redfish_and_ssh(tmp_path: Pat
     finally:
         assert halls.down(root) == 2
     assert default_names(16) == "gpu[0001-0016]"
+
+
+def test_a_site_lab_without_ssh_has_an_inventory(tmp_path: Path) -> None:
+    """Benchmarks of the BMC stages run the halls with SSH off (ssh_port 0): one listening socket a node."""
+    root = tmp_path / "lab"
+    try:
+        inventory, summaries = halls.up(root, 3, per_hall=2, port=free_port("127.1.0.1"), ssh_port=0, time_scale=600)
+        assert len(summaries) == 2
+        nodes = load_inventory(inventory).nodes
+        assert list(nodes) == ["h1-gpu0001", "h1-gpu0002", "h2-gpu0001"]
+        assert nodes["h2-gpu0001"].bmc.address == "127.3.0.1"
+    finally:
+        assert halls.down(root) == 2
