@@ -5,8 +5,8 @@ taken while it runs, and the os stage's playbooks run only on the two nodes whos
 
 The inventory pins every other firmware component at what the lab ships and names no BIOS profile, so the HGX
 image is each node's whole firmware change (iDRAC, BIOS and multi-component updates are the other maintain
-tests'). About 320 CPU seconds in all (controller 195, lab 100, the two nodes' playbooks about 10), 0.3 s a
-node: a few minutes on a two-core runner.
+tests'). 290-320 CPU seconds in all (controller 175-195, lab 95-100, the two nodes' playbooks about 10), 0.3 s
+a node: about four minutes on a busy two-core runner.
 `benchmarks/maintain_scale.py --nodes 1000 --max-unavailable 5% --driver-nodes 4` measures the same case against
 its lower bound.
 """
