@@ -155,7 +155,7 @@ def _software(inventory: Inventory, nodes: list[Node], parallel: int) -> dict[st
     """{node: (software versions the agent reports, error)} over SSH, as `validate` reaches nodes."""
     from clusterctl.errors import ClusterctlError
     from clusterctl.ssh import SSHPool, target_from_node
-    from clusterctl.validate.run import collect_reports
+    from clusterctl.validate.run import AgentCall, collect_reports
 
     targets: list[Any] = []
     out: dict[str, tuple[dict[str, Any], str | None]] = {}
@@ -165,7 +165,9 @@ def _software(inventory: Inventory, nodes: list[Node], parallel: int) -> dict[st
         except ClusterctlError as exc:
             out[node.name] = ({}, str(exc))
     pool = SSHPool(max_sessions=parallel, connect_timeout=10.0, command_timeout=120.0)
-    for name, outcome in collect_reports(targets, pool, max_parallel=parallel).items():
+    # The versions alone: a drift read is on every node of the fleet, and the GPUs' facts are validate's.
+    call = AgentCall(args=("--software-only",))
+    for name, outcome in collect_reports(targets, pool, agent_call=lambda _: call, max_parallel=parallel).items():
         if not outcome.ok:
             out[name] = ({}, outcome.error or outcome.error_type or "SSH failed")
             continue

@@ -187,6 +187,8 @@ def agent_report(hw: NodeHardware, args: list[str], node_root: Path | None = Non
     parser.add_argument("--sysfs-root", default="/sys")
     parser.add_argument("--kernel-log", default=None)
     parser.add_argument("--root", default="/")
+    parser.add_argument("--software-only", action="store_true")
     known, _ = parser.parse_known_args(args)
     node = LabNodeIO(hw, known.sysfs_root, known.root, installed_software(node_root))
-    return agent.collect(node, sysfs_root=known.sysfs_root, kernel_log_path=known.kernel_log, root=known.root)
+    return agent.collect(node, sysfs_root=known.sysfs_root, kernel_log_path=known.kernel_log, root=known.root,
+                         software_only=known.software_only)

@@ -262,7 +262,12 @@ def _collect(channel: Any, target: SSHTarget, deadline: float) -> tuple[bytes, b
         if remaining <= 0:
             channel.close()
             raise SSHCommandTimeout("the command ran past its deadline", node=target.name)
-        if not progressed:
+        if not progressed and channel.eof_received:
+            # After EOF paramiko keeps the channel's pipe readable for good (Channel._handle_eof calls
+            # set_forever), so a poll would return at once and this loop would spin until the exit status
+            # arrives: wait for that instead (status_event is set by the exit status and by a close).
+            channel.status_event.wait(min(0.2, remaining))
+        elif not progressed:
             _wait_readable(channel, min(0.2, remaining))
 
 

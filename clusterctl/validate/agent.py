@@ -9,6 +9,8 @@ without a driver still reports its fabric and software, and no failure prints a 
 Options (for tests and the embedded lab; the defaults read the real node):
   --sysfs-root DIR   prefix for /sys paths           --kernel-log FILE   read XIDs from FILE
   --root DIR         prefix for /usr paths (software versions)
+  --software-only    only the driver and software versions: what `plan` and `maintain` compare, read
+                     on every node of a fleet, without the per-GPU, XID, InfiniBand and service reads
 Without --kernel-log the agent reads the kernel log with journalctl -k, then sudo -n journalctl -k,
 then dmesg; when none of them may, the XID part reports each refusal (the rules fail it).
 
@@ -141,15 +143,20 @@ def main(argv=None):
     parser.add_argument("--sysfs-root", default="/sys")
     parser.add_argument("--kernel-log", default=None)
     parser.add_argument("--root", default="/")
+    parser.add_argument("--software-only", action="store_true")
     args = parser.parse_args(argv)
-    doc = collect(NodeIO(), sysfs_root=args.sysfs_root, kernel_log_path=args.kernel_log, root=args.root)
+    doc = collect(NodeIO(), sysfs_root=args.sysfs_root, kernel_log_path=args.kernel_log, root=args.root,
+                  software_only=args.software_only)
     sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
     return 0
 
 
-def collect(node, sysfs_root="/sys", kernel_log_path=None, root="/"):
-    """The agent's document for the node that `node` (a NodeIO) reads."""
+def collect(node, sysfs_root="/sys", kernel_log_path=None, root="/", software_only=False):
+    """The agent's document for the node that `node` (a NodeIO) reads; `software_only`: the versions alone."""
     doc = {"agent": AGENT_VERSION, "hostname": node.hostname(), "time": node.now()}
+    if software_only:
+        doc["software"] = guarded(collect_software, root, sysfs_root, guarded(collect_gpus, node, False), node)
+        return doc
     doc["gpu"] = guarded(collect_gpus, node)
     doc["xid"] = guarded(collect_xids, kernel_log_path, node)
     doc["services"] = guarded(collect_services, node)
@@ -173,7 +180,8 @@ def text(value):
 # -- GPUs (NVML) ------------------------------------------------------------------------------------------
 
 
-def collect_gpus(node=None):
+def collect_gpus(node=None, devices=True):
+    """The driver's versions and, with `devices`, every GPU's facts."""
     try:
         pynvml = (node or NodeIO()).nvml()
     except ImportError:
@@ -186,6 +194,8 @@ def collect_gpus(node=None):
         out = {"driver": text(pynvml.nvmlSystemGetDriverVersion())}
         cuda = optional(pynvml, "nvmlSystemGetCudaDriverVersion")
         out["cuda_driver"] = None if cuda is None else f"{cuda // 1000}.{(cuda % 1000) // 10}"
+        if not devices:
+            return out
         count = pynvml.nvmlDeviceGetCount()
         out["count"] = count
         out["devices"] = [collect_device(pynvml, i) for i in range(count)]

@@ -108,3 +108,19 @@ def peak_out_of_service(store: Any, run_id: int | None = None) -> tuple[int, flo
         if now > peak:
             peak, at = now, ts
     return peak, at
+
+
+SIM_KEY = {"iDRAC": "idrac", "BIOS": "bios", "ConnectX-7": "nic", "HGX-H100": "gpu", "PSU": "psu", "CPLD": "cpld"}
+"""The lab inventory's firmware components -> the simulator's names for them (clusterctl.sim.bmc.COMPONENTS)."""
+
+
+def at_shipped_firmware(inventory: Path, lab_dir: Path) -> Path:
+    """The lab inventory with every firmware target at what the lab's servers ship and no BIOS profile: no
+    drift at all, so a test's own retargets are the whole change (a site's day-2 change is one or two items,
+    not every component at once)."""
+    from clusterctl.sim.bmc import COMPONENTS
+
+    inventory.write_text(re.sub(r"  bios_profile: .*\n", "", inventory.read_text()))
+    for component, key in SIM_KEY.items():
+        retarget_firmware(inventory, lab_dir, component, COMPONENTS[key][2])
+    return inventory

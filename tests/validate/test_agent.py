@@ -110,6 +110,18 @@ def test_the_labs_gpu_view_drives_the_agent_through_the_fake_module() -> None:
     assert bad["gpu.pcie_link"] == "GPU 5 (0000:68:00.0): PCIe link x8 of x16 (downtrained)"
 
 
+
+def test_software_only_reports_the_same_versions_without_the_gpu_reads() -> None:
+    """`plan` and `maintain` read every node of a fleet for its versions alone: the short report must agree
+    with the full one, or a drift read and validate would disagree about the same node."""
+    env = MAKE.agent_env(FIXTURES / "nvml" / "lab-shape.json")
+    args = [*MAKE.agent_args(FIXTURES / "sysfs" / "healthy", FIXTURES / "kernel" / "clean.log"),
+            "--root", str(FIXTURES / "root")]
+    full, _ = run_agent(env, args)
+    short, stderr = run_agent(env, [*args, "--software-only"])
+    assert short["software"] == full["software"] and short["software"]["driver"] == full["gpu"]["driver"]
+    assert set(short) == {"agent", "hostname", "time", "software"} and stderr == ""
+
 # -- the kernel log: journalctl -k, sudo -n journalctl -k, dmesg, or a failure that says how to fix it ----
 
 KERNEL_BIN = FIXTURES / "kernel-bin"  # journalctl, sudo and dmesg stand-ins answering as a stock node does
