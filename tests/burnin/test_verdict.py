@@ -188,3 +188,14 @@ def test_real_torchrun_job_names_the_slowed_node(nproc: int, slow_rank: int) -> 
     # the injected fault makes one rank 4x slower.
     failed = _failed(judge(records, nodes, world_size=nproc, rules=Rules(straggler_ratio=0.6)))
     assert list(failed) == [nodes[slow_rank]], failed
+
+
+def test_a_world_that_never_started_costs_each_node_a_count_not_the_rank_list() -> None:
+    """12,500 nodes of 8 ranks that never reported: each verdict says how many ranks are missing, and its
+    report stays the same size whatever the world (the list on every node made one report 21.8 GiB)."""
+    nodes = [f"gpu{i:04d}" for i in range(1, 101)]
+    small = judge([], nodes, world_size=800)
+    large = judge([], nodes, world_size=100_000)
+    assert all(v.metrics["missing_ranks"] == 100_000 for v in large)
+    assert all(v.status == "fail" for v in large)
+    assert json.dumps(large[0].as_dict()) == json.dumps(small[0].as_dict()).replace("800", "100000")
