@@ -26,7 +26,6 @@ from clusterctl.check.figures import METRICS, Figure, bandwidth_figures, node_fi
 from clusterctl.check.judge import DAY_S, Finding, Policy, against_history, against_peers
 from clusterctl.check.risk import Risk, node_risk, worst_first
 from clusterctl.state import node_leases
-from clusterctl.state.node_leases import Claim
 from clusterctl.verdict import CheckResult, NodeVerdict, summarize
 
 if TYPE_CHECKING:
@@ -190,11 +189,7 @@ def run_round(store: Store, inventory: Inventory, nodes: Sequence[Node], request
     assert controller.run_id is not None
     try:
         with store.transaction() as tx:
-            claims = controller.claim_in(tx, [n.name for n in nodes])
-            busy = [n for n, c in claims.items() if c not in (Claim.mine, Claim.taken_over)]
-            held = node_leases.held_by(tx, busy) if busy else {}
-        for name in busy:  # its holder went between the claim and the read: still not this round's
-            held.setdefault(name, {"job": "?", "host": "?", "pid": "?", "run": None})
+            held = controller.claim_or_holders(tx, [n.name for n in nodes])
         mine = [n for n in nodes if n.name not in held]
         if bmc_targets is not None:
             bmc_targets = [t for t in bmc_targets if t.name not in held]

@@ -41,7 +41,6 @@ from clusterctl.maintain.floor import Floor, parse_count, parse_min_available
 from clusterctl.maintain.scheduler import Scheduler
 from clusterctl.provision.context import Tuning
 from clusterctl.state import node_leases
-from clusterctl.state.node_leases import Claim
 
 if TYPE_CHECKING:
     from clusterctl.inventory import Inventory, Node
@@ -414,11 +413,7 @@ class Rollout:
         """Lease `names` in one transaction; {node: its holder} of those another live controller holds."""
         assert self.controller is not None
         with self.store.transaction() as tx:
-            found = self.controller.claim_in(tx, names)
-            busy = [n for n in names if found[n] is Claim.busy]
-            held = node_leases.held_by(tx, busy) if busy else {}
-        # A holder gone between the claim and the read: asked again on the next poll.
-        return {n: held.get(n, {"job": "?", "host": "?", "pid": "?"}) for n in busy}
+            return self.controller.claim_or_holders(tx, names)  # a holder named "?": asked again next poll
 
     def _release(self, names: list[str]) -> None:
         """The nodes' path is over (resumed, held out or skipped): their leases go, for any controller."""

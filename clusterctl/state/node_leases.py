@@ -249,6 +249,14 @@ class Controller:
                 result[node] = Claim.busy if held else Claim.finished
         return result
 
+    def claim_or_holders(self, tx: Transaction, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Lease `names` in `tx`; {node: its holder (`held_by`)} of those this controller did not get. A holder
+        gone between the claim and the read is named "?": the node is still not this caller's this time."""
+        claims = self.claim_in(tx, names)
+        busy = [n for n in names if claims[n] not in (Claim.mine, Claim.taken_over)]
+        held = held_by(tx, busy) if busy else {}
+        return {n: held.get(n, {"job": "?", "host": "?", "pid": "?", "run": None}) for n in busy}
+
     def release_in(self, tx: Transaction, names: list[str], *, finished: bool) -> None:
         """Give nodes back (finished: not to be redone by controllers that started before now; a repeating
         job's release leaves the finished marks as they were)."""
