@@ -137,7 +137,7 @@ def _run(cfg: Any, inv: Any, nodes: list[Any], options: Any, *, args: Any) -> An
 
     async def go() -> Any:
         with cfg.open_store() as store:
-            engine = Engine(inv, store, options, tracker=tracker, )
+            engine = Engine(inv, store, options, tracker=tracker)
             async with live(cfg.err, tracker, show):
                 return await engine.run(nodes, args=args)
 

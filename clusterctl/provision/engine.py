@@ -57,11 +57,6 @@ class Options:
     stages: Sequence[str] = DEFAULT_STAGES
     concurrency: int = 64
     """Nodes worked on at once; a node waiting for a reboot slot is not counted (places.py)."""
-    warmup: int | None = None
-    """Nodes in their BMC-heavy start (BMC image, staging) at once, and as many in discover; a node leaves this
-    group when it first waits for a reboot slot. Bursts of requests then finish node by node, not
-    all together at the end, and every rack gets its first reboots going early (nodes start rack
-    by rack in turn). Default: two per rack of the selection, at least 16."""
     canary: int = 0
     max_failures: str | None = None
     max_rebooting_total: int | None = None
@@ -256,8 +251,9 @@ class Engine:
                 ask_again = Ticker(min(controller.heartbeat_s, 2.0))
                 slots = asyncio.Semaphore(max(1, opts.concurrency))
                 racks = len({n.rack for n in nodes})
-                warmup = max(1, opts.warmup if opts.warmup else max(16, 2 * racks))
-                warm, discovering = asyncio.Semaphore(warmup), asyncio.Semaphore(warmup)
+                warmup = max(16, 2 * racks)
+                warm = asyncio.Semaphore(warmup)
+                discovering = asyncio.Semaphore(min(warmup, limits.global_requests))
                 per_run: dict[str, Any] = {}
 
                 def context(node: Node) -> NodeContext:
@@ -320,6 +316,7 @@ class Engine:
                     await self._pipeline(ctx, summary)
 
                 canary, rest = nodes[: opts.canary], interleave_racks(nodes[opts.canary :])
+                limits.rank(n.name for n in (*canary, *rest))  # the nodes started first finish first
                 if canary:
                     await _all(one(n) for n in canary)
                     if summary.failed and self.stop_reason is None:

@@ -69,3 +69,31 @@ def test_a_bios_profile_applied_with_scp_is_one_import_per_node(lab: Lab) -> Non
         assert server["scp_imports"] == 1, node
         assert len(server["bios_changes"]) == 1 and server["bios_pending"] == {}, node
         assert server["bios_changes"][0]["LogicalProc"] == "Disabled", node
+
+
+def test_discover_is_no_wider_than_the_requests_in_flight(lab: Lab) -> None:
+    """With more nodes discovering than requests in flight, every node's first request queues before any
+    node's second and all discovers end together, late: the group is capped at the request limit."""
+    from clusterctl import eventloop
+    from clusterctl.inventory import load_inventory
+    from clusterctl.provision.context import Tuning
+    from clusterctl.provision.engine import Engine, Options
+
+    lab.up(32)  # 4 racks: a warm-up group of 16, so without the cap 16 discover at once
+    inventory = load_inventory(lab.inventory)
+    options = Options(stages=("discover",), concurrency=32, global_requests=3,
+                      tuning=Tuning(poll_s=0.05, request_timeout_s=5))
+    store = open_store()
+    try:
+        summary = eventloop.run(Engine(inventory, store, options).run(inventory.select(None)))
+        assert len(summary.ready) == 32, summary.as_dict()
+        discovering, widest = set(), 0
+        for e in store.events(0):
+            if e.stage == "discover" and e.kind == "stage.running":
+                discovering.add(e.node)
+                widest = max(widest, len(discovering))
+            elif e.stage == "discover" and e.kind in ("stage.done", "stage.failed", "stage.skipped"):
+                discovering.discard(e.node)
+        assert 1 < widest <= 3
+    finally:
+        store.close()
