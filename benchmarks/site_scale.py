@@ -125,6 +125,7 @@ def main() -> int:
                    help="the BMC stages by default; the os stage runs ansible-runner over every node (see README)")
     p.add_argument("--stage-timeout", type=float, default=1800.0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--keep-state", type=Path, help="copy the run's state store (SQLite) here, to study it afterwards")
     p.add_argument("--dashboard-child", nargs=3, metavar=("STATE", "INVENTORY", "LOADS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.dashboard_child:
@@ -173,6 +174,11 @@ def main() -> int:
                 print(f"  {row['wall_s']} s, code {row['code']}, CPU {row['cpu_s']} s, peak RSS {row['rss_mb']} MiB, "
                       f"labs' CPU {row['lab_cpu_s']} s", file=sys.stderr, flush=True)
             lab_rss = [round(rss_mb(p)) for p in labs]
+            if args.keep_state:
+                import sqlite3
+
+                with sqlite3.connect(Path(tmp) / "state.db") as src, sqlite3.connect(args.keep_state) as dst:
+                    src.backup(dst)
         finally:
             halls.down(root)
     for row in rows:
