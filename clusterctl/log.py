@@ -7,6 +7,7 @@ slipped into a message, an argument or an exception is still never written.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -19,6 +20,8 @@ from typing import Any
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
+_known: tuple[tuple[str, ...], list[int]] | None = ((), [])
+"""The secrets longest first and their negated lengths (for bisect); None after a change."""
 # Credentials that appear in protocol text even when we never resolved them ourselves.
 _PATTERNS = [
     re.compile(r"(?i)(x-auth-token[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"),
@@ -32,9 +35,12 @@ MASK = "***"
 
 def redact(value: str) -> None:
     """Remember a secret value so that it is masked wherever it would be logged."""
+    global _known
     if value and len(value) >= 3:
         with _lock:
-            _secrets.add(value)
+            if value not in _secrets:
+                _secrets.add(value)
+                _known = None
 
 
 def forget(value: str) -> None:
@@ -43,8 +49,11 @@ def forget(value: str) -> None:
     Long runs open thousands of sessions; without this the mask list, scanned for every
     log line and stored payload, would only grow.
     """
+    global _known
     with _lock:
-        _secrets.discard(value)
+        if value in _secrets:
+            _secrets.discard(value)
+            _known = None
 
 
 # clusterctl's own settings that carry a credential whether or not this process resolved it.
@@ -76,13 +85,21 @@ def scrub(text: str) -> str:
 
 def mask_secrets(text: str) -> str:
     """Only the secret values this process resolved: for data (JSON output), where a key named
-    `password` holds a reference such as env:NAME that the patterns above would hide."""
-    if _secrets:
+    `password` holds a reference such as env:NAME that the patterns above would hide.
+
+    Every string of every stored payload comes here, with hundreds of live session tokens known
+    during a provision run: the sorted list is kept between changes, and a secret longer than the
+    text is not looked for (most payload strings are short: versions, states, names)."""
+    global _known
+    known = _known
+    if known is None:
         with _lock:
-            known = sorted(_secrets, key=len, reverse=True)
-        for secret in known:
-            if secret in text:
-                text = text.replace(secret, MASK)
+            ordered = tuple(sorted(_secrets, key=len, reverse=True))
+            known = _known = (ordered, [-len(s) for s in ordered])
+    secrets, lengths = known
+    for secret in secrets[bisect.bisect_left(lengths, -len(text)):]:
+        if secret in text:
+            text = text.replace(secret, MASK)
     return text
 
 

@@ -203,6 +203,7 @@ class RedfishClient:
         resp = await self._send(method, path, idempotent=idempotent, headers=headers, retry=retry, **kwargs)
         if resp.status_code == 401 and self._token:
             _log.info("%s: session expired, logging in again", self.name)
+            log.forget(self._token)  # dead after an iDRAC reset: every node had one left in the mask list
             self._token = self._session_uri = None
             assert self._http is not None
             self._http.headers.pop("X-Auth-Token", None)

@@ -137,3 +137,21 @@ def test_json_output_and_progress_notes_mask_resolved_secrets(capsys) -> None:
     assert "printed-secret-value-123" not in out + err
     assert '"password": "env:CLUSTERCTL_X"' in out  # references are data, shown as they are
     log.forget("printed-secret-value-123")
+
+
+def test_resolved_secrets_are_masked_longest_first_in_any_text_long_enough() -> None:
+    from clusterctl import log
+
+    short, long = "pw-abc", "pw-abc-and-more"  # one contains the other: the longer must win
+    log.redact(short)
+    log.redact(long)
+    try:
+        assert log.mask_secrets(f"x{long}y {short}") == f"x{log.MASK}y {log.MASK}"
+        assert log.mask_secrets("pw-ab") == "pw-ab"  # shorter than any secret: nothing to find
+        assert log.mask_secrets(short) == log.MASK  # exactly as long as one
+        log.forget(long)
+        assert log.mask_secrets(long) == f"{log.MASK}-and-more"  # the shorter one is still known
+    finally:
+        log.forget(short)
+        log.forget(long)
+    assert log.mask_secrets(long) == long
