@@ -132,16 +132,20 @@ class Checked:
 
 def check(targets: Mapping[str, SSHTarget], runtime: Runtime, *, inventory: str | None,
           max_parallel: int = 64) -> Checked:
-    """Ask every node for its runtime: one SSH command per node, `max_parallel` connecting at a time, so the
-    check costs one round trip whatever the fleet's size."""
+    """Ask every node for its runtime: one SSH command per node, `max_parallel` connecting at a time.
+
+    asyncssh from one thread, as the launch itself: a thousand nodes take a few seconds, 12,500 a few
+    minutes (the SSH handshakes are the controller's CPU). Each command has CHECK_TIMEOUT_S from its own
+    start, and the wait lasts as long as `max_parallel` at a time could need if every node took its
+    connect and command timeouts in full, so a slow fan-out is never cut off and a dead one still ends."""
     from clusterctl.ssh.longrun import LongRuns
 
-    # asyncssh from one thread, as the launch itself: on a thousand nodes the round is a few seconds.
     runs = LongRuns(max_starting=max_parallel)
     argv = ["sh", "-c", runtime.check_script()]
     runs.start([(target, argv, None) for target in targets.values()], timeout=CHECK_TIMEOUT_S)
+    rounds = -(-len(targets) // max(1, max_parallel))
     try:
-        runs.wait(CHECK_TIMEOUT_S + 10)
+        runs.wait(rounds * (runs.connect_timeout + CHECK_TIMEOUT_S) + 10)
         answers = runs.snapshot()
     finally:
         runs.stop()
