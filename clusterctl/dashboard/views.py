@@ -22,7 +22,7 @@ from clusterctl.dashboard.states import NodeFacts
 from clusterctl.errors import StateError
 from clusterctl.monitor import names
 from clusterctl.state import schema
-from clusterctl.state.schema import StageStatus
+from clusterctl.state.schema import CheckStatus, StageStatus
 
 if TYPE_CHECKING:
     from clusterctl.inventory.site import Inventory, Node
@@ -95,14 +95,14 @@ class ReadModel:
         return facts
 
     def _latest_check_status(self, only: list[str] | None) -> list[Any]:
-        c = schema.checks
-        latest = sa.select(sa.func.max(c.c.id).label("id")).group_by(c.c.node, c.c.check)
+        """(node, status) of each check whose latest result is a warn or a fail (indexes: schema.checks)."""
+        c, newer = schema.checks, schema.checks.alias("newer")
+        query = sa.select(c.c.node, c.c.status).where(
+            c.c.status.in_([CheckStatus.warn.value, CheckStatus.fail.value]),
+            ~sa.exists().where(newer.c.node == c.c.node, newer.c.check == c.c.check, newer.c.id > c.c.id))
         if only is not None:
-            latest = latest.where(c.c.node.in_(only))
-        newest = latest.subquery()
-        return self._rows(
-            sa.select(c.c.node, c.c.status).join(newest, c.c.id == newest.c.id).where(c.c.status != "pass")
-        )
+            query = query.where(c.c.node.in_(only))
+        return self._rows(query)
 
     def _latest_burnin_failures(self, only: list[str] | None) -> list[Any]:
         b = schema.burnin_results

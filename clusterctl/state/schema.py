@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # The newest migration this code knows. `Store.open` compares the store's
 # `alembic_version` with it to skip importing Alembic when nothing needs doing.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 class RunStatus(StrEnum):
@@ -119,6 +119,11 @@ checks = sa.Table(
     sa.Column("ts", Epoch, nullable=False),
     _one_of("status", CheckStatus),
     sa.Index(None, "node", "ts"),
+    # The latest non-pass result per (node, check), read on every fleet page: the warn/fail rows, each
+    # checked for a newer row of its check. Grouping every row instead took 1.5 s at 12,500 nodes after
+    # one validate (550,000 rows), and grows with every check round.
+    sa.Index(None, "status"),
+    sa.Index(None, "node", "check", "id"),
     sqlite_autoincrement=True,
 )
 

@@ -202,3 +202,20 @@ def test_the_fleet_view_and_status_show_every_controller_with_its_nodes(
         assert shown[job]["nodes"] == listed[job]["nodes"] == fold(held)
         assert any(f" {job} " in line and f"2: {fold(held)}" in line for line in text.splitlines()), text
     assert view.fleet()["controllers"] == []
+
+
+def test_a_nodes_state_follows_the_latest_result_of_each_check(model: tuple[ReadModel, list[str]]) -> None:
+    view, nodes = model
+    store = view.store
+    a, b, c = nodes[10], nodes[11], nodes[12]
+    store.record_check(a, "gpu.count", "fail")
+    store.record_check(a, "gpu.count", "pass")  # fixed since: a is not failing
+    store.record_check(b, "gpu.count", "pass")
+    store.record_check(b, "gpu.count", "warn")  # the latest is a warning
+    store.record_check(c, "ib.ports", "fail")
+    store.record_check(c, "gpu.count", "pass")  # another check's pass does not clear ib.ports
+    facts = view.node_facts()
+    assert (facts[a].check_fail, facts[a].check_warn) == (False, False)
+    assert (facts[b].check_fail, facts[b].check_warn) == (False, True)
+    assert facts[c].check_fail
+    assert view.node_facts(only=[a, c]).keys() == {a, c} and view.node_facts(only=[a, c])[c].check_fail

@@ -91,6 +91,8 @@ def test_an_older_store_gains_the_telemetry_metric_index(store_url: str) -> None
         store.record_telemetry([Sample("gpu01", "temp", 40.0, 1.0)])
         with store.engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX ix_telemetry_metric_ts")
+            conn.exec_driver_sql("DROP INDEX ix_checks_status")  # 0007's
+            conn.exec_driver_sql("DROP INDEX ix_checks_node_check_id")
             conn.exec_driver_sql("DROP TABLE check_bands")  # 0006's
             conn.exec_driver_sql("DROP TABLE check_findings")  # 0004's, as a store at 0002 has none
             conn.exec_driver_sql("DROP TABLE check_figures")
@@ -100,9 +102,12 @@ def test_an_older_store_gains_the_telemetry_metric_index(store_url: str) -> None
     with Store.open(store_url) as store:
         with store.engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-            indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(conn).get_indexes("telemetry")}
-        assert version == schema.HEAD_REVISION == "0006"
+            indexes = {ix["name"]: ix["column_names"] for table in ("telemetry", "checks")
+                       for ix in sa.inspect(conn).get_indexes(table)}
+        assert version == schema.HEAD_REVISION == "0007"
         assert indexes["ix_telemetry_metric_ts"] == ["metric", "ts"]
+        assert indexes["ix_checks_node_check_id"] == ["node", "check", "id"]
+        assert indexes["ix_checks_status"] == ["status"]
         assert [s.value for s in store.telemetry("gpu01", "temp")] == [40.0]
 
 
