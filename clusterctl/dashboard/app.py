@@ -223,7 +223,7 @@ def create_app(store: Store, inventory: Inventory | None, token: Token, *, metri
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    exposition: list[Any] = []  # made on the first scrape: prometheus_client loads only if /metrics is used
+    exposition: list[Any] = []  # made on the first scrape: the metrics module loads only if /metrics is used
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
