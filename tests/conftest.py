@@ -8,6 +8,7 @@ clusterctl locations point into the test's own temporary directory.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A pytest started in the background of a non-interactive shell (`make test &`, nohup) inherits
+    # SIGINT ignored, and every child it starts would too: the tests that press Ctrl-C on a child
+    # (`events --follow`, the dashboard) would see it ignored. Python's own handler is reset to the
+    # default in each child it executes.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "leaves_processes(reason): the test may leave processes running (say why); they are still ended")
 

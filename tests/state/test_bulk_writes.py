@@ -6,6 +6,7 @@ import math
 
 import pytest
 import sqlalchemy as sa
+from support.revisions import rewind
 
 from clusterctl import log
 from clusterctl.errors import StateError
@@ -90,15 +91,7 @@ def test_an_older_store_gains_the_telemetry_metric_index(store_url: str) -> None
     with Store.open(store_url) as store:
         store.record_telemetry([Sample("gpu01", "temp", 40.0, 1.0)])
         with store.engine.begin() as conn:
-            conn.exec_driver_sql("DROP INDEX ix_telemetry_metric_ts")
-            conn.exec_driver_sql("DROP INDEX ix_checks_status")  # 0007's
-            conn.exec_driver_sql("DROP INDEX ix_checks_node_check_id")
-            conn.exec_driver_sql("DROP TABLE check_bands")  # 0006's
-            conn.exec_driver_sql("DROP TABLE check_findings")  # 0004's, as a store at 0002 has none
-            conn.exec_driver_sql("DROP TABLE check_figures")
-            for table in ("rack_power", "node_leases", "controllers"):  # 0005's
-                conn.exec_driver_sql(f"DROP TABLE {table}")
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+            rewind(conn, "0002")
     with Store.open(store_url) as store:
         with store.engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()

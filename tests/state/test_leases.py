@@ -11,6 +11,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from support.revisions import rewind
 
 from clusterctl.state import schema
 from clusterctl.state.leases import Holder, LeaseHeld, acquire
@@ -130,14 +131,7 @@ def test_a_store_of_the_previous_revision_gains_the_lease_table(store_url: str) 
     with Store.open(store_url) as store:
         run_id = store.start_run("provision")
         with store.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE leases")
-            conn.exec_driver_sql("DROP INDEX ix_telemetry_metric_ts")  # added by 0003
-            conn.exec_driver_sql("DROP TABLE check_bands")  # added by 0006
-            conn.exec_driver_sql("DROP TABLE check_findings")  # added by 0004
-            conn.exec_driver_sql("DROP TABLE check_figures")
-            for table in ("rack_power", "node_leases", "controllers"):  # added by 0005
-                conn.exec_driver_sql(f"DROP TABLE {table}")
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+            rewind(conn, "0001")
     with Store.open(store_url) as store:
         assert [r.id for r in store.runs()] == [run_id]
         acquire(store, "provision").release()
