@@ -108,11 +108,12 @@ def parse() -> argparse.Namespace:
     return args
 
 
-def critical_path(inventory, idle_w: float, time_scale: float) -> dict[str, float]:  # noqa: ANN001
+def critical_path(inventory, time_scale: float) -> dict[str, float]:  # noqa: ANN001
     """Lower bound on the makespan, in simulated seconds, from the lab's durations and the limits, for the
     pipeline's order (BMC image, the other images staged for one reboot, the AC cycle the HGX and CPLD
     images wait for, then the BIOS job's reboot). After each iDRAC restart (its own image, the AC cycle)
-    the Lifecycle Controller takes no update or job until it has collected inventory (LC_SETTLE_S)."""
+    the Lifecycle Controller takes no update or job until it has collected inventory (LC_SETTLE_S).
+    Racks are judged at the lab's idle draw, as discover measures it."""
     from clusterctl.sim.bmc import (
         AC_CYCLE_COMPONENTS,
         AC_CYCLE_S,
@@ -125,7 +126,9 @@ def critical_path(inventory, idle_w: float, time_scale: float) -> dict[str, floa
         PUSH_VERIFY_S,
     )
     from clusterctl.sim.inventory import FIRMWARE
+    from clusterctl.sim.node import GPU_COUNT, GPU_IDLE_W
 
+    idle_w = 1400 + GPU_COUNT * GPU_IDLE_W
     start = {key: spec[2] for key, spec in COMPONENTS.items()}
     sim_key = {"iDRAC": "idrac", "BIOS": "bios", "ConnectX-7": "nic", "HGX-H100": "gpu", "PSU": "psu", "CPLD": "cpld"}
     behind = [sim_key[c] for c, v in FIRMWARE.items() if start[sim_key[c]] != v]
@@ -439,7 +442,6 @@ def main() -> int:
 
 def measure(work: Path, args: argparse.Namespace) -> int:
     from clusterctl.inventory import load_inventory
-    from clusterctl.sim.node import GPU_COUNT, GPU_IDLE_W
     from clusterctl.state.store import Store
 
     load = os.getloadavg()
@@ -462,8 +464,7 @@ def measure(work: Path, args: argparse.Namespace) -> int:
             ready = store.stage_summary().get("ready", {}).get("done", 0)
         finally:
             store.close()
-    idle_w = 1400 + GPU_COUNT * GPU_IDLE_W  # the lab's idle draw, as discover measures it
-    bound = critical_path(inventory, idle_w, args.time_scale)
+    bound = critical_path(inventory, args.time_scale)
     span = max(r.finished_at or r.started_at for r in runs) - min(r.started_at for r in runs)
     makespan = span * args.time_scale
     cpu = sum(c["cpu_s"] for c in controllers)

@@ -85,12 +85,11 @@ def provision_overhead(inventory_file: Path, row: dict[str, Any], time_scale: fl
     """Issue 18's provision goal (overhead over the critical path <= 5%), read from the stage's wall time
     (process start and inventory load included) against provision_scale.py's critical path."""
     from clusterctl.inventory import load_inventory
-    from clusterctl.sim.node import GPU_COUNT, GPU_IDLE_W
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from provision_scale import critical_path  # type: ignore[import-not-found]
 
-    bound = critical_path(load_inventory(inventory_file), 1400 + GPU_COUNT * GPU_IDLE_W, time_scale)["critical_path_s"]
+    bound = critical_path(load_inventory(inventory_file), time_scale)["critical_path_s"]
     return {"critical_path_sim_s": round(bound, 1),
             "overhead_pct": round(100 * (row["wall_s"] * time_scale / bound - 1), 1),
             "cpu_bound": row["cpu_s"] > bound / time_scale}
